@@ -1,0 +1,69 @@
+# seqd — plain Makefile. `make` builds ./seqd, `make test` runs the Criterion
+# suite (one binary), `make deps` installs the Debian packages it needs.
+CC ?= cc
+PKGS := libevent libevent_pthreads libxxhash
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g
+ifeq ($(SAN),1)
+CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+BUILD := build-san
+else
+BUILD := build
+endif
+
+DEPS_PKGS := build-essential pkg-config libevent-dev libxxhash-dev libcriterion-dev
+HAVE_PKGS := $(shell pkg-config --exists $(PKGS) criterion 2>/dev/null && echo yes)
+
+CFLAGS += $(CFLAGS_BASE) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+TEST_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
+
+LIB_SRC := $(wildcard net/*.c quorum/*.c storage/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(wildcard tests/*.c)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+BENCH_SRC := $(wildcard bench/*.c)
+BIN := seqd$(if $(filter 1,$(SAN)),-san,)
+TEST_BIN := $(BUILD)/seqd_tests
+
+.PHONY: all test deps check-deps bench-log clean
+
+all: check-deps $(BIN)
+
+check-deps:
+ifneq ($(HAVE_PKGS),yes)
+	@for p in libevent:libevent-dev libevent_pthreads:libevent-dev libxxhash:libxxhash-dev criterion:libcriterion-dev; do \
+	  pkg-config --exists $${p%%:*} 2>/dev/null || { echo "missing library $${p%%:*}: run 'make deps' (installs Debian package $${p##*:})" >&2; exit 1; }; done
+endif
+
+deps:
+	@if pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v cc >/dev/null; then \
+	  echo "deps: all present"; else \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEPS_PKGS); fi
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BIN): $(BUILD)/seqd.o $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(TEST_BIN): $(TEST_OBJ) $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TEST_LIBS)
+
+# The real-process tests find the server binary through SEQD_BIN.
+test: check-deps $(BIN) $(TEST_BIN)
+	SEQD_BIN=$(CURDIR)/$(BIN) $(TEST_BIN) $(TEST_ARGS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+bench-log: check-deps $(BUILD)/bench/bench_log
+	$(BUILD)/bench/bench_log $(BENCH_ARGS)
+
+clean:
+	rm -rf build build-san seqd seqd-san
+
+-include $(shell find build build-san -name '*.d' 2>/dev/null)

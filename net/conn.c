@@ -1,0 +1,246 @@
+/* net/conn.c — framed connection over a bufferevent (contract in conn.h). */
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "frame.h"
+
+struct conn {
+    struct bufferevent *bev;
+    conn_open_fn on_open;
+    conn_msg_fn on_msg;
+    conn_end_fn on_end;
+    void *arg;
+    int refs;
+    int peer;          /* member index after a hello, -1 for clients */
+    bool open;         /* connected and not closed */
+    bool ended;        /* on_end called */
+    bool failing;      /* MSG_ERROR queued: close once written */
+    char addr[64];
+    uint8_t scratch[SEQD_MAX_FRAME];
+};
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* Why a read high-water mark: a peer that floods us without reading gets
+ * TCP back-pressure instead of growing our input buffer; 4 frames is
+ * enough to keep pipelined requests flowing. */
+static void conn_setup(conn *c)
+{
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_READ, SEQD_HDR_LEN, 4 * SEQD_MAX_FRAME);
+    bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_LOW, 0);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static conn *conn_alloc(conn_open_fn on_open, conn_msg_fn on_msg, conn_end_fn on_end, void *arg)
+{
+    conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->on_open = on_open;
+    c->on_msg = on_msg;
+    c->on_end = on_end;
+    c->arg = arg;
+    c->refs = 1;
+    c->peer = -1;
+    return c;
+}
+
+static void conn_nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+static void conn_name(conn *c, const struct sockaddr *sa)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(c->addr, sizeof c->addr, "%s:%d", host, port);
+}
+
+conn *conn_accept(struct event_base *base, int fd, conn_msg_fn on_msg, conn_end_fn on_end, void *arg)
+{
+    conn *c = conn_alloc(NULL, on_msg, on_end, arg);
+    if (!c) {
+        evutil_closesocket(fd);
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+        conn_name(c, (struct sockaddr *)&ss);
+    evutil_make_socket_nonblocking(fd);
+    conn_nodelay(fd);
+    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        evutil_closesocket(fd);
+        free(c);
+        return NULL;
+    }
+    c->open = true;
+    conn_setup(c);
+    return c;
+}
+
+conn *conn_connect(struct event_base *base, const struct sockaddr *sa, int salen,
+                   conn_open_fn on_open, conn_msg_fn on_msg, conn_end_fn on_end, void *arg)
+{
+    conn *c = conn_alloc(on_open, on_msg, on_end, arg);
+    if (!c)
+        return NULL;
+    conn_name(c, sa);
+    c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        free(c);
+        return NULL;
+    }
+    conn_setup(c);
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)sa, salen) < 0) {
+        bufferevent_free(c->bev);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void conn_ref(conn *c) { c->refs++; }
+
+void conn_unref(conn *c)
+{
+    if (--c->refs == 0)
+        free(c);
+}
+
+bool conn_is_open(const conn *c) { return c->open; }
+void conn_set_peer(conn *c, int member) { c->peer = member; }
+int conn_peer(const conn *c) { return c->peer; }
+const char *conn_addr(const conn *c) { return c->addr; }
+
+/* Ends the connection exactly once: the socket goes at once, the memory
+ * when the last holder lets go. The caller's reference (the one taken at
+ * creation) is dropped here. */
+void conn_close(conn *c, const char *why)
+{
+    if (c->ended)
+        return;
+    c->ended = true;
+    c->open = false;
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    if (c->on_end)
+        c->on_end(c, c->arg, why);
+    conn_unref(c);
+}
+
+int conn_send(conn *c, const seqd_msg *m)
+{
+    if (!c->open || c->failing)
+        return -1;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (frame_encode(out, m) < 0)
+        return -1;
+    /* Back-pressure: stop reading requests while replies pile up. */
+    if (evbuffer_get_length(out) > CONN_OUT_HIGH)
+        bufferevent_disable(c->bev, EV_READ);
+    return 0;
+}
+
+void conn_fail(conn *c, int ferr, const char *text)
+{
+    if (!c->open || c->failing)
+        return;
+    seqd_msg m = {.type = MSG_ERROR, .reqid = 0};
+    m.u.err.code = (uint16_t)ferr;
+    m.u.err.text = text;
+    m.u.err.len = (uint16_t)strnlen(text, SEQD_TEXT_MAX);
+    frame_encode(bufferevent_get_output(c->bev), &m);
+    c->failing = true;
+    bufferevent_disable(c->bev, EV_READ);
+    /* Ask for a write callback once everything, the ERROR included, is out. */
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+}
+
+/* Decodes every whole frame that has arrived; stops at the first framing
+ * error (the rest of the stream cannot be trusted) or when the handler
+ * closed the connection. */
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    conn_ref(c);
+    while (c->open && !c->failing) {
+        seqd_msg m;
+        int rc = frame_decode(in, &m, c->scratch);
+        if (rc == FRAME_NEED_MORE)
+            break;
+        if (rc < 0) {
+            char text[96];
+            snprintf(text, sizeof text, "framing error: %s", frame_err_str(-rc));
+            conn_fail(c, -rc, text);
+            break;
+        }
+        c->on_msg(c, &m, c->arg);
+    }
+    conn_unref(c);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    conn *c = arg;
+    if (c->failing) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            conn_close(c, "closed after a framing error");
+        return;
+    }
+    if (c->open)
+        bufferevent_enable(bev, EV_READ);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    conn *c = arg;
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->open = true;
+        int fd = bufferevent_getfd(c->bev);
+        if (fd >= 0)
+            conn_nodelay(fd);
+        if (c->on_open)
+            c->on_open(c, c->arg);
+        return;
+    }
+    const char *why = "connection closed";
+    if (what & BEV_EVENT_ERROR) {
+        int e = EVUTIL_SOCKET_ERROR();
+        why = e ? strerror(e) : "connection error";
+    } else if (what & BEV_EVENT_EOF) {
+        why = "connection closed by peer";
+    }
+    conn_close(c, why);
+}

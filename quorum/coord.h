@@ -1,0 +1,46 @@
+/* quorum/coord.h — the coordinator of DESIGN.md §2: allocates ranges of a
+ * sequence by READ (or the value learned last round: the 1-RTT fast path)
+ * then ACCEPT to every member, committing with Q ACKs counted while the
+ * round is younger than R by env->now_us. Retries with h = the largest
+ * value seen and jittered backoff until the request's deadline.
+ *
+ * Requests for a sequence that arrive while its round is in flight are
+ * coalesced: the next round serves them all (split if the sum passes
+ * SEQD_COUNT_MAX) and slices the range in arrival order.
+ *
+ * Every submitted request ends exactly once through its done callback:
+ * err = 0 with [first, first+count), or an enum seqd_err (ERR_TIMEOUT at
+ * the deadline, ERR_EXHAUSTED, ERR_SHUTDOWN from coord_fail_all).
+ */
+#ifndef SEQD_COORD_H
+#define SEQD_COORD_H
+
+#include "env.h"
+
+typedef struct coord coord;
+
+typedef void (*coord_done_fn)(void *arg, int err, uint64_t first, uint32_t count);
+
+typedef struct coord_stats {
+    uint64_t fetches, ids, rounds, reads, nacks, conflicts, timeouts;
+} coord_stats;
+
+coord *coord_new(const q_env *env);
+void coord_free(coord *c);   /* fails every pending request with ERR_SHUTDOWN */
+
+/* name must be valid and count in 1..SEQD_COUNT_MAX (the caller checks).
+ * deadline_us is in env->now_us time. */
+void coord_submit(coord *c, const struct seqd_name *name, uint32_t count,
+                  uint64_t deadline_us, coord_done_fn done, void *arg);
+
+/* A reply (VALUE, ACK, NACK, REPLY_ERR) from member i to a request this
+ * coordinator sent. Unknown or late reqids are ignored. */
+void coord_on_reply(coord *c, int member, const seqd_msg *reply);
+
+void coord_fail_all(coord *c, int err);
+void coord_get_stats(const coord *c, coord_stats *s);
+
+/* Disables the fast path (every round reads first); for measurements. */
+void coord_set_fast_path(coord *c, bool on);
+
+#endif

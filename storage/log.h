@@ -1,0 +1,89 @@
+/* storage/log.h — the member's durable state: an append-only log of
+ * (name, value) records replayed into a table (storage/table.h).
+ *
+ * Contract:
+ * - log_append raises the value in the table at once (so READ may see it)
+ *   and queues a record; `done` is called later, from log_poll on the
+ *   caller's thread, with 0 once an fdatasync covering the record has
+ *   completed, or with an errno (ENOSPC, EIO, ...) if its write failed.
+ *   No `done(0)` ever precedes durability (with fsync "never", it follows
+ *   the write only; for benchmarks).
+ * - Group commit: a sync thread writes everything queued since its last
+ *   pass with one write and one fdatasync, then signals log_notify_fd; the
+ *   caller's event loop watches that fd and calls log_poll. The loop never
+ *   blocks on the disk.
+ * - A failed write fails that batch only; the log keeps going. A failed
+ *   fdatasync is fatal: the log enters the failed state, every pending
+ *   ticket fails with EIO, log_poll returns -EIO, and the caller must exit
+ *   (the kernel may have dropped the dirty pages).
+ * - Segments are preallocated and zero-filled so a sync is a data-only
+ *   flush. When a segment fills, the log switches segments: the new one
+ *   starts with the whole table as of that point and then receives every
+ *   later record; the old one is unlinked only after the new one and the
+ *   directory are durable. A crash at any step replays to the same values.
+ * - Replay (log_open): a torn or corrupt tail is truncated away; corruption
+ *   followed by a valid record is an error (log_open fails).
+ * Record format and file layout are documented at the top of log.c.
+ */
+#ifndef SEQD_LOG_H
+#define SEQD_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "table.h"
+
+typedef struct seqlog seqlog;
+
+typedef void (*log_done_fn)(void *arg, int err);
+
+typedef struct log_opts {
+    int fsync;                /* 1: fdatasync before done(0); 0: never */
+    size_t segment_bytes;     /* preallocated size of a segment; 0 = default (64 MiB) */
+} log_opts;
+
+/* Fault injection, for tests and the fault campaign. Counters are 1-based:
+ * write_fail_nth = 3 makes the 3rd write fail with write_errno; 0 = off.
+ * write_fail_count failures in a row from there (0 means 1). */
+typedef struct log_faults {
+    uint64_t write_fail_nth, write_fail_count;
+    int write_errno;          /* ENOSPC by default */
+    uint64_t fsync_fail_nth;  /* that fsync fails with EIO: fatal */
+    uint32_t sync_delay_us;   /* sleep before each fdatasync (slow disk) */
+    int crash_at;             /* tests: _exit(99) at compaction step N (1..) */
+} log_faults;
+
+typedef struct log_stats {
+    uint64_t appends, fsyncs, writes, bytes, compactions, write_errors;
+} log_stats;
+
+/* Opens (creating if needed) the log in dir and replays it into t.
+ * Returns NULL with a message in err on failure (corruption, I/O). */
+seqlog *log_open(const char *dir, const log_opts *o, table *t, char *err, size_t errlen);
+
+/* Makes everything appended durable, stops the sync thread, closes files.
+ * Pending tickets are completed (or failed) before it returns. */
+void log_close(seqlog *l);
+
+/* Raises name to value in the table and queues a record; see the contract.
+ * Returns 0, or -errno if the log has failed (done is then not called). */
+int log_append(seqlog *l, const char *name, uint8_t len, uint64_t value,
+               log_done_fn done, void *arg);
+
+/* Readable when tickets may have completed. */
+int log_notify_fd(const seqlog *l);
+
+/* Calls done for every completed ticket. Returns 0, or -EIO once an fsync
+ * has failed (fatal: the caller exits non-zero). */
+int log_poll(seqlog *l);
+
+/* Blocks until every ticket appended so far is complete (tests, shutdown). */
+int log_flush(seqlog *l);
+
+/* True if replay found at least one record. */
+int log_replayed_records(const seqlog *l);
+
+void log_set_faults(seqlog *l, const log_faults *f);
+void log_get_stats(const seqlog *l, log_stats *s);
+
+#endif
