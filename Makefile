@@ -26,7 +26,7 @@ BENCH_SRC := $(wildcard bench/*.c)
 BIN := seqd$(if $(filter 1,$(SAN)),-san,)
 TEST_BIN := $(BUILD)/seqd_tests
 
-.PHONY: all test deps check-deps bench-log clean
+.PHONY: all test deps check-deps bench-log demo clean
 
 all: check-deps $(BIN)
 
@@ -54,7 +54,7 @@ $(TEST_BIN): $(TEST_OBJ) $(LIB_OBJ)
 
 # The real-process tests find the server binary through SEQD_BIN.
 test: check-deps $(BIN) $(TEST_BIN)
-	SEQD_BIN=$(CURDIR)/$(BIN) $(TEST_BIN) $(TEST_ARGS)
+	SEQD_BIN=$(CURDIR)/$(BIN) LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(TEST_BIN) $(TEST_ARGS)
 
 $(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -62,6 +62,11 @@ $(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
 
 bench-log: check-deps $(BUILD)/bench/bench_log
 	$(BUILD)/bench/bench_log $(BENCH_ARGS)
+
+# The README's first command: set-up, build, a local three-member cluster.
+demo: deps
+	$(MAKE) all
+	scripts/cluster.sh demo
 
 clean:
 	rm -rf build build-san seqd seqd-san
