@@ -72,3 +72,13 @@ clean:
 	rm -rf build build-san seqd seqd-san
 
 -include $(shell find build build-san -name '*.d' 2>/dev/null)
+
+# ---- tools: standalone test programs, one per tests/tools/*.c (e.g. faultproxy) ----
+TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
+.PHONY: tools
+tools: check-deps $(TOOLS)
+
+$(BUILD)/tools/%: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS)
+# ---- end tools ----
