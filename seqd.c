@@ -203,6 +203,48 @@ static int member_set(const opts *o, char **members, int *n, int *self, char *er
     return 0;
 }
 
+/* Testing hook for the fault campaign: SEQD_TEST_FAULTS="key=value,..."
+ * with keys write_fail_nth, write_fail_count, write_errno (ENOSPC or EIO),
+ * fsync_fail_nth, sync_delay_us (storage/log.h). Never set in production. */
+static int apply_fault_hooks(seqlog *log, char *err, size_t errlen)
+{
+    const char *spec = getenv("SEQD_TEST_FAULTS");
+    if (!spec || !*spec)
+        return 0;
+    log_faults f = {.write_errno = ENOSPC};
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        uint64_t v = 0;
+        if (eq)
+            *eq = '\0';
+        if (eq && strcmp(kv, "write_errno") == 0 && (strcmp(eq + 1, "ENOSPC") == 0 || strcmp(eq + 1, "EIO") == 0)) {
+            f.write_errno = strcmp(eq + 1, "EIO") == 0 ? EIO : ENOSPC;
+            continue;
+        }
+        if (!eq || !parse_u64(eq + 1, UINT32_MAX, &v)) {
+            snprintf(err, errlen, "bad SEQD_TEST_FAULTS entry '%s'", kv);
+            return -1;
+        }
+        if (strcmp(kv, "write_fail_nth") == 0)
+            f.write_fail_nth = v;
+        else if (strcmp(kv, "write_fail_count") == 0)
+            f.write_fail_count = v;
+        else if (strcmp(kv, "fsync_fail_nth") == 0)
+            f.fsync_fail_nth = v;
+        else if (strcmp(kv, "sync_delay_us") == 0)
+            f.sync_delay_us = (uint32_t)v;
+        else {
+            snprintf(err, errlen, "unknown SEQD_TEST_FAULTS key '%s'", kv);
+            return -1;
+        }
+    }
+    log_set_faults(log, &f);
+    fprintf(stderr, "seqd: testing hook SEQD_TEST_FAULTS=%s is active\n", spec);
+    return 0;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     opts o = {.fsync = "always", .round_ms = 1000};
@@ -255,11 +297,14 @@ static int cmd_serve(int argc, char **argv)
         return EXIT_FAIL;
     }
 
+    if (apply_fault_hooks(log, err, sizeof err) < 0)
+        return usage_error(usage_serve, "%s", err);
     signal(SIGPIPE, SIG_IGN);
     struct event_base *base = event_base_new();
     server_config cfg = {.data_dir = o.data, .members = members, .n = n, .self = self,
                          .cluster_id = cluster_id, .members_joined = joined,
-                         .round_ms = (uint32_t)o.round_ms, .has_state = have == 1};
+                         .round_ms = (uint32_t)o.round_ms, .has_state = have == 1,
+                         .peer_route = getenv("SEQD_TEST_PEER_ROUTE")};
     running = base ? server_new(base, &cfg, log, t, err, sizeof err) : NULL;
     if (!running) {
         fprintf(stderr, "seqd: %s\n", base ? err : "cannot create the event loop");

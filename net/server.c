@@ -496,6 +496,25 @@ static int server_listen(server *s, char *err, size_t errlen)
     return 0;
 }
 
+/* Where to connect to reach member `addr`: itself, unless the peer-route
+ * testing hook sends that link through a proxy. */
+static const char *server_route(const server *s, const char *addr, char *buf, size_t buflen)
+{
+    const char *r = s->cfg.peer_route;
+    size_t alen = strlen(addr);
+    while (r && *r) {
+        const char *end = strchr(r, ',');
+        size_t len = end ? (size_t)(end - r) : strlen(r);
+        if (len > alen + 1 && r[alen] == '=' && memcmp(r, addr, alen) == 0 && len - alen - 1 < buflen) {
+            memcpy(buf, r + alen + 1, len - alen - 1);
+            buf[len - alen - 1] = '\0';
+            return buf;
+        }
+        r = end ? end + 1 : NULL;
+    }
+    return addr;
+}
+
 static int server_connect_peers(server *s, char *err, size_t errlen)
 {
     s->peers = calloc((size_t)s->cfg.n, sizeof *s->peers);
@@ -508,7 +527,11 @@ static int server_connect_peers(server *s, char *err, size_t errlen)
     for (int i = 0; i < s->cfg.n; i++) {
         if (i == s->cfg.self)
             continue;
-        s->peers[i] = peer_new(s->base, i, s->cfg.members[i], &hello, server_peer_reply,
+        char buf[SEQD_ADDR_MAX + 1];
+        const char *target = server_route(s, s->cfg.members[i], buf, sizeof buf);
+        if (target != s->cfg.members[i])
+            server_log(s, "testing hook: link to %s goes through %s", s->cfg.members[i], target);
+        s->peers[i] = peer_new(s->base, i, target, &hello, server_peer_reply,
                                server_peer_state, s, err, errlen);
         if (!s->peers[i])
             return -1;

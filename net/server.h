@@ -31,6 +31,9 @@ typedef struct server_config {
     const char *members_joined;  /* comma-joined, as in the identity */
     uint32_t round_ms;
     bool has_state;          /* the data directory was initialized */
+    /* Testing hook: "MEMBER=CONNECT,..." makes the link to MEMBER connect
+     * to CONNECT instead (a fault-injecting proxy); NULL for none. */
+    const char *peer_route;
 } server_config;
 
 /* Binds the port and starts recovery. NULL with a message on failure. */

@@ -42,9 +42,11 @@ typedef struct log_opts {
     size_t segment_bytes;     /* preallocated size of a segment; 0 = default (64 MiB) */
 } log_opts;
 
-/* Fault injection, for tests and the fault campaign. Counters are 1-based:
- * write_fail_nth = 3 makes the 3rd write fail with write_errno; 0 = off.
- * write_fail_count failures in a row from there (0 means 1). */
+/* Fault injection, for tests and the fault campaign. Counters are 1-based
+ * and count from the log_set_faults call (batch writes and data fsyncs, as
+ * in log_stats.writes / .fsyncs): write_fail_nth = 3 makes the 3rd write
+ * fail with write_errno; 0 = off. write_fail_count failures in a row from
+ * there (0 means 1). */
 typedef struct log_faults {
     uint64_t write_fail_nth, write_fail_count;
     int write_errno;          /* ENOSPC by default */
@@ -77,7 +79,9 @@ int log_notify_fd(const seqlog *l);
  * has failed (fatal: the caller exits non-zero). */
 int log_poll(seqlog *l);
 
-/* Blocks until every ticket appended so far is complete (tests, shutdown). */
+/* Blocks until every ticket appended so far is complete (tests, shutdown),
+ * then runs the done callbacks itself (via log_poll) and returns what
+ * log_poll returns. done callbacks may call log_append. */
 int log_flush(seqlog *l);
 
 /* True if replay found at least one record. */
