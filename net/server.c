@@ -50,6 +50,8 @@ struct server {
     coord *coord;
     recovery *rec;
     peer **peers;                 /* [n], NULL at self */
+    conn **conns;                 /* accepted connections still open */
+    size_t nconns, capconns;
     struct evconnlistener *listener;
     struct event *log_ev;         /* log_notify_fd readable */
     struct event *self_ev;        /* self queue non-empty */
@@ -382,11 +384,22 @@ static void server_on_msg(conn *c, const seqd_msg *m, void *arg)
     }
 }
 
+/* O(connections) per close; fine for the hundreds a member serves. */
+static void server_forget(server *s, conn *c)
+{
+    for (size_t i = 0; i < s->nconns; i++)
+        if (s->conns[i] == c) {
+            s->conns[i] = s->conns[--s->nconns];
+            return;
+        }
+}
+
 static void server_on_end(conn *c, void *arg, const char *why)
 {
     server *s = arg;
     if (conn_peer(c) >= 0 && !s->stopping)
         server_log(s, "peer link from %s closed: %s", s->cfg.members[conn_peer(c)], why);
+    server_forget(s, c);
 }
 
 static void server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -396,9 +409,22 @@ static void server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
     (void)sa;
     (void)salen;
     server *s = arg;
+    if (s->nconns == s->capconns) {
+        size_t cap = s->capconns ? s->capconns * 2 : 64;
+        conn **grown = realloc(s->conns, cap * sizeof *grown);
+        if (!grown) {
+            evutil_closesocket(fd);
+            return;
+        }
+        s->conns = grown;
+        s->capconns = cap;
+    }
     conn *c = conn_accept(s->base, fd, server_on_msg, server_on_end, s);
-    if (!c)
+    if (!c) {
         server_log(s, "could not set up an accepted connection: out of memory");
+        return;
+    }
+    s->conns[s->nconns++] = c;
 }
 
 /* ---- peers -------------------------------------------------------------- */
@@ -653,6 +679,9 @@ void server_free(server *s)
     for (int i = 0; s->peers && i < s->cfg.n; i++)
         peer_free(s->peers[i]);
     free(s->peers);
+    while (s->nconns)
+        conn_close(s->conns[s->nconns - 1], "shutting down");   /* on_end forgets it */
+    free(s->conns);
     while (s->self_head) {
         self_msg *next = s->self_head->next;
         free(s->self_head);

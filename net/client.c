@@ -1,0 +1,708 @@
+/* net/client.c — the seqd client library (contract: net/client.h).
+ *
+ * Blocking sockets driven by poll(): a `seqd fetch` process must start and
+ * finish in a few milliseconds, so there is no event loop to set up. Every
+ * socket is non-blocking and every wait is a poll() bounded by a deadline on
+ * CLOCK_MONOTONIC, so no call can outlive the timeout its caller gave.
+ *
+ * Connections are kept open across calls (a client used in a loop must not
+ * reconnect each time). A request that timed out may still be answered
+ * later on the same connection; replies are matched by reqid and anything
+ * else is dropped, so a stale range can never be mistaken for a new one.
+ */
+#include "client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frame.h"
+
+#define CLIENT_MAX_SERVERS 64
+/* The least an attempt gets when that much is left: below this a member
+ * that is merely slow (an fsync, a recovering peer) would always miss. */
+#define CLIENT_ATTEMPT_MIN_MS 200
+/* How long to wait past the budget sent to the member: it answers "timeout"
+ * at its deadline, and that answer is worth a few ms to receive. */
+#define CLIENT_REPLY_GRACE_MS 30
+/* Pause after a full pass over the list failed fast (refused, recovering),
+ * so that a cluster that is starting is not hammered in a tight loop. */
+#define CLIENT_PASS_PAUSE_MS 20
+#define CLIENT_PASS_PAUSE_MAX_MS 200
+#define CLIENT_WHY_MAX 160
+
+struct client_conn {
+    char addr[SEQD_ADDR_MAX + 1];   /* HOST:PORT as given, for messages */
+    char host[SEQD_ADDR_MAX + 1];
+    char port[8];
+    int fd;                         /* -1 while not connected */
+    uint8_t *rbuf;                  /* SEQD_MAX_FRAME bytes, allocated on connect */
+    size_t rlen;                    /* bytes received, not yet consumed */
+    char why[CLIENT_WHY_MAX];       /* this call's last failure, "" if none */
+};
+
+struct client {
+    int n;
+    int last;                       /* member that answered last: tried first */
+    uint64_t next_reqid;
+    uint8_t *buf;                   /* SEQD_MAX_FRAME: packing and replies */
+    struct client_conn *m;
+};
+
+/* Outcome of waiting for one reply. */
+enum { WAIT_OK = 0, WAIT_CONN = -1, WAIT_TIMEOUT = -2 };
+
+/* Milliseconds on the clock that does not jump, the only safe base for the
+ * deadlines this file computes. */
+static int64_t client_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Error lines are built with snprintf everywhere; one helper keeps the
+ * NULL/0 buffer case (callers that do not want text) in one place. */
+static void client_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* strerror() capitalizes; the error line reads as one sentence, so the
+ * reasons inside it are lower case ("connection refused"). */
+static void client_why_errno(struct client_conn *m, const char *what, int e)
+{
+    char buf[96], s[96];
+    snprintf(s, sizeof s, "%s", strerror_r(e, buf, sizeof buf));   /* GNU: returns the text */
+    if (s[0] >= 'A' && s[0] <= 'Z' && !(s[1] >= 'A' && s[1] <= 'Z'))
+        s[0] = (char)(s[0] - 'A' + 'a');
+    if (what != NULL)
+        snprintf(m->why, sizeof m->why, "%s: %s", what, s);
+    else
+        snprintf(m->why, sizeof m->why, "%s", s);
+}
+
+/* Splits one HOST:PORT (or [V6]:PORT) entry; the port must be numeric so
+ * that a typo is caught here and not as a DNS failure later. */
+static int client_parse_addr(struct client_conn *m, const char *s, size_t len,
+                             char *err, size_t errlen)
+{
+    if (len == 0 || len > SEQD_ADDR_MAX) {
+        client_seterr(err, errlen, "bad server address '%.*s': expected HOST:PORT",
+                      (int)(len > 64 ? 64 : len), s);
+        return -1;
+    }
+    memcpy(m->addr, s, len);
+    m->addr[len] = '\0';
+    const char *colon = strrchr(m->addr, ':');
+    if (colon == NULL || colon == m->addr || colon[1] == '\0') {
+        client_seterr(err, errlen, "bad server address '%s': expected HOST:PORT", m->addr);
+        return -1;
+    }
+    const char *h = m->addr;
+    size_t hlen = (size_t)(colon - m->addr);
+    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    memcpy(m->host, h, hlen);
+    m->host[hlen] = '\0';
+    char *end = NULL;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || port < 1 || port > 65535 || hlen == 0) {
+        client_seterr(err, errlen, "bad server address '%s': expected HOST:PORT", m->addr);
+        return -1;
+    }
+    snprintf(m->port, sizeof m->port, "%ld", port);
+    return 0;
+}
+
+/* Splits the comma-separated list, tolerating spaces around entries since
+ * lists are often pasted from shell variables. */
+client *client_new(const char *servers, char *err, size_t errlen)
+{
+    if (servers == NULL || servers[0] == '\0') {
+        client_seterr(err, errlen, "no servers given (use --servers or SEQD_SERVERS)");
+        return NULL;
+    }
+    client *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        client_seterr(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->m = calloc(CLIENT_MAX_SERVERS, sizeof *c->m);
+    c->buf = malloc(SEQD_MAX_FRAME);
+    if (c->m == NULL || c->buf == NULL) {
+        client_seterr(err, errlen, "out of memory");
+        client_free(c);
+        return NULL;
+    }
+    c->next_reqid = 1;
+    const char *p = servers;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *q = p;
+        while (*q != '\0' && *q != ',')
+            q++;
+        const char *e = q;
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (c->n == CLIENT_MAX_SERVERS) {
+            client_seterr(err, errlen, "too many servers (at most %d)", CLIENT_MAX_SERVERS);
+            client_free(c);
+            return NULL;
+        }
+        struct client_conn *m = &c->m[c->n];
+        m->fd = -1;
+        if (client_parse_addr(m, p, (size_t)(e - p), err, errlen) != 0) {
+            client_free(c);
+            return NULL;
+        }
+        c->n++;
+        if (*q == '\0')
+            break;
+        p = q + 1;
+    }
+    return c;
+}
+
+/* Forgets a connection after any error: its byte stream can no longer be
+ * trusted to be at a frame boundary. */
+static void client_conn_close(struct client_conn *m)
+{
+    if (m->fd >= 0)
+        close(m->fd);
+    m->fd = -1;
+    m->rlen = 0;
+}
+
+void client_free(client *c)
+{
+    if (c == NULL)
+        return;
+    if (c->m != NULL) {
+        for (int i = 0; i < c->n; i++) {
+            client_conn_close(&c->m[i]);
+            free(c->m[i].rbuf);
+        }
+    }
+    free(c->m);
+    free(c->buf);
+    free(c);
+}
+
+int client_nservers(const client *c)
+{
+    return c->n;
+}
+
+const char *client_server(const client *c, int i)
+{
+    return (i >= 0 && i < c->n) ? c->m[i].addr : NULL;
+}
+
+/* Waits for one poll event on fd until the deadline; the loop absorbs
+ * EINTR so that a signal handler in the caller's program cannot shorten a
+ * wait. Returns 1 ready, 0 deadline passed, -1 poll error. */
+static int client_poll(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - client_now_ms();
+        if (left < 0)
+            left = 0;
+        struct pollfd pfd = { .fd = fd, .events = events };
+        int r = poll(&pfd, 1, (int)left);
+        if (r > 0)
+            return 1;
+        if (r == 0)
+            return 0;
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
+/* Connects one resolved address: non-blocking connect + poll, because a
+ * member whose host is down would otherwise hold the caller for the
+ * kernel's connect timeout (minutes). Returns the fd or -1 with why set. */
+static int client_connect_one(struct client_conn *m, const struct addrinfo *ai,
+                              int64_t deadline)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+    if (fd < 0) {
+        client_why_errno(m, "socket", errno);
+        return -1;
+    }
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        if (errno != EINPROGRESS) {
+            client_why_errno(m, NULL, errno);
+            close(fd);
+            return -1;
+        }
+        int pr = client_poll(fd, POLLOUT, deadline);
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        if (pr > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
+            soerr = errno;
+        if (pr <= 0 || soerr != 0) {
+            if (pr == 0)
+                snprintf(m->why, sizeof m->why, "connect timed out");
+            else
+                client_why_errno(m, pr < 0 ? "poll" : NULL, pr < 0 ? errno : soerr);
+            close(fd);
+            return -1;
+        }
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+/* Tries every address the name resolves to ("localhost" may give ::1
+ * first while the member listens on 127.0.0.1). */
+static int client_connect(struct client_conn *m, int64_t deadline)
+{
+    if (m->rbuf == NULL) {
+        m->rbuf = malloc(SEQD_MAX_FRAME);
+        if (m->rbuf == NULL) {
+            snprintf(m->why, sizeof m->why, "out of memory");
+            return -1;
+        }
+    }
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(m->host, m->port, &hints, &res);
+    if (gai != 0) {
+        snprintf(m->why, sizeof m->why, "cannot resolve: %s", gai_strerror(gai));
+        return -1;
+    }
+    int fd = -1;
+    for (const struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+        if (client_now_ms() >= deadline && ai != res)
+            break;
+        fd = client_connect_one(m, ai, deadline);
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        return -1;
+    m->fd = fd;
+    m->rlen = 0;
+    return 0;
+}
+
+/* Size of the frame at the head of rbuf, or 0 if its length prefix has not
+ * arrived yet. */
+static size_t client_head_size(const struct client_conn *m)
+{
+    if (m->rlen < 4)
+        return 0;
+    const uint8_t *b = m->rbuf;
+    uint32_t len = ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) |
+                   ((uint32_t)b[2] << 8) | b[3];
+    return 4u + (size_t)len;
+}
+
+/* Removes the first `size` bytes of rbuf (one frame). */
+static void client_consume(struct client_conn *m, size_t size)
+{
+    memmove(m->rbuf, m->rbuf + size, m->rlen - size);
+    m->rlen -= size;
+}
+
+/* One recv() without waiting. Returns 1 if bytes arrived, 0 if none are
+ * there now (or rbuf is full), -1 with why set when the member closed the
+ * connection or it failed. One call reads once, so that a reply followed by
+ * the member's close is parsed before the close is noticed. */
+static int client_recv_some(struct client_conn *m)
+{
+    for (;;) {
+        if (m->rlen == SEQD_MAX_FRAME)
+            return 0;
+        ssize_t r = recv(m->fd, m->rbuf + m->rlen, SEQD_MAX_FRAME - m->rlen, 0);
+        if (r > 0) {
+            m->rlen += (size_t)r;
+            return 1;
+        }
+        if (r == 0) {
+            snprintf(m->why, sizeof m->why, "connection closed by member");
+            return -1;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        client_why_errno(m, NULL, errno);
+        return -1;
+    }
+}
+
+/* Before a reused connection carries a new request, whatever it holds is an
+ * answer to an earlier request that timed out: drop it. A connection the
+ * member closed meanwhile (it restarted) is noticed here, before sending,
+ * so the request goes on a fresh connection instead of failing. */
+static void client_drop_stale(struct client_conn *m)
+{
+    while (m->fd >= 0) {
+        int r = client_recv_some(m);
+        if (r < 0) {
+            client_conn_close(m);
+            return;
+        }
+        for (;;) {
+            size_t size = client_head_size(m);
+            if (size > SEQD_MAX_FRAME) {
+                client_conn_close(m);
+                return;
+            }
+            if (size == 0 || m->rlen < size)
+                break;
+            client_consume(m, size);
+        }
+        if (r == 0)
+            return;
+    }
+}
+
+/* Writes a whole frame; partial writes only happen when the socket buffer
+ * is full, which poll waits out within the deadline. */
+static int client_send_all(struct client_conn *m, const uint8_t *buf, size_t len,
+                           int64_t deadline)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t r = send(m->fd, buf + off, len - off, MSG_NOSIGNAL);
+        if (r > 0) {
+            off += (size_t)r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int pr = client_poll(m->fd, POLLOUT, deadline);
+            if (pr == 0) {
+                snprintf(m->why, sizeof m->why, "send timed out");
+                return -1;
+            }
+            if (pr < 0) {
+                client_why_errno(m, "poll", errno);
+                return -1;
+            }
+            continue;
+        }
+        client_why_errno(m, NULL, r < 0 ? errno : EPIPE);
+        return -1;
+    }
+    return 0;
+}
+
+/* Waits for the frame answering `reqid` (or an MSG_ERROR, which ends the
+ * connection whatever it answers), copies it to dst and parses it there, so
+ * that the pointers in *out live as long as dst. Frames for other reqids
+ * are stale answers and are dropped. */
+static int client_wait_reply(struct client_conn *m, uint64_t reqid, int64_t deadline,
+                             seqd_msg *out, uint8_t *dst)
+{
+    for (;;) {
+        size_t size = client_head_size(m);
+        if (size > SEQD_MAX_FRAME) {
+            snprintf(m->why, sizeof m->why, "protocol error: frame of %zu bytes", size);
+            client_conn_close(m);
+            return WAIT_CONN;
+        }
+        if (size != 0 && m->rlen >= size) {
+            seqd_msg msg;
+            int rc = frame_parse(m->rbuf, size, &msg);
+            if (rc != FRAME_OK) {
+                snprintf(m->why, sizeof m->why, "protocol error: %s",
+                         rc < 0 ? frame_err_str(-rc) : "truncated frame");
+                client_conn_close(m);
+                return WAIT_CONN;
+            }
+            if (msg.reqid == reqid || msg.type == MSG_ERROR) {
+                memcpy(dst, m->rbuf, size);
+                client_consume(m, size);
+                (void)frame_parse(dst, size, out);
+                return WAIT_OK;
+            }
+            client_consume(m, size);
+            continue;
+        }
+        int pr = client_poll(m->fd, POLLIN, deadline);
+        if (pr == 0) {
+            snprintf(m->why, sizeof m->why, "no reply");
+            return WAIT_TIMEOUT;
+        }
+        if (pr < 0) {
+            client_why_errno(m, "poll", errno);
+            client_conn_close(m);
+            return WAIT_CONN;
+        }
+        if (client_recv_some(m) < 0) {
+            client_conn_close(m);
+            return WAIT_CONN;
+        }
+    }
+}
+
+/* One request/reply exchange with member i: connects if needed, sends, and
+ * waits until `deadline`. A reused connection that turns out dead is
+ * reopened once, since its failure says nothing about the member. */
+static int client_exchange(client *c, int i, seqd_msg *req, int64_t deadline,
+                           seqd_msg *reply, uint8_t *dst)
+{
+    struct client_conn *m = &c->m[i];
+    size_t len = frame_pack(req, c->buf);
+    if (len == 0) {
+        snprintf(m->why, sizeof m->why, "request does not fit in a frame");
+        return WAIT_CONN;
+    }
+    client_drop_stale(m);
+    for (int tries = 0;; tries++) {
+        bool reused = m->fd >= 0;
+        if (!reused && client_connect(m, deadline) != 0)
+            return WAIT_CONN;
+        if (client_send_all(m, c->buf, len, deadline) != 0) {
+            client_conn_close(m);
+            if (reused && tries == 0)
+                continue;
+            return WAIT_CONN;
+        }
+        int r = client_wait_reply(m, req->reqid, deadline, reply, dst);
+        if (r == WAIT_CONN && reused && tries == 0 && client_now_ms() < deadline)
+            continue;
+        return r;
+    }
+}
+
+/* What an error reply means for a fetch: try another member, or stop. */
+enum { VERDICT_NEXT, VERDICT_USAGE, VERDICT_FAIL };
+
+/* Short words for the error line; the member's own text is kept only where
+ * it carries something the code does not (the storage error's errno). */
+static int client_judge_err(struct client_conn *m, const seqd_msg *r)
+{
+    uint16_t code = r->u.err.code;
+    int tl = r->u.err.len > 100 ? 100 : r->u.err.len;
+    switch (code) {
+    case ERR_RECOVERING:
+        snprintf(m->why, sizeof m->why, "recovering");
+        return VERDICT_NEXT;
+    case ERR_TIMEOUT:
+        snprintf(m->why, sizeof m->why, "no quorum in time");
+        return VERDICT_NEXT;
+    case ERR_SHUTDOWN:
+        snprintf(m->why, sizeof m->why, "shutting down");
+        return VERDICT_NEXT;
+    case ERR_STORAGE:
+        snprintf(m->why, sizeof m->why, "storage error%s%.*s", tl ? ": " : "", tl, r->u.err.text);
+        return VERDICT_NEXT;
+    case ERR_BAD_NAME:
+    case ERR_BAD_COUNT:
+        return VERDICT_USAGE;
+    case ERR_EXHAUSTED:
+        return VERDICT_FAIL;
+    default:
+        snprintf(m->why, sizeof m->why, "error %s%s%.*s", seqd_err_str(code),
+                 tl ? ": " : "", tl, r->u.err.text);
+        return VERDICT_NEXT;
+    }
+}
+
+/* How long attempt k may take out of what is left: half of it, but at
+ * least CLIENT_ATTEMPT_MIN_MS when that much is left, so one hung member
+ * cannot eat the whole deadline and a slow one still has a chance. */
+static int64_t client_attempt_budget(int64_t left)
+{
+    int64_t b = left / 2;
+    int64_t floor = left < CLIENT_ATTEMPT_MIN_MS ? left : CLIENT_ATTEMPT_MIN_MS;
+    return b > floor ? b : floor;
+}
+
+/* Builds the one-line failure message from each member's last reason. */
+static void client_fail_line(client *c, const char *name, uint32_t timeout_ms,
+                             char *err, size_t errlen)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    int off = snprintf(err, errlen, "no member could serve '%s' within %u ms", name, timeout_ms);
+    const char *sep = ": ";
+    for (int i = 0; i < c->n && off >= 0 && (size_t)off < errlen; i++) {
+        if (c->m[i].why[0] == '\0')
+            continue;
+        off += snprintf(err + off, errlen - (size_t)off, "%s%s: %s", sep, c->m[i].addr,
+                        c->m[i].why);
+        sep = "; ";
+    }
+}
+
+int client_fetch(client *c, const char *name, uint32_t count, uint32_t timeout_ms,
+                 uint64_t *first, char *err, size_t errlen)
+{
+    size_t nlen = name != NULL ? strlen(name) : 0;
+    if (name == NULL || !seqd_name_valid(name, nlen)) {
+        client_seterr(err, errlen,
+                      "bad sequence name '%.*s': use 1 to %u characters of [A-Za-z0-9._-]",
+                      (int)(nlen > 140 ? 140 : nlen), name ? name : "", SEQD_NAME_MAX);
+        return CLIENT_EUSAGE;
+    }
+    if (!seqd_count_valid(count)) {
+        client_seterr(err, errlen, "bad count %u: must be 1 to %u", count, SEQD_COUNT_MAX);
+        return CLIENT_EUSAGE;
+    }
+    for (int i = 0; i < c->n; i++)
+        c->m[i].why[0] = '\0';
+    int64_t deadline = client_now_ms() + timeout_ms;
+    int start = c->last;
+    int64_t pause = CLIENT_PASS_PAUSE_MS;
+    for (int k = 0;; k++) {
+        if (k > 0 && k % c->n == 0) {
+            /* A whole pass failed: wait a little before the next one. */
+            int64_t left = deadline - client_now_ms();
+            if (left <= 0)
+                break;
+            int64_t p = pause < left ? pause : left;
+            struct timespec ts = { .tv_sec = p / 1000, .tv_nsec = (p % 1000) * 1000000 };
+            nanosleep(&ts, NULL);
+            pause = pause * 2 > CLIENT_PASS_PAUSE_MAX_MS ? CLIENT_PASS_PAUSE_MAX_MS : pause * 2;
+        }
+        int64_t now = client_now_ms();
+        int64_t left = deadline - now;
+        if (left <= 0)
+            break;
+        int i = (start + k) % c->n;
+        struct client_conn *m = &c->m[i];
+        /* The grace comes off the top, so that even the last attempt's
+         * "timeout" answer arrives before the caller's deadline. */
+        int64_t usable = left > 2 * CLIENT_REPLY_GRACE_MS ? left - CLIENT_REPLY_GRACE_MS : left;
+        int64_t budget = client_attempt_budget(usable);
+        int64_t wait_until = now + budget + CLIENT_REPLY_GRACE_MS;
+        if (wait_until > deadline)
+            wait_until = deadline;
+        seqd_msg req = { .type = MSG_FETCH, .reqid = c->next_reqid++ };
+        req.u.fetch.timeout_ms = (uint32_t)(budget > 0 ? budget : 1);
+        req.u.fetch.count = count;
+        seqd_name_set(&req.u.fetch.name, name, nlen);
+        seqd_msg rep;
+        int r = client_exchange(c, i, &req, wait_until, &rep, c->buf);
+        if (r != WAIT_OK)
+            continue;
+        if (rep.type == MSG_RANGE) {
+            if (rep.u.range.count != count || rep.u.range.first == 0 ||
+                rep.u.range.first - 1 > UINT64_MAX - count) {
+                snprintf(m->why, sizeof m->why, "protocol error: range of %u IDs at %llu for %u",
+                         rep.u.range.count, (unsigned long long)rep.u.range.first, count);
+                client_conn_close(m);
+                continue;
+            }
+            *first = rep.u.range.first;
+            c->last = i;
+            return CLIENT_OK;
+        }
+        if (rep.type == MSG_REPLY_ERR) {
+            int v = client_judge_err(m, &rep);
+            int tl = rep.u.err.len > 200 ? 200 : rep.u.err.len;
+            if (v == VERDICT_USAGE) {
+                client_seterr(err, errlen, "%s refused the request: %s%s%.*s", m->addr,
+                              seqd_err_str(rep.u.err.code), tl ? ": " : "", tl, rep.u.err.text);
+                return CLIENT_EUSAGE;
+            }
+            if (v == VERDICT_FAIL) {
+                client_seterr(err, errlen,
+                              "sequence '%s' is exhausted: %u more IDs would pass 2^64-1",
+                              name, count);
+                return CLIENT_EFAIL;
+            }
+            continue;
+        }
+        if (rep.type == MSG_ERROR) {
+            int tl = rep.u.err.len > 100 ? 100 : rep.u.err.len;
+            snprintf(m->why, sizeof m->why, "protocol error: %s%s%.*s",
+                     frame_err_str(rep.u.err.code), tl ? ": " : "", tl, rep.u.err.text);
+        } else {
+            snprintf(m->why, sizeof m->why, "protocol error: unexpected %s",
+                     msg_type_str(rep.type));
+        }
+        client_conn_close(m);
+    }
+    client_fail_line(c, name, timeout_ms, err, errlen);
+    return CLIENT_EFAIL;
+}
+
+int client_status(client *c, int i, uint32_t timeout_ms, struct seqd_status *st,
+                  char *err, size_t errlen)
+{
+    if (i < 0 || i >= c->n) {
+        client_seterr(err, errlen, "no member %d", i);
+        return CLIENT_EFAIL;
+    }
+    struct client_conn *m = &c->m[i];
+    m->why[0] = '\0';
+    seqd_msg req = { .type = MSG_STATUS, .reqid = c->next_reqid++ };
+    seqd_msg rep;
+    int r = client_exchange(c, i, &req, client_now_ms() + timeout_ms, &rep, c->buf);
+    if (r != WAIT_OK) {
+        client_seterr(err, errlen, "%s", m->why);
+        return CLIENT_EFAIL;
+    }
+    if (rep.type == MSG_STATUS_REPLY) {
+        *st = rep.u.status;
+        return CLIENT_OK;
+    }
+    int tl = rep.u.err.len > 200 ? 200 : rep.u.err.len;
+    if (rep.type == MSG_REPLY_ERR) {
+        client_seterr(err, errlen, "%s%s%.*s", seqd_err_str(rep.u.err.code), tl ? ": " : "",
+                      tl, rep.u.err.text);
+    } else if (rep.type == MSG_ERROR) {
+        client_seterr(err, errlen, "protocol error: %s%s%.*s", frame_err_str(rep.u.err.code),
+                      tl ? ": " : "", tl, rep.u.err.text);
+        client_conn_close(m);
+    } else {
+        client_seterr(err, errlen, "protocol error: unexpected %s", msg_type_str(rep.type));
+        client_conn_close(m);
+    }
+    return CLIENT_EFAIL;
+}
+
+/* Tests send what a client should not; the reqid is the caller's unless it
+ * left it 0, and a framing error's MSG_ERROR is returned like any reply
+ * (the connection is then closed, as the member closes it too). */
+int client_raw(client *c, int i, const seqd_msg *req, seqd_msg *reply,
+               uint8_t *scratch, uint32_t timeout_ms, char *err, size_t errlen)
+{
+    if (i < 0 || i >= c->n) {
+        client_seterr(err, errlen, "no member %d", i);
+        return CLIENT_EFAIL;
+    }
+    struct client_conn *m = &c->m[i];
+    m->why[0] = '\0';
+    seqd_msg copy = *req;
+    if (copy.reqid == 0)
+        copy.reqid = c->next_reqid++;
+    int r = client_exchange(c, i, &copy, client_now_ms() + timeout_ms, reply, scratch);
+    if (r != WAIT_OK) {
+        client_seterr(err, errlen, "%s", m->why);
+        return CLIENT_EFAIL;
+    }
+    if (reply->type == MSG_ERROR)
+        client_conn_close(m);
+    return CLIENT_OK;
+}
