@@ -19,6 +19,8 @@ typedef struct acceptor acceptor;
 enum acc_rule { ACC_RULE_SAFE = 0, ACC_RULE_RRSEQ = 1 };
 
 acceptor *acc_new(const q_store *store);
+/* ACCEPTs still waiting for durability are dropped without a reply: close
+ * (or flush) the log first, the store must not call back afterwards. */
 void acc_free(acceptor *a);
 
 void acc_set_ready(acceptor *a, bool ready);       /* starts not ready */

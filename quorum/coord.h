@@ -29,7 +29,10 @@ coord *coord_new(const q_env *env);
 void coord_free(coord *c);   /* fails every pending request with ERR_SHUTDOWN */
 
 /* name must be valid and count in 1..SEQD_COUNT_MAX (the caller checks).
- * deadline_us is in env->now_us time. */
+ * deadline_us is in env->now_us time. done is never called from inside
+ * coord_submit (the round starts from a 0 timer, which also lets requests
+ * submitted in one loop turn share it); done may call coord_submit, but
+ * not coord_fail_all or coord_free. */
 void coord_submit(coord *c, const struct seqd_name *name, uint32_t count,
                   uint64_t deadline_us, coord_done_fn done, void *arg);
 
@@ -42,5 +45,8 @@ void coord_get_stats(const coord *c, coord_stats *s);
 
 /* Disables the fast path (every round reads first); for measurements. */
 void coord_set_fast_path(coord *c, bool on);
+
+/* Disables coalescing (one request per round); for measurements. */
+void coord_set_coalescing(coord *c, bool on);
 
 #endif

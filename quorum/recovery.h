@@ -13,7 +13,13 @@
  *   ask: done at once.
  * Members that do not answer are asked again every R until enough did.
  * `done` is called once, with new_cluster = true for the initialization
- * case; the caller then records the identity and starts serving.
+ * case; the caller then records the identity and starts serving. done may
+ * call recovery_free. It is never called from inside recovery_start (N = 1
+ * finishes from a 0 timer). has_state must mean "initialized" (the identity
+ * exists, written only after a completed recovery), not "the log replayed
+ * records": a wiped member that crashed halfway through its recovery has
+ * records but must still not count for others. Free only once the store
+ * will not call back (the raises' done points at the recovery).
  */
 #ifndef SEQD_RECOVERY_H
 #define SEQD_RECOVERY_H
@@ -33,5 +39,10 @@ void recovery_on_reply(recovery *r, int member, const seqd_msg *reply);
 
 /* For logs: members that have answered with state so far. */
 int recovery_members_read(const recovery *r);
+
+/* Test-only: read the others first and wait 2R afterwards, the order that
+ * DESIGN.md §3 forbids, so the simulator can show its checker catches it.
+ * Call right after recovery_start. */
+void recovery_set_unsafe_read_first(recovery *r, bool on);
 
 #endif

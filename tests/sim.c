@@ -1,0 +1,1226 @@
+/* tests/sim.c — the deterministic simulator; see sim.h.
+ *
+ * Everything happens in events popped from one priority queue ordered by
+ * (virtual time, creation order), and every random choice comes from one
+ * splitmix64 stream seeded by cfg->seed: the same seed replays the same run.
+ * The quorum modules are the real ones; only the world around them is
+ * simulated, through q_env (send, clock, timers, random) and q_store.
+ */
+#include "sim.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../quorum/coord.h"
+#include "../quorum/qmap.h"
+#include "../quorum/recovery.h"
+
+#define SIM_NET_MIN_US 50u
+#define SIM_NET_MAX_US 2000u
+#define SIM_SYNC_MIN_US 50u
+#define SIM_SYNC_MAX_US 500u
+#define SIM_LATE_SLACK_US 1000u     /* a request may end this much after its deadline */
+#define SIM_GIVEUP_GRACE_US 5000u   /* a client waits this long past its deadline */
+#define SIM_PROBE_DEADLINE_US 1000000u
+#define SIM_QUIESCE_LIMIT_US 20000000u
+
+static const uint32_t sim_counts[] = {1, 7, 100, 1000};
+
+enum sim_ev_kind {
+    EV_MSG,          /* member -> member message */
+    EV_TIMER,        /* a q_env timer */
+    EV_FSYNC,        /* a member's disk makes its next raises durable */
+    EV_FETCH,        /* client -> member fetch */
+    EV_FETCH_REPLY,  /* member -> client answer */
+    EV_CLIENT,       /* a client invokes its next fetch */
+    EV_GIVEUP,       /* a client stops waiting for a fetch */
+    EV_FAULT,        /* the nemesis strikes */
+    EV_START,        /* a member (re)starts */
+    EV_WIPE,         /* a targeted amnesia, right after an ACK */
+    EV_PROBE         /* final liveness probe */
+};
+
+typedef struct sim_ev {
+    uint64_t t, id;
+    enum sim_ev_kind kind;
+    int member, from;
+    uint32_t inc, from_inc;     /* incarnations when it was created */
+    seqd_msg msg;
+    uint8_t *buf;               /* owned copy of msg's variable part */
+    void *ptr;
+    size_t op;
+    int err;
+    uint64_t first;
+    bool dropped;               /* lost after all (targeted loss) */
+} sim_ev;
+
+typedef struct sim_raise {
+    struct sim_raise *next;
+    struct seqd_name name;
+    uint64_t value, due;
+    q_done_fn done;
+    void *arg;
+    int err;
+} sim_raise;
+
+typedef struct sim_rec {
+    struct seqd_name name;
+    uint64_t value;
+} sim_rec;
+
+typedef struct sim_cookie {
+    struct sim_cookie *prev, *next;
+    struct sim_member *m;
+    int to;
+    uint32_t to_inc;
+    struct seqd_name name;      /* of an ACCEPT, for the targeted nemesis */
+} sim_cookie;
+
+typedef struct sim_timer {
+    struct sim_member *m;
+    uint32_t inc;
+    q_timer_fn fn;
+    void *arg;
+    bool stopped;
+} sim_timer;
+
+typedef struct sim_member {
+    struct sim *s;
+    int idx;
+    bool up, ready, lacking, dying;
+    uint32_t inc;               /* bumps at every crash */
+    uint64_t stall_until, last_stall_end;
+    /* disk: survives crashes, not wipes */
+    bool initialized;
+    qmap *disk;
+    sim_rec *log;               /* durable records in order, for roll-backs */
+    size_t nlog, caplog;
+    /* process */
+    qmap *mem;
+    sim_raise *rq_head, *rq_tail;
+    uint64_t last_due;
+    uint32_t store_gen;
+    q_env env;
+    q_store store;
+    acceptor *acc;
+    coord *coord;
+    recovery *rec;
+    sim_cookie *cookies;
+} sim_member;
+
+typedef struct sim_op {
+    int client, member, name;
+    uint32_t count;
+    uint64_t invoke, deadline;
+    bool probe, submitted, coord_done, client_done, gave_up;
+    int coord_err, client_err;
+    uint64_t coord_first, coord_t, stall_end_at_done, client_first, client_t;
+} sim_op;
+
+typedef struct sim_fetch_ctx {
+    struct sim *s;
+    size_t op;
+} sim_fetch_ctx;
+
+typedef struct sim {
+    sim_cfg cfg;
+    sim_result *res;
+    uint64_t rng, now, next_id, probe_at;
+    sim_ev **heap;
+    size_t nheap, capheap;
+    sim_member m[SEQD_MAX_MEMBERS];
+    sim_op *ops;
+    size_t nops, capops;
+    struct seqd_name *names;
+    int armed;                  /* wipes_only: member to wipe after its next ACK, or -1 */
+} sim;
+
+/* ---- randomness and violations ----------------------------------------- */
+
+static uint64_t sim_rand(sim *s)
+{
+    uint64_t z = (s->rng += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+static uint64_t sim_between(sim *s, uint64_t lo, uint64_t hi)
+{
+    return lo + sim_rand(s) % (hi - lo + 1);
+}
+
+static bool sim_chance_ppm(sim *s, uint32_t ppm)
+{
+    return ppm && sim_rand(s) % 1000000u < ppm;
+}
+
+static void sim_fail(sim *s, const char *fmt, ...)
+{
+    sim_result *r = s->res;
+    if (r->violations++ == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->error, sizeof r->error, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* ---- the event queue ---------------------------------------------------- */
+
+static bool ev_before(const sim_ev *a, const sim_ev *b)
+{
+    return a->t < b->t || (a->t == b->t && a->id < b->id);
+}
+
+static void heap_push(sim *s, sim_ev *e)
+{
+    if (s->nheap == s->capheap) {
+        s->capheap = s->capheap ? s->capheap * 2 : 256;
+        s->heap = realloc(s->heap, s->capheap * sizeof *s->heap);
+        if (!s->heap)
+            abort();
+    }
+    e->id = s->next_id++;
+    size_t i = s->nheap++;
+    while (i > 0 && ev_before(e, s->heap[(i - 1) / 2])) {
+        s->heap[i] = s->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    s->heap[i] = e;
+}
+
+static sim_ev *heap_pop(sim *s)
+{
+    if (!s->nheap)
+        return NULL;
+    sim_ev *top = s->heap[0], *last = s->heap[--s->nheap];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= s->nheap)
+            break;
+        if (c + 1 < s->nheap && ev_before(s->heap[c + 1], s->heap[c]))
+            c++;
+        if (!ev_before(s->heap[c], last))
+            break;
+        s->heap[i] = s->heap[c];
+        i = c;
+    }
+    if (s->nheap)
+        s->heap[i] = last;
+    return top;
+}
+
+static sim_ev *ev_new(sim *s, enum sim_ev_kind kind, uint64_t after_us)
+{
+    sim_ev *e = q_xcalloc(1, sizeof *e);
+    e->kind = kind;
+    e->t = s->now + after_us;
+    e->member = -1;
+    return e;
+}
+
+static void ev_free(sim_ev *e)
+{
+    if (e->kind == EV_TIMER)
+        free(e->ptr);
+    free(e->buf);
+    free(e);
+}
+
+static uint64_t sim_net_delay(sim *s) { return sim_between(s, SIM_NET_MIN_US, SIM_NET_MAX_US); }
+
+/* ---- network ------------------------------------------------------------ */
+
+static bool msg_is_round_traffic(const seqd_msg *m)
+{
+    switch (m->type) {
+    case MSG_READ: case MSG_VALUE: case MSG_ACCEPT: case MSG_ACK: case MSG_NACK:
+        return true;
+    case MSG_REPLY_ERR:
+        return !(m->reqid & Q_REQID_RECOVERY);
+    default:
+        return false;
+    }
+}
+
+static void sim_send_copy(sim *s, int from, int to, uint32_t to_inc, const seqd_msg *m);
+
+/* Counts, loses, duplicates (a resend after a reconnect, say) or delivers. */
+static void sim_send(sim *s, int from, int to, uint32_t to_inc, const seqd_msg *m)
+{
+    if (msg_is_round_traffic(m))
+        s->res->round_msgs++;
+    if (sim_chance_ppm(s, s->cfg.loss_ppm))
+        return;
+    if (sim_chance_ppm(s, s->cfg.dup_ppm))
+        sim_send_copy(s, from, to, to_inc, m);
+    sim_send_copy(s, from, to, to_inc, m);
+}
+
+/* Copies m (its variable part too: the sender's buffer is gone when the
+ * event fires) and schedules its delivery. */
+static void sim_send_copy(sim *s, int from, int to, uint32_t to_inc, const seqd_msg *m)
+{
+    uint64_t delay = sim_net_delay(s);
+    if (sim_chance_ppm(s, s->cfg.slow_ppm))
+        delay = sim_between(s, s->cfg.round_us / 4, 5 * s->cfg.round_us);
+    sim_ev *e = ev_new(s, EV_MSG, delay);
+    e->member = to;
+    e->inc = to_inc;
+    e->from = from;
+    e->from_inc = s->m[from].inc;
+    e->msg = *m;
+    if (m->type == MSG_REPLY_ERR || m->type == MSG_ERROR) {
+        e->buf = q_xcalloc(1, (size_t)m->u.err.len + 1);
+        memcpy(e->buf, m->u.err.text, m->u.err.len);
+        e->msg.u.err.text = (const char *)e->buf;
+    } else if (m->type == MSG_SNAP_CHUNK) {
+        e->buf = q_xcalloc(1, m->u.snap.entries_len);
+        memcpy(e->buf, m->u.snap.entries, m->u.snap.entries_len);
+        e->msg.u.snap.entries = e->buf;
+    }
+    heap_push(s, e);
+}
+
+static void env_send(void *ctx, int member, const seqd_msg *m)
+{
+    sim_member *me = ctx;
+    sim_send(me->s, me->idx, member, me->s->m[member].inc, m);
+}
+
+static uint64_t env_now(void *ctx)
+{
+    sim_member *me = ctx;
+    return me->s->now;
+}
+
+static void *env_timer_start(void *ctx, uint64_t after_us, q_timer_fn fn, void *arg)
+{
+    sim_member *me = ctx;
+    sim_timer *t = q_xcalloc(1, sizeof *t);
+    t->m = me;
+    t->inc = me->inc;
+    t->fn = fn;
+    t->arg = arg;
+    sim_ev *e = ev_new(me->s, EV_TIMER, after_us);
+    e->member = me->idx;
+    e->ptr = t;
+    heap_push(me->s, e);
+    return t;
+}
+
+static void env_timer_stop(void *ctx, void *timer)
+{
+    (void)ctx;
+    ((sim_timer *)timer)->stopped = true;   /* freed when its event pops */
+}
+
+static uint64_t env_random(void *ctx)
+{
+    sim_member *me = ctx;
+    return sim_rand(me->s);
+}
+
+/* The acceptor answers through a cookie naming the requester and its
+ * incarnation: a reply to a process that has since restarted is lost, as
+ * it would be with its TCP connection. */
+static void sim_acc_reply(void *cookie, const seqd_msg *reply)
+{
+    sim_cookie *c = cookie;
+    sim_member *me = c->m;
+    int c_to = c->to;
+    struct seqd_name c_name = c->name;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        me->cookies = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    sim_send(me->s, me->idx, c->to, c->to_inc, reply);
+    free(c);
+    if (reply->type == MSG_ACK && me->s->armed == me->idx) {
+        /* Not from inside the acceptor's callback: the very next event. */
+        sim_ev *e = ev_new(me->s, EV_WIPE, 0);
+        e->member = me->idx;
+        e->inc = me->inc;
+        e->from = c_to;
+        e->msg.type = MSG_ACCEPT;   /* the round that was ACKed */
+        e->msg.reqid = reply->reqid;
+        e->msg.u.accept.new_ = reply->u.ack.new_;
+        e->msg.u.accept.name = c_name;
+        heap_push(me->s, e);
+        me->s->armed = -1;
+    }
+}
+
+/* ---- the simulated disk (q_store) -------------------------------------- */
+
+static uint64_t map_get(const qmap *t, const struct seqd_name *name)
+{
+    long i = qmap_find(t, name->s, name->len);
+    return i < 0 ? 1 : qmap_value(t, (size_t)i);
+}
+
+static void map_raise(qmap *t, const struct seqd_name *name, uint64_t v)
+{
+    size_t i = qmap_insert(t, name->s, name->len, v);
+    if (qmap_value(t, i) < v)
+        qmap_set(t, i, v);
+}
+
+static uint64_t store_get(void *ctx, const struct seqd_name *name)
+{
+    sim_member *me = ctx;
+    return map_get(me->mem, name);
+}
+
+/* In memory now; durable after an fsync delay, in order (each raise is
+ * due no earlier than the one before it). A failed write (storage_errors)
+ * leaves the value in memory but not on disk, like storage/log.c. */
+static int store_raise(void *ctx, const struct seqd_name *name, uint64_t value, q_done_fn done,
+                       void *arg)
+{
+    sim_member *me = ctx;
+    sim *s = me->s;
+    map_raise(me->mem, name, value);
+    sim_raise *r = q_xcalloc(1, sizeof *r);
+    r->name = *name;
+    r->value = value;
+    r->done = done;
+    r->arg = arg;
+    r->err = s->cfg.storage_errors && sim_chance_ppm(s, 20000) ? ENOSPC : 0;
+    uint64_t due = s->now + sim_between(s, SIM_SYNC_MIN_US, SIM_SYNC_MAX_US);
+    r->due = me->last_due > due ? me->last_due : due;
+    me->last_due = r->due;
+    if (me->rq_tail)
+        me->rq_tail->next = r;
+    else
+        me->rq_head = r;
+    me->rq_tail = r;
+    sim_ev *e = ev_new(s, EV_FSYNC, r->due - s->now);
+    e->member = me->idx;
+    e->inc = me->store_gen;
+    heap_push(s, e);
+    return 0;
+}
+
+static uint64_t store_count(void *ctx)
+{
+    sim_member *me = ctx;
+    return qmap_count(me->mem);
+}
+
+static void store_entry(void *ctx, uint64_t i, struct seqd_name *name, uint64_t *value)
+{
+    sim_member *me = ctx;
+    uint8_t len;
+    const char *n = qmap_name(me->mem, (size_t)i, &len);
+    seqd_name_set(name, n, len);
+    *value = qmap_value(me->mem, (size_t)i);
+}
+
+static void disk_append(sim_member *me, const struct seqd_name *name, uint64_t v)
+{
+    if (me->nlog == me->caplog) {
+        me->caplog = me->caplog ? me->caplog * 2 : 64;
+        me->log = realloc(me->log, me->caplog * sizeof *me->log);
+        if (!me->log)
+            abort();
+    }
+    me->log[me->nlog].name = *name;
+    me->log[me->nlog].value = v;
+    me->nlog++;
+    map_raise(me->disk, name, v);
+}
+
+static void sim_fsync(sim *s, sim_member *me, uint32_t gen)
+{
+    while (me->store_gen == gen && me->rq_head && me->rq_head->due <= s->now) {
+        sim_raise *r = me->rq_head;
+        me->rq_head = r->next;
+        if (!me->rq_head)
+            me->rq_tail = NULL;
+        if (!r->err)
+            disk_append(me, &r->name, r->value);
+        r->done(r->arg, r->err);
+        free(r);
+    }
+}
+
+/* Memory after a restart: what the disk holds, in its order. */
+static qmap *disk_to_mem(const sim_member *me)
+{
+    qmap *t = qmap_new();
+    for (size_t i = 0; i < qmap_count(me->disk); i++) {
+        uint8_t len;
+        const char *n = qmap_name(me->disk, i, &len);
+        qmap_insert(t, n, len, qmap_value(me->disk, i));
+    }
+    return t;
+}
+
+/* ---- members ------------------------------------------------------------ */
+
+static void sim_recovered(void *arg, int err, bool new_cluster)
+{
+    sim_member *me = arg;
+    sim *s = me->s;
+    if (err) {
+        sim_fail(s, "member %d: recovery failed with %d", me->idx, err);
+        return;
+    }
+    if (new_cluster)
+        s->res->new_clusters++;
+    /* Within the fault model a member that lost its data never sees
+     * enough members without state to start afresh (recovery.c). */
+    if (new_cluster && me->lacking)
+        sim_fail(s, "member %d lost its data and then initialized a new cluster", me->idx);
+    recovery_free(me->rec);
+    me->rec = NULL;
+    me->initialized = true;
+    me->lacking = false;
+    me->ready = true;
+    acc_set_has_state(me->acc, true);
+    acc_set_ready(me->acc, true);
+}
+
+static void member_start(sim *s, sim_member *me)
+{
+    me->up = true;
+    me->ready = false;
+    me->stall_until = 0;
+    me->mem = disk_to_mem(me);
+    me->last_due = 0;
+    me->env = (q_env){.ctx = me, .self = me->idx, .n = s->cfg.n, .round_us = s->cfg.round_us,
+                      .send = env_send, .now_us = env_now, .timer_start = env_timer_start,
+                      .timer_stop = env_timer_stop, .random = env_random};
+    me->store = (q_store){.ctx = me, .get = store_get, .raise = store_raise,
+                          .count = store_count, .entry = store_entry};
+    me->acc = acc_new(&me->store);
+    acc_set_rule(me->acc, s->cfg.rule);
+    acc_set_has_state(me->acc, me->initialized);
+    me->coord = coord_new(&me->env);
+    coord_set_fast_path(me->coord, s->cfg.fast_path);
+    coord_set_coalescing(me->coord, s->cfg.coalescing);
+    me->rec = recovery_start(&me->env, &me->store, me->initialized, sim_recovered, me);
+    if (s->cfg.unsafe_recovery)
+        recovery_set_unsafe_read_first(me->rec, true);
+}
+
+static void sim_add_coord_stats(sim *s, const coord *c)
+{
+    coord_stats st;
+    coord_get_stats(c, &st);
+    sim_result *r = s->res;
+    r->rounds += st.rounds;
+    r->reads += st.reads;
+    r->conflicts += st.conflicts;
+    r->nacks += st.nacks;
+    r->timeouts += st.timeouts;
+    r->fetches += st.fetches;
+    r->ids += st.ids;
+}
+
+/* The process dies: pending raises never complete, requests it
+ * coordinated end (their clients lose the connection), memory is lost. */
+static void member_stop(sim *s, sim_member *me)
+{
+    me->dying = true;
+    me->store_gen++;
+    while (me->rq_head) {
+        sim_raise *r = me->rq_head;
+        me->rq_head = r->next;
+        free(r);
+    }
+    me->rq_tail = NULL;
+    recovery_free(me->rec);
+    me->rec = NULL;
+    sim_add_coord_stats(s, me->coord);
+    coord_free(me->coord);
+    me->coord = NULL;
+    acc_free(me->acc);
+    me->acc = NULL;
+    while (me->cookies) {
+        sim_cookie *c = me->cookies;
+        me->cookies = c->next;
+        free(c);
+    }
+    qmap_free(me->mem);
+    me->mem = NULL;
+    me->up = me->ready = me->dying = false;
+    me->inc++;
+    me->stall_until = 0;
+}
+
+/* Rebuilds the disk table from the first `keep` log records. */
+static void disk_rollback(sim_member *me, size_t keep)
+{
+    qmap_free(me->disk);
+    me->disk = qmap_new();
+    me->nlog = keep;
+    for (size_t i = 0; i < keep; i++)
+        map_raise(me->disk, &me->log[i].name, me->log[i].value);
+}
+
+static void disk_wipe(sim_member *me)
+{
+    disk_rollback(me, 0);
+    me->initialized = false;
+}
+
+/* ---- clients ------------------------------------------------------------ */
+
+static size_t op_new(sim *s, int client, int member, int name, uint32_t count, uint64_t deadline)
+{
+    if (s->nops == s->capops) {
+        s->capops = s->capops ? s->capops * 2 : 1024;
+        s->ops = realloc(s->ops, s->capops * sizeof *s->ops);
+        if (!s->ops)
+            abort();
+    }
+    sim_op *op = &s->ops[s->nops];
+    memset(op, 0, sizeof *op);
+    op->client = client;
+    op->member = member;
+    op->name = name;
+    op->count = count;
+    op->invoke = s->now;
+    op->deadline = deadline;
+    s->res->ops++;
+    return s->nops++;
+}
+
+static void op_send(sim *s, size_t i)
+{
+    sim_ev *e = ev_new(s, EV_FETCH, sim_net_delay(s));
+    e->member = s->ops[i].member;
+    e->inc = s->m[e->member].inc;
+    e->op = i;
+    heap_push(s, e);
+}
+
+static void client_next(sim *s, int client, uint64_t after_us)
+{
+    sim_ev *e = ev_new(s, EV_CLIENT, after_us);
+    e->op = (size_t)client;
+    heap_push(s, e);
+}
+
+static void client_invoke(sim *s, int client)
+{
+    if (s->now >= s->cfg.duration_us)
+        return;
+    int member = (int)(sim_rand(s) % (uint64_t)s->cfg.n);
+    if (s->cfg.one_coordinator)
+        member = 0;
+    int name = (int)(sim_rand(s) % (uint64_t)s->cfg.names);
+    uint32_t count = sim_counts[sim_rand(s) % (sizeof sim_counts / sizeof sim_counts[0])];
+    size_t i = op_new(s, client, member, name, count, s->now + s->cfg.deadline_us);
+    op_send(s, i);
+    sim_ev *g = ev_new(s, EV_GIVEUP, s->cfg.deadline_us + SIM_GIVEUP_GRACE_US);
+    g->op = i;
+    heap_push(s, g);
+}
+
+static void fetch_reply(sim *s, size_t i, int err, uint64_t first)
+{
+    sim_ev *e = ev_new(s, EV_FETCH_REPLY, sim_net_delay(s));
+    e->op = i;
+    e->err = err;
+    e->first = first;
+    heap_push(s, e);
+}
+
+static void sim_fetch_done(void *arg, int err, uint64_t first, uint32_t count)
+{
+    sim_fetch_ctx *f = arg;
+    sim *s = f->s;
+    sim_op *op = &s->ops[f->op];
+    if (op->coord_done)
+        sim_fail(s, "op %zu ended twice", f->op);
+    op->coord_done = true;
+    op->coord_err = err;
+    op->coord_first = first;
+    op->coord_t = s->now;
+    op->stall_end_at_done = s->m[op->member].last_stall_end;
+    if (err == 0 && count != op->count)
+        sim_fail(s, "op %zu asked %u IDs, got %u", f->op, op->count, count);
+    if (!s->m[op->member].dying)
+        fetch_reply(s, f->op, err, first);
+    free(f);
+}
+
+static void on_fetch(sim *s, sim_ev *e)
+{
+    sim_member *me = &s->m[e->member];
+    if (!me->up || me->inc != e->inc)
+        return;   /* connection lost: the client gives up at its deadline */
+    sim_op *op = &s->ops[e->op];
+    if (!me->ready) {
+        fetch_reply(s, e->op, ERR_RECOVERING, 0);
+        return;
+    }
+    op->submitted = true;
+    s->res->submitted++;
+    sim_fetch_ctx *f = q_xcalloc(1, sizeof *f);
+    f->s = s;
+    f->op = e->op;
+    coord_submit(me->coord, &s->names[op->name], op->count, op->deadline, sim_fetch_done, f);
+}
+
+static void on_fetch_reply(sim *s, sim_ev *e)
+{
+    sim_op *op = &s->ops[e->op];
+    if (op->client_done || op->gave_up)
+        return;
+    op->client_done = true;
+    op->client_err = e->err;
+    op->client_first = e->first;
+    op->client_t = s->now;
+    if (!op->probe)
+        client_next(s, op->client, sim_between(s, 0, s->cfg.think_us));
+}
+
+static void on_giveup(sim *s, sim_ev *e)
+{
+    sim_op *op = &s->ops[e->op];
+    if (op->client_done)
+        return;
+    op->gave_up = true;
+    if (!op->probe)
+        client_next(s, op->client, sim_between(s, 0, s->cfg.think_us));
+}
+
+/* ---- faults ------------------------------------------------------------- */
+
+/* Members without their data: wiped or never initialized (no state), or
+ * rolled back and not yet recovered. The fault model allows N-Q. */
+static int sim_nodata(const sim *s)
+{
+    int k = 0;
+    for (int i = 0; i < s->cfg.n; i++)
+        k += !s->m[i].initialized || s->m[i].lacking;
+    return k;
+}
+
+static int sim_pick_up(sim *s)
+{
+    int up[SEQD_MAX_MEMBERS], k = 0;
+    for (int i = 0; i < s->cfg.n; i++)
+        if (s->m[i].up && !s->m[i].dying)
+            up[k++] = i;
+    return k ? up[sim_rand(s) % (uint64_t)k] : -1;
+}
+
+static void sim_restart_later(sim *s, int i, uint64_t after_us)
+{
+    sim_ev *e = ev_new(s, EV_START, after_us);
+    e->member = i;
+    heap_push(s, e);
+}
+
+enum sim_crash { CRASH_PLAIN, CRASH_WIPE, CRASH_ROLLBACK };
+
+static void sim_crash(sim *s, int i, enum sim_crash how, uint64_t down_us)
+{
+    sim_member *me = &s->m[i];
+    member_stop(s, me);
+    s->res->crashes++;
+    if (how == CRASH_WIPE) {
+        disk_wipe(me);
+        me->lacking = true;
+        s->res->wipes++;
+    } else if (how == CRASH_ROLLBACK && me->nlog > 0) {
+        size_t k = (size_t)sim_between(s, 1, me->nlog < 20 ? me->nlog : 20);
+        disk_rollback(me, me->nlog - k);
+        me->lacking = true;
+        s->res->rollbacks++;
+    }
+    sim_restart_later(s, i, down_us);
+}
+
+static void sim_fault(sim *s)
+{
+    int n = s->cfg.n, slack = n - q_quorum(n);
+    uint64_t R = s->cfg.round_us;
+    int i = sim_pick_up(s);
+    if (i < 0)
+        return;
+    if (s->cfg.wipes_only) {
+        /* The nastiest moment for an amnesia: just after the member ACKed
+         * a round that may still commit (see on_wipe). */
+        if (s->armed < 0)
+            s->armed = i;
+        return;
+    }
+    uint64_t roll = sim_rand(s) % 100;
+    if (roll < 35) {
+        sim_crash(s, i, CRASH_PLAIN, sim_between(s, 0, 3 * R));
+    } else if (roll < 55) {
+        s->m[i].stall_until = s->now + R + sim_between(s, 0, 2 * R);
+        s->m[i].last_stall_end = s->m[i].stall_until;
+        s->res->stalls++;
+    } else if (roll < 72) {
+        if (sim_nodata(s) + 1 <= slack && s->m[i].initialized && !s->m[i].lacking)
+            sim_crash(s, i, CRASH_WIPE, sim_between(s, 0, 3 * R));
+        else
+            sim_crash(s, i, CRASH_PLAIN, sim_between(s, 0, 3 * R));
+    } else if (roll < 80) {
+        /* two at once, where the fault model allows it (N >= 5) */
+        int j = sim_pick_up(s);
+        if (j >= 0 && j != i && sim_nodata(s) + 2 <= slack && s->m[i].initialized &&
+            s->m[j].initialized) {
+            sim_crash(s, i, CRASH_WIPE, sim_between(s, 0, 3 * R));
+            sim_crash(s, j, CRASH_WIPE, sim_between(s, 0, 3 * R));
+        } else
+            sim_crash(s, i, CRASH_PLAIN, sim_between(s, 0, R));
+    } else if (roll < 90) {
+        /* A rolled-back member still has state and counts in others'
+         * recoveries, so it is safe only while nobody else lacks data. */
+        if (sim_nodata(s) == 0 && n >= 2)
+            sim_crash(s, i, CRASH_ROLLBACK, sim_between(s, 0, 3 * R));
+        else
+            sim_crash(s, i, CRASH_PLAIN, sim_between(s, 0, 3 * R));
+    } else {
+        s->res->restarts_all++;
+        for (int k = 0; k < n; k++)
+            if (s->m[k].up)
+                sim_crash(s, k, CRASH_PLAIN, sim_between(s, 0, 2 * R));
+    }
+}
+
+/* ---- the event loop ----------------------------------------------------- */
+
+static bool ev_is_members(const sim_ev *e)
+{
+    return e->kind == EV_MSG || e->kind == EV_TIMER || e->kind == EV_FSYNC ||
+           e->kind == EV_FETCH;
+}
+
+static void on_msg(sim *s, sim_ev *e)
+{
+    sim_member *me = &s->m[e->member];
+    if (!me->up || me->inc != e->inc || e->dropped)
+        return;
+    const seqd_msg *m = &e->msg;
+    switch (m->type) {
+    case MSG_READ:
+    case MSG_ACCEPT:
+    case MSG_SNAP_REQ: {
+        sim_cookie *c = q_xcalloc(1, sizeof *c);
+        c->m = me;
+        c->to = e->from;
+        c->to_inc = e->from_inc;
+        if (m->type == MSG_ACCEPT)
+            c->name = m->u.accept.name;
+        c->next = me->cookies;
+        if (me->cookies)
+            me->cookies->prev = c;
+        me->cookies = c;
+        acc_handle(me->acc, m, sim_acc_reply, c);
+        break;
+    }
+    default:
+        if (m->reqid & Q_REQID_RECOVERY) {
+            if (me->rec)
+                recovery_on_reply(me->rec, e->from, m);
+        } else
+            coord_on_reply(me->coord, e->from, m);
+        break;
+    }
+}
+
+static void on_timer(sim *s, sim_ev *e)
+{
+    sim_timer *t = e->ptr;
+    if (t->stopped)
+        return;
+    if (!t->m->up || t->m->inc != t->inc) {
+        sim_fail(s, "member %d: a timer outlived its process (not stopped by a free)", t->m->idx);
+        return;
+    }
+    q_timer_fn fn = t->fn;
+    void *arg = t->arg;
+    free(t);
+    e->ptr = NULL;
+    fn(arg);
+}
+
+static void on_probe(sim *s)
+{
+    for (int i = 0; i < s->cfg.n; i++) {
+        if (!s->m[i].up || !s->m[i].ready) {
+            s->res->not_ready++;
+            sim_fail(s, "member %d not ready %llu us after the last fault", i,
+                     (unsigned long long)(s->now - s->cfg.duration_us));
+            continue;
+        }
+        for (int k = 0; k < s->cfg.names; k++) {
+            size_t o = op_new(s, -1, i, k, sim_counts[sim_rand(s) % 4],
+                              s->now + SIM_PROBE_DEADLINE_US);
+            s->ops[o].probe = true;
+            op_send(s, o);
+            sim_ev *g = ev_new(s, EV_GIVEUP, SIM_PROBE_DEADLINE_US + SIM_GIVEUP_GRACE_US);
+            g->op = o;
+            heap_push(s, g);
+        }
+    }
+}
+
+/* Half of the targeted amnesias also hold the round's remaining ACCEPT on
+ * the wire for R/4 to 5R, half of those stall its coordinator for 6R: when the stall
+ * ends, the late ACK and the early one (of the member since wiped and
+ * recovered without the round's value) are both queued. Counting them
+ * would commit a range that the recovered member no longer knows about;
+ * the coordinator must see that the round is older than R. A delay below
+ * R is what a recovery that waits less than R would miss. */
+static void sim_slow_round(sim *s, sim_ev *accept, int coord_member, int wiped)
+{
+    uint64_t R = s->cfg.round_us;
+    sim_ev *late = ev_new(s, EV_MSG, sim_between(s, R / 4, 5 * R));
+    uint64_t t = late->t;
+    *late = *accept;
+    late->t = t;
+    heap_push(s, late);
+    accept->dropped = true;
+    sim_member *c = &s->m[coord_member];
+    if (coord_member != wiped && c->up && c->stall_until < s->now + 6 * R && (sim_rand(s) & 1)) {
+        c->stall_until = s->now + 6 * R;
+        c->last_stall_end = c->stall_until;
+        s->res->stalls++;
+    }
+}
+
+/* A targeted amnesia: the member just sent an ACK for a round that may
+ * still commit. Of that round's ACCEPTs still in flight to others, all but
+ * one are lost, so that only a bare quorum may hold the round's value: the
+ * case where the order of recovery matters. Where the fault model allows
+ * two members without data (N >= 5), a second member that already holds
+ * the round's value is wiped with it: the case where counting members
+ * without state in a recovery read would matter. e->msg is the round. */
+static void on_wipe(sim *s, sim_ev *e)
+{
+    sim_member *me = &s->m[e->member];
+    int slack = s->cfg.n - q_quorum(s->cfg.n);
+    if (!me->up || me->inc != e->inc || !me->initialized || me->lacking ||
+        sim_nodata(s) + 1 > slack)
+        return;
+    sim_ev *cand[SEQD_MAX_MEMBERS];
+    int k = 0;
+    for (size_t i = 0; i < s->nheap && k < SEQD_MAX_MEMBERS; i++) {
+        sim_ev *x = s->heap[i];
+        if (x->kind == EV_MSG && x->msg.type == MSG_ACCEPT && x->msg.reqid == e->msg.reqid &&
+            x->from == e->from && x->member != e->member && !x->dropped)
+            cand[k++] = x;
+    }
+    int keep = k >= 2 ? (int)(sim_rand(s) % (uint64_t)k) : k == 1 && (sim_rand(s) & 1) ? 0 : -1;
+    for (int i = 0; i < k; i++)
+        if (i != keep)
+            cand[i]->dropped = true;
+    if (keep >= 0 && (sim_rand(s) & 1))
+        sim_slow_round(s, cand[keep], e->from, e->member);
+    int second = -1;
+    if (sim_nodata(s) + 2 <= slack) {
+        int holders[SEQD_MAX_MEMBERS], h = 0;
+        for (int i = 0; i < s->cfg.n; i++) {
+            sim_member *o = &s->m[i];
+            if (i != e->member && o->up && !o->dying && o->initialized && !o->lacking &&
+                map_get(o->mem, &e->msg.u.accept.name) >= e->msg.u.accept.new_)
+                holders[h++] = i;
+        }
+        if (h > 0)
+            second = holders[sim_rand(s) % (uint64_t)h];
+    }
+    sim_crash(s, e->member, CRASH_WIPE, sim_between(s, 0, 50));
+    if (second >= 0)
+        sim_crash(s, second, CRASH_WIPE, sim_between(s, 0, 50));
+}
+
+static void sim_dispatch(sim *s, sim_ev *e)
+{
+    switch (e->kind) {
+    case EV_MSG: on_msg(s, e); break;
+    case EV_TIMER: on_timer(s, e); break;
+    case EV_FSYNC: sim_fsync(s, &s->m[e->member], e->inc); break;
+    case EV_FETCH: on_fetch(s, e); break;
+    case EV_FETCH_REPLY: on_fetch_reply(s, e); break;
+    case EV_CLIENT: client_invoke(s, (int)e->op); break;
+    case EV_GIVEUP: on_giveup(s, e); break;
+    case EV_FAULT: sim_fault(s); break;
+    case EV_START:
+        if (!s->m[e->member].up)
+            member_start(s, &s->m[e->member]);
+        break;
+    case EV_PROBE: on_probe(s); break;
+    case EV_WIPE: on_wipe(s, e); break;
+    }
+}
+
+static void sim_loop(sim *s)
+{
+    uint64_t limit = s->probe_at + SIM_QUIESCE_LIMIT_US;
+    sim_ev *e;
+    while ((e = heap_pop(s))) {
+        if (e->t > limit) {
+            sim_fail(s, "the cluster did not quiesce (events still at %llu us)",
+                     (unsigned long long)e->t);
+            heap_push(s, e);   /* a live timer's handle: teardown frees it */
+            break;
+        }
+        s->now = e->t;
+        s->res->events++;
+        /* A stalled process handles nothing: its events wait for the end
+         * of the stall and then run at once, in their order, except that
+         * its timers come after everything else that queued up (an event
+         * loop may well see the readable sockets before the expired
+         * timers): rounds must end by the clock, not by their timers. */
+        if (ev_is_members(e) && e->member >= 0 && s->m[e->member].up &&
+            s->m[e->member].stall_until > s->now) {
+            e->t = s->m[e->member].stall_until + (e->kind == EV_TIMER);
+            heap_push(s, e);
+            continue;
+        }
+        sim_dispatch(s, e);
+        ev_free(e);
+    }
+}
+
+/* ---- the checker -------------------------------------------------------- */
+
+typedef struct sim_range {
+    uint64_t first, last, a, b;   /* IDs; invoke and completion times */
+    size_t op;
+} sim_range;
+
+static int range_by_first(const void *x, const void *y)
+{
+    const sim_range *a = x, *b = y;
+    return a->first < b->first ? -1 : a->first > b->first ? 1 : (a->op > b->op) - (a->op < b->op);
+}
+
+static int range_by_invoke(const void *x, const void *y)
+{
+    const sim_range *a = x, *b = y;
+    return a->a < b->a ? -1 : a->a > b->a ? 1 : (a->op > b->op) - (a->op < b->op);
+}
+
+static int range_by_done(const void *x, const void *y)
+{
+    const sim_range *a = x, *b = y;
+    return a->b < b->b ? -1 : a->b > b->b ? 1 : (a->op > b->op) - (a->op < b->op);
+}
+
+/* Every range a coordinator committed, whether or not its client saw it:
+ * sorted by first ID, no two may share one. */
+static void check_overlaps(sim *s, sim_range *r)
+{
+    for (int name = 0; name < s->cfg.names; name++) {
+        size_t k = 0;
+        for (size_t i = 0; i < s->nops; i++) {
+            const sim_op *op = &s->ops[i];
+            if (op->name != name || !op->coord_done || op->coord_err != 0)
+                continue;
+            if (op->coord_first < 1 || op->coord_first > UINT64_MAX - op->count) {
+                sim_fail(s, "op %zu: range [%llu, +%u) is out of bounds", i,
+                         (unsigned long long)op->coord_first, op->count);
+                continue;
+            }
+            r[k++] = (sim_range){op->coord_first, op->coord_first + op->count - 1, 0, 0, i};
+            if (r[k - 1].last > s->res->max_id)
+                s->res->max_id = r[k - 1].last;
+        }
+        qsort(r, k, sizeof *r, range_by_first);
+        for (size_t i = 1; i < k; i++) {
+            if (r[i].first <= r[i - 1].last) {
+                s->res->overlaps++;
+                sim_fail(s, "overlap on %s: op %zu [%llu, %llu] and op %zu [%llu, %llu]",
+                         s->names[name].s, r[i - 1].op, (unsigned long long)r[i - 1].first,
+                         (unsigned long long)r[i - 1].last, r[i].op,
+                         (unsigned long long)r[i].first, (unsigned long long)r[i].last);
+            }
+        }
+    }
+}
+
+/* If A completed (as its client saw it) before B was invoked, B's IDs are
+ * above A's: sweep B in invoke order while a running maximum takes in the
+ * last IDs of everything completed before B's invocation. */
+static void check_order(sim *s, sim_range *byinv, sim_range *bydone)
+{
+    for (int name = 0; name < s->cfg.names; name++) {
+        size_t k = 0;
+        for (size_t i = 0; i < s->nops; i++) {
+            const sim_op *op = &s->ops[i];
+            if (op->name != name || !op->client_done || op->client_err != 0)
+                continue;
+            byinv[k] = (sim_range){op->client_first, op->client_first + op->count - 1,
+                                   op->invoke, op->client_t, i};
+            bydone[k] = byinv[k];
+            k++;
+        }
+        qsort(byinv, k, sizeof *byinv, range_by_invoke);
+        qsort(bydone, k, sizeof *bydone, range_by_done);
+        uint64_t maxlast = 0;
+        size_t maxop = 0, d = 0;
+        for (size_t i = 0; i < k; i++) {
+            while (d < k && bydone[d].b < byinv[i].a) {
+                if (bydone[d].last > maxlast) {
+                    maxlast = bydone[d].last;
+                    maxop = bydone[d].op;
+                }
+                d++;
+            }
+            if (maxlast && byinv[i].first <= maxlast) {
+                s->res->order_violations++;
+                sim_fail(s, "real-time order on %s: op %zu (invoked at %llu) got %llu, but op "
+                         "%zu had completed with %llu", s->names[name].s, byinv[i].op,
+                         (unsigned long long)byinv[i].a, (unsigned long long)byinv[i].first,
+                         maxop, (unsigned long long)maxlast);
+            }
+        }
+    }
+}
+
+/* Every request ended once, by its deadline (a stall of its coordinator
+ * excepted: a stopped process cannot answer), and every probe succeeded. */
+static void check_ends(sim *s)
+{
+    for (size_t i = 0; i < s->nops; i++) {
+        const sim_op *op = &s->ops[i];
+        if (op->client_done && op->client_err == 0) {
+            s->res->ok++;
+            s->res->ok_ids += op->count;
+        }
+        if (op->coord_done && op->coord_err == ERR_EXHAUSTED)
+            s->res->exhausted++;
+        if (op->submitted && !op->coord_done) {
+            s->res->unfinished++;
+            sim_fail(s, "op %zu (member %d) never ended", i, op->member);
+        }
+        if (!op->client_done && !op->gave_up) {
+            s->res->unfinished++;
+            sim_fail(s, "op %zu: its client is still waiting", i);
+        }
+        uint64_t bound = op->deadline > op->stall_end_at_done ? op->deadline : op->stall_end_at_done;
+        if (op->coord_done && op->coord_t > bound + SIM_LATE_SLACK_US) {
+            s->res->late++;
+            sim_fail(s, "op %zu ended %llu us after its deadline", i,
+                     (unsigned long long)(op->coord_t - op->deadline));
+        }
+        if (op->probe && s->cfg.probe && !(op->client_done && op->client_err == 0)) {
+            s->res->probe_failures++;
+            sim_fail(s, "probe op %zu on member %d failed (err %d%s)", i, op->member,
+                     op->client_err, op->gave_up ? ", no answer" : "");
+        }
+    }
+}
+
+static void sim_check(sim *s)
+{
+    size_t n = s->nops ? s->nops : 1;
+    sim_range *a = q_xcalloc(n, sizeof *a), *b = q_xcalloc(n, sizeof *b);
+    check_overlaps(s, a);
+    check_order(s, a, b);
+    check_ends(s);
+    free(a);
+    free(b);
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+void sim_cfg_default(sim_cfg *cfg, int n, uint64_t seed)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->seed = seed;
+    cfg->n = n;
+    cfg->clients = 6;
+    cfg->names = 2;
+    cfg->round_us = 10000;
+    cfg->duration_us = 300000;
+    cfg->deadline_us = 200000;
+    cfg->think_us = 1000;
+    cfg->fresh_start = true;
+    cfg->probe = true;
+    cfg->rule = ACC_RULE_SAFE;
+    cfg->fast_path = true;
+    cfg->coalescing = true;
+}
+
+static void sim_schedule(sim *s)
+{
+    const sim_cfg *c = &s->cfg;
+    uint64_t R = c->round_us;
+    for (int i = 0; i < c->n; i++) {
+        sim_member *me = &s->m[i];
+        me->s = s;
+        me->idx = i;
+        me->disk = qmap_new();
+        me->initialized = !c->fresh_start;
+        for (int k = 0; k < c->names && c->start_value > 1; k++)
+            disk_append(me, &s->names[k], c->start_value);
+        sim_restart_later(s, i, c->fresh_start ? sim_between(s, 0, 5 * R) : 0);
+    }
+    for (int k = 0; k < c->clients; k++)
+        client_next(s, k, 4 * R + sim_between(s, 0, 1000));
+    for (int k = 0; k < c->faults; k++) {
+        sim_ev *e = ev_new(s, EV_FAULT, sim_between(s, 2 * R, c->duration_us * 7 / 10));
+        heap_push(s, e);
+    }
+    /* Members down at the end restart by then (the longest downtime is 3R
+     * after 70%); recovery needs 2R plus a few round trips. */
+    s->probe_at = c->duration_us + 8 * R + 100000;
+    sim_ev *p = ev_new(s, EV_PROBE, s->probe_at);
+    heap_push(s, p);
+}
+
+/* Members go first (their free functions stop timers whose events are
+ * still queued after an aborted run), then whatever events are left. */
+static void sim_teardown(sim *s)
+{
+    for (int i = 0; i < s->cfg.n; i++) {
+        sim_member *me = &s->m[i];
+        if (me->up)
+            member_stop(s, me);
+        qmap_free(me->disk);
+        free(me->log);
+    }
+    sim_ev *e;
+    while ((e = heap_pop(s)))
+        ev_free(e);
+    free(s->heap);
+    free(s->ops);
+    free(s->names);
+}
+
+int sim_run(const sim_cfg *cfg, sim_result *res)
+{
+    memset(res, 0, sizeof *res);
+    if (cfg->n < 1 || cfg->n > SEQD_MAX_MEMBERS || cfg->names < 1) {
+        res->violations = 1;
+        snprintf(res->error, sizeof res->error, "bad simulator configuration");
+        return 1;
+    }
+    sim *s = q_xcalloc(1, sizeof *s);
+    s->cfg = *cfg;
+    s->res = res;
+    s->armed = -1;
+    s->rng = cfg->seed * UINT64_C(0x2545F4914F6CDD1D) + 1;
+    s->names = q_xcalloc((size_t)cfg->names, sizeof *s->names);
+    for (int k = 0; k < cfg->names; k++) {
+        char b[16];
+        int len = snprintf(b, sizeof b, "seq-%d", k);
+        seqd_name_set(&s->names[k], b, (size_t)len);
+    }
+    sim_schedule(s);
+    sim_loop(s);
+    res->end_us = s->now;
+    sim_check(s);
+    sim_teardown(s);
+    free(s);
+    return res->violations;
+}

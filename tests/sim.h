@@ -1,0 +1,83 @@
+/* tests/sim.h — a deterministic discrete-event simulator of a seqd cluster,
+ * FoundationDB style: the quorum code (acceptor, coordinator, recovery) runs
+ * unchanged over a simulated q_env / q_store, and one seed decides every
+ * delay, loss, reorder, crash, wipe, stall and client request, so a failing
+ * schedule replays exactly from its seed.
+ *
+ * The world: a virtual clock in µs; messages delayed 50-2000 µs (reordering
+ * follows), optionally lost between members; a disk per member where a raise
+ * is in memory at once and durable after an ordered random fsync delay
+ * (50-500 µs), and a crash reverts memory to the disk (non-durable raises
+ * lost, their done never called). Members are wired like the server: a
+ * member starts recovering, and when recovery is done it is initialized
+ * and its acceptor votes. Faults (crash/restart, amnesia of up to N-Q
+ * members at once, roll-back of a member's last durable records, a stalled
+ * process whose timers run after its queued replies, whole-cluster restart,
+ * failed log writes, lost / duplicated / held messages, and a targeted
+ * amnesia right after an ACK) follow the fault model of DESIGN.md §3: at
+ * most N-Q members without their data at once.
+ *
+ * Clients submit fetches (counts from {1, 7, 100, 1000}) with deadlines to
+ * random members. At the end the checker verifies: no two committed ranges
+ * overlap, each has the count asked, real-time order between completed and
+ * later-invoked fetches, every request ended (and by its deadline), every
+ * member is ready again after the faults, and a final probe fetch on every
+ * member succeeds.
+ */
+#ifndef SEQD_TEST_SIM_H
+#define SEQD_TEST_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../quorum/acceptor.h"
+
+typedef struct sim_cfg {
+    uint64_t seed;
+    int n;                   /* members, 1..SEQD_MAX_MEMBERS */
+    int clients;             /* concurrent clients */
+    int names;               /* distinct sequence names they use */
+    uint64_t round_us;       /* R */
+    uint64_t duration_us;    /* clients start fetches until then */
+    uint64_t deadline_us;    /* of each fetch, from its invocation */
+    uint64_t think_us;       /* a client waits up to this between fetches */
+    uint32_t loss_ppm;       /* member-to-member message loss, per million */
+    uint32_t slow_ppm;       /* ... held R/4 to 5R, per million */
+    uint32_t dup_ppm;        /* ... delivered twice, per million */
+    int faults;              /* fault events, spread over the first 70% */
+    bool fresh_start;        /* empty members starting at random times (a new
+                                cluster); else all initialized (a restart) */
+    bool storage_errors;     /* some log writes fail (ENOSPC) */
+    bool probe;              /* end with one fetch per member and name */
+    bool wipes_only;         /* faults are quick amnesias only, each right
+                                after the member sent an ACK */
+    enum acc_rule rule;      /* ACC_RULE_RRSEQ: the mutation check */
+    bool fast_path, coalescing;
+    bool one_coordinator;    /* every client asks member 0 (measurements) */
+    bool unsafe_recovery;    /* recovery reads before it waits */
+    uint64_t start_value;    /* > 1: every name starts there on every disk */
+} sim_cfg;
+
+typedef struct sim_result {
+    int violations;
+    char error[512];         /* the first violation, "" if none */
+    /* workload */
+    uint64_t ops, submitted, ok, ok_ids, exhausted, max_id, end_us, events;
+    /* checker */
+    uint64_t overlaps, order_violations, unfinished, late, not_ready, probe_failures;
+    /* coordinators, summed over every incarnation */
+    uint64_t rounds, reads, conflicts, nacks, timeouts, fetches, ids;
+    uint64_t round_msgs;     /* READ/VALUE/ACCEPT/ACK/NACK/error messages */
+    /* faults injected */
+    uint64_t crashes, wipes, rollbacks, stalls, restarts_all, new_clusters;
+} sim_result;
+
+/* Defaults: R = 10 ms, 300 ms of load from 6 clients on 2 names, deadline
+ * 200 ms, no faults, no loss, the safe rule, fast path and coalescing on,
+ * probe on, fresh start. */
+void sim_cfg_default(sim_cfg *cfg, int n, uint64_t seed);
+
+/* Runs one schedule and checks it. Returns res->violations (0 = passed). */
+int sim_run(const sim_cfg *cfg, sim_result *res);
+
+#endif
