@@ -41,6 +41,8 @@
 #define CLIENT_PASS_PAUSE_MS 20
 #define CLIENT_PASS_PAUSE_MAX_MS 200
 #define CLIENT_WHY_MAX 160
+/* How long a member that failed is passed over as a first choice. */
+#define CLIENT_AVOID_MS 1000
 
 struct client_conn {
     char addr[SEQD_ADDR_MAX + 1];   /* HOST:PORT as given, for messages */
@@ -50,11 +52,12 @@ struct client_conn {
     uint8_t *rbuf;                  /* SEQD_MAX_FRAME bytes, allocated on connect */
     size_t rlen;                    /* bytes received, not yet consumed */
     char why[CLIENT_WHY_MAX];       /* this call's last failure, "" if none */
+    int64_t avoid_until_ms;         /* failed lately: not a first choice until then */
 };
 
 struct client {
     int n;
-    int last;                       /* member that answered last: tried first */
+    int *sorted;                    /* member indexes in address order */
     uint64_t next_reqid;
     uint8_t *buf;                   /* SEQD_MAX_FRAME: packing and replies */
     struct client_conn *m;
@@ -136,6 +139,53 @@ static int client_parse_addr(struct client_conn *m, const char *s, size_t len,
 
 /* Splits the comma-separated list, tolerating spaces around entries since
  * lists are often pasted from shell variables. */
+/* Insertion sort of member indexes by address: every client given the same
+ * servers, in any order, then agrees on each sequence's preferred member. */
+static void client_sort_members(client *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        int j = i;
+        while (j > 0 && strcmp(c->m[c->sorted[j - 1]].addr, c->m[i].addr) > 0) {
+            c->sorted[j] = c->sorted[j - 1];
+            j--;
+        }
+        c->sorted[j] = i;
+    }
+}
+
+/* FNV-1a: a stable spread of names over members, nothing more. */
+static uint32_t client_name_hash(const char *name, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)name[i]) * 16777619u;
+    return h;
+}
+
+/* The sequence's preferred member: a hash of the name over the addresses
+ * in sorted order, so that every client given the same servers agrees. */
+int client_preferred(const client *c, const char *name)
+{
+    return c->sorted[client_name_hash(name, strlen(name)) % (uint32_t)c->n];
+}
+
+/* Where a fetch of `name` starts: the preferred member, or the next one in
+ * the list after it that has not failed lately. Routing every client of a
+ * sequence to one coordinator keeps its learned value fresh (the 1-RTT fast
+ * path) and keeps coordinators from NACKing each other; safety never
+ * depends on it, any member may serve any fetch. */
+static int client_first_choice(const client *c, const char *name)
+{
+    int pref = client_preferred(c, name);
+    int64_t now = client_now_ms();
+    for (int k = 0; k < c->n; k++) {
+        int i = (pref + k) % c->n;
+        if (c->m[i].avoid_until_ms <= now)
+            return i;
+    }
+    return pref;
+}
+
 client *client_new(const char *servers, char *err, size_t errlen)
 {
     if (servers == NULL || servers[0] == '\0') {
@@ -148,8 +198,9 @@ client *client_new(const char *servers, char *err, size_t errlen)
         return NULL;
     }
     c->m = calloc(CLIENT_MAX_SERVERS, sizeof *c->m);
+    c->sorted = calloc(CLIENT_MAX_SERVERS, sizeof *c->sorted);
     c->buf = malloc(SEQD_MAX_FRAME);
-    if (c->m == NULL || c->buf == NULL) {
+    if (c->m == NULL || c->sorted == NULL || c->buf == NULL) {
         client_seterr(err, errlen, "out of memory");
         client_free(c);
         return NULL;
@@ -181,6 +232,7 @@ client *client_new(const char *servers, char *err, size_t errlen)
             break;
         p = q + 1;
     }
+    client_sort_members(c);
     return c;
 }
 
@@ -205,6 +257,7 @@ void client_free(client *c)
         }
     }
     free(c->m);
+    free(c->sorted);
     free(c->buf);
     free(c);
 }
@@ -571,7 +624,7 @@ int client_fetch(client *c, const char *name, uint32_t count, uint32_t timeout_m
     for (int i = 0; i < c->n; i++)
         c->m[i].why[0] = '\0';
     int64_t deadline = client_now_ms() + timeout_ms;
-    int start = c->last;
+    int start = client_first_choice(c, name);
     int64_t pause = CLIENT_PASS_PAUSE_MS;
     for (int k = 0;; k++) {
         if (k > 0 && k % c->n == 0) {
@@ -603,6 +656,9 @@ int client_fetch(client *c, const char *name, uint32_t count, uint32_t timeout_m
         seqd_name_set(&req.u.fetch.name, name, nlen);
         seqd_msg rep;
         int r = client_exchange(c, i, &req, wait_until, &rep, c->buf);
+        /* Whatever went wrong below, this member is not a first choice for
+         * a while; a success clears that. */
+        m->avoid_until_ms = client_now_ms() + CLIENT_AVOID_MS;
         if (r != WAIT_OK)
             continue;
         if (rep.type == MSG_RANGE) {
@@ -614,12 +670,14 @@ int client_fetch(client *c, const char *name, uint32_t count, uint32_t timeout_m
                 continue;
             }
             *first = rep.u.range.first;
-            c->last = i;
+            m->avoid_until_ms = 0;
             return CLIENT_OK;
         }
         if (rep.type == MSG_REPLY_ERR) {
             int v = client_judge_err(m, &rep);
             int tl = rep.u.err.len > 200 ? 200 : rep.u.err.len;
+            if (v == VERDICT_USAGE || v == VERDICT_FAIL)
+                m->avoid_until_ms = 0;   /* the request's fault, not the member's */
             if (v == VERDICT_USAGE) {
                 client_seterr(err, errlen, "%s refused the request: %s%s%.*s", m->addr,
                               seqd_err_str(rep.u.err.code), tl ? ": " : "", tl, rep.u.err.text);

@@ -4,7 +4,7 @@
  * A client holds a list of member addresses and keeps at most one
  * connection per member, opened on first use. client_fetch allocates
  * `count` consecutive IDs of a sequence as one range, trying the members in
- * turn (starting with the one that answered last) under one deadline for
+ * turn under one deadline for
  * the whole call: each attempt gets only part of what is left, so that one
  * hung member cannot eat it all, and the request carries what is left so
  * that no member works past it. A member that answers "recovering" or
@@ -42,6 +42,9 @@ int client_fetch(client *c, const char *name, uint32_t count, uint32_t timeout_m
                  uint64_t *first, char *err, size_t errlen);
 
 int client_nservers(const client *c);
+
+/* Index of the member a fetch of `name` tries first when all are healthy. */
+int client_preferred(const client *c, const char *name);
 const char *client_server(const client *c, int i);
 
 /* Status of member i: CLIENT_OK and *st filled, or CLIENT_EFAIL (down). */

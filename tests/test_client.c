@@ -233,6 +233,39 @@ static client *client_for(const char *fmt, int a, int b, int c)
     return cl;
 }
 
+/* A sequence name whose preferred member is member `idx`, so that a test
+ * knows which member a fetch tries first (then the next ones in order). */
+static const char *name_preferring(const client *c, int idx)
+{
+    static char name[32];
+    for (int k = 0; k < 10000; k++) {
+        snprintf(name, sizeof name, "s%d", k);
+        if (client_preferred(c, name) == idx)
+            return name;
+    }
+    cr_assert_fail("no name prefers member %d", idx);
+    return NULL;
+}
+
+Test(client, preferred_member_is_shared_and_spread, .timeout = 10)
+{
+    client *a = client_for("127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", 7001, 7002, 7003);
+    client *b = client_for("127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", 7003, 7001, 7002);
+    int hits[3] = {0};
+    for (int k = 0; k < 300; k++) {
+        char name[16];
+        snprintf(name, sizeof name, "q%d", k);
+        int pa = client_preferred(a, name), pb = client_preferred(b, name);
+        /* b lists the same members rotated by one. */
+        cr_assert_eq(pb, (pa + 1) % 3, "%s: %d vs %d", name, pa, pb);
+        hits[pa]++;
+    }
+    for (int i = 0; i < 3; i++)
+        cr_assert(hits[i] > 50, "member %d preferred by only %d of 300 names", i, hits[i]);
+    client_free(a);
+    client_free(b);
+}
+
 Test(client, parses_server_lists, .timeout = 10)
 {
     char err[256];
@@ -287,11 +320,11 @@ Test(client, fails_over_to_the_member_that_can_serve, .timeout = 10)
                            ok->port);
     char err[512] = "";
     uint64_t first = 0;
-    cr_assert_eq(client_fetch(c, "orders", 7, 2000, &first, err, sizeof err), CLIENT_OK, "%s", err);
+    cr_assert_eq(client_fetch(c, name_preferring(c, 0), 7, 2000, &first, err, sizeof err), CLIENT_OK, "%s", err);
     cr_assert_eq(first, 1);
     cr_assert_eq(atomic_load(&rec->requests), 1);
-    /* The member that answered is tried first next time. */
-    cr_assert_eq(client_fetch(c, "orders", 3, 2000, &first, err, sizeof err), CLIENT_OK, "%s", err);
+    /* Members that just failed are passed over as first choice. */
+    cr_assert_eq(client_fetch(c, name_preferring(c, 0), 3, 2000, &first, err, sizeof err), CLIENT_OK, "%s", err);
     cr_assert_eq(first, 8);
     cr_assert_eq(atomic_load(&rec->requests), 1);
     client_free(c);
@@ -334,7 +367,7 @@ Test(client, hung_member_gets_only_part_of_the_deadline, .timeout = 10)
     char err[512] = "";
     uint64_t first = 0;
     int64_t t0 = fake_now_ms();
-    cr_assert_eq(client_fetch(c, "s", 1, 2000, &first, err, sizeof err), CLIENT_OK, "%s", err);
+    cr_assert_eq(client_fetch(c, name_preferring(c, 0), 1, 2000, &first, err, sizeof err), CLIENT_OK, "%s", err);
     int64_t took = fake_now_ms() - t0;
     /* The hung member had half of what is left after the reply grace
      * (sent as its deadline), plus that grace. */
@@ -414,14 +447,14 @@ Test(client, request_errors_end_the_call, .timeout = 10)
     char err[512] = "";
     uint64_t first = 0;
     f->err_code = ERR_EXHAUSTED;
-    cr_assert_eq(client_fetch(c, "s", 1, 1000, &first, err, sizeof err), CLIENT_EFAIL);
+    cr_assert_eq(client_fetch(c, name_preferring(c, 0), 1, 1000, &first, err, sizeof err), CLIENT_EFAIL);
     cr_assert(strstr(err, "exhausted") != NULL, "%s", err);
     f->err_code = ERR_BAD_NAME;
-    cr_assert_eq(client_fetch(c, "s", 1, 1000, &first, err, sizeof err), CLIENT_EUSAGE);
+    cr_assert_eq(client_fetch(c, name_preferring(c, 0), 1, 1000, &first, err, sizeof err), CLIENT_EUSAGE);
     cr_assert_eq(atomic_load(&ok->requests), 0);
     /* A member's own trouble (storage, shutdown) moves on to the next. */
     f->err_code = ERR_STORAGE;
-    cr_assert_eq(client_fetch(c, "s", 1, 1000, &first, err, sizeof err), CLIENT_OK, "%s", err);
+    cr_assert_eq(client_fetch(c, name_preferring(c, 0), 1, 1000, &first, err, sizeof err), CLIENT_OK, "%s", err);
     cr_assert_eq(atomic_load(&ok->requests), 1);
     client_free(c);
     fake_stop(f);
