@@ -9,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
 #include "net/client.h"
+#include "net/stream.h"
 #include "net/server.h"
 #include "proto.h"
 #include "storage/datadir.h"
@@ -34,6 +36,7 @@ static const char usage_main[] =
     "  serve   run a cluster member\n"
     "  fetch   allocate IDs of a sequence\n"
     "  status  show every member's state\n"
+    "  stream  print IDs from a buffered stream until interrupted\n"
     "\n"
     "`seqd COMMAND --help` describes a command; `seqd --version` prints the version.\n";
 
@@ -67,10 +70,22 @@ static const char usage_status[] =
     "Prints one line per member: address, ready / recovering / down, counters.\n"
     "Exits 0 only when every member is ready.\n";
 
+static const char usage_stream[] =
+    "usage: seqd stream [--servers HOST:PORT,...] [--buffer N] [--interval MS] NAME\n"
+    "\n"
+    "Prints IDs of sequence NAME from a buffered stream, one per line, until\n"
+    "interrupted (SIGINT, or the reader going away: `seqd stream x | head -5`).\n"
+    "The stream fetches ranges of N IDs in the background, refilling when half\n"
+    "is used; it keeps going while members die and come back as long as a\n"
+    "quorum is up, and says on stderr when it has to wait for the cluster.\n"
+    "  --servers LIST  members to ask (default: $SEQD_SERVERS, else " DEFAULT_SERVERS ")\n"
+    "  --buffer N      IDs per range, 0 to 1000000 (default 1024; 0 = a fetch per ID)\n"
+    "  --interval MS   pause between IDs (default 0)\n";
+
 typedef struct opts {
     const char *listen, *data, *peers, *servers, *name;
     const char *fsync;
-    uint64_t count, round_ms, timeout_ms;
+    uint64_t count, round_ms, timeout_ms, buffer, interval_ms;
     bool range, help;
 } opts;
 
@@ -155,6 +170,12 @@ static int parse_opts(int argc, char **argv, const char *allowed, const char *us
         } else if (strcmp(key, "--round-timeout") == 0) {
             if (!parse_u64(v, 600000, &o->round_ms) || o->round_ms < 10)
                 return usage_error(usage, "bad --round-timeout '%s': want 10 to 600000 ms", v);
+        } else if (strcmp(key, "--buffer") == 0) {
+            if (!parse_u64(v, SEQD_COUNT_MAX, &o->buffer))
+                return usage_error(usage, "bad --buffer '%s': want 0 to 1000000", v);
+        } else if (strcmp(key, "--interval") == 0) {
+            if (!parse_u64(v, 3600000, &o->interval_ms))
+                return usage_error(usage, "bad --interval '%s': want 0 to 3600000 ms", v);
         } else if (strcmp(key, "--timeout") == 0) {
             if (!parse_u64(v, 3600000, &o->timeout_ms) || o->timeout_ms < 1)
                 return usage_error(usage, "bad --timeout '%s': want 1 to 3600000 ms", v);
@@ -444,6 +465,69 @@ static int cmd_status(int argc, char **argv)
     return all_ready ? EXIT_OK : EXIT_FAIL;
 }
 
+/* Set by SIGINT/SIGTERM in `seqd stream`; the loop checks it between IDs. */
+static volatile sig_atomic_t stream_stop;
+
+static void stream_on_signal(int sig)
+{
+    (void)sig;
+    stream_stop = 1;
+}
+
+/* Tells the user once when the stream starts or stops waiting, not on
+ * every retry: no ID within a second means the cluster cannot serve now. */
+static void stream_report(bool ok, bool *waiting, const char *err)
+{
+    if (!ok && !*waiting)
+        fprintf(stderr, "seqd: waiting for the cluster: %s\n", err);
+    else if (ok && *waiting)
+        fprintf(stderr, "seqd: the cluster serves again\n");
+    *waiting = !ok;
+}
+
+static int cmd_stream(int argc, char **argv)
+{
+    opts o = {.buffer = 1024};
+    int rc = parse_opts(argc, argv, " --servers --buffer --interval NAME ", usage_stream, &o);
+    if (rc != EXIT_OK)
+        return rc;
+    if (o.help) {
+        fputs(usage_stream, stdout);
+        return EXIT_OK;
+    }
+    if (!o.name || !seqd_name_valid(o.name, strlen(o.name)))
+        return usage_error(usage_stream, "bad or missing sequence name '%s'", o.name ? o.name : "");
+    char err[512];
+    stream *st = stream_new_client(servers_of(&o), o.name, (uint32_t)o.buffer, 5000, err, sizeof err);
+    if (!st)
+        return usage_error(usage_stream, "%s", err);
+    /* No SA_RESTART: a signal must cut a pause short. A reader that went
+     * away shows up as EPIPE from the write, not as a signal. */
+    struct sigaction sa = {.sa_handler = stream_on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    bool waiting = false, flush_each = o.interval_ms > 0;
+    rc = EXIT_OK;
+    while (!stream_stop) {
+        uint64_t id;
+        bool ok = stream_next(st, &id, 1000, err, sizeof err) == CLIENT_OK;
+        stream_report(ok, &waiting, err);
+        if (!ok)
+            continue;
+        if (printf("%llu\n", (unsigned long long)id) < 0 || (flush_each && fflush(stdout) != 0))
+            break;
+        if (o.interval_ms) {
+            struct timespec ts = {(time_t)(o.interval_ms / 1000), (long)(o.interval_ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (fflush(stdout) != 0 && errno != EPIPE)
+        rc = EXIT_FAIL;
+    stream_free(st);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -465,6 +549,8 @@ int main(int argc, char **argv)
         return cmd_fetch(argc, argv);
     if (strcmp(cmd, "status") == 0)
         return cmd_status(argc, argv);
+    if (strcmp(cmd, "stream") == 0)
+        return cmd_stream(argc, argv);
     fprintf(stderr, "seqd: unknown command '%s'\n%s", cmd, usage_main);
     return EXIT_USAGE;
 }
