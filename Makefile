@@ -82,3 +82,47 @@ $(BUILD)/tools/%: tests/tools/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS)
 # ---- end tools ----
+
+# ---- faults: the fault campaign (tests/test_faults.c, suite faults) ----
+# `make faults` runs every scenario in its long form, one at a time, and ends
+# with a table of their summary lines (kept in $(BUILD)/faults-summary.txt);
+# `make faults FAULTS=partition_one` runs one scenario (FAULTS is a Criterion
+# --filter glob on the test name, e.g. FAULTS='partition_*'). The short forms
+# run in `make test`, which therefore also needs the fault proxy.
+FAULTS ?= *
+FAULTS_SUMMARY := $(BUILD)/faults-summary.txt
+.PHONY: faults
+faults: check-deps $(BIN) $(TEST_BIN) tools
+	@rm -f $(FAULTS_SUMMARY)
+	@start=$$(date +%s); \
+	SEQD_BIN=$(CURDIR)/$(BIN) SEQD_FAULTPROXY=$(CURDIR)/$(BUILD)/tools/faultproxy \
+	SEQD_FAULTS_FULL=1 SEQD_FAULTS_SUMMARY=$(CURDIR)/$(FAULTS_SUMMARY) \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  $(TEST_BIN) --filter='faults/$(FAULTS)' -j1 $(TEST_ARGS); rc=$$?; \
+	scripts/faults_table.sh $(FAULTS_SUMMARY); \
+	echo "faults: $$(( $$(date +%s) - start )) s, exit $$rc"; exit $$rc
+test: tools
+# ---- end faults ----
+
+# ---- bench: rr_seq's matrix on a local cluster, and seqd beside its peers ----
+# (bench/bench_cluster.c, bench/peers.sh). `make bench BENCH_ARGS="--seconds 2"`.
+.PHONY: bench bench-peers deps-peers
+PEERS_PKGS := redis-server postgresql
+BENCH_CLUSTER := $(BUILD)/bench/bench_cluster
+
+bench: check-deps $(BIN) $(BENCH_CLUSTER)
+	$(BENCH_CLUSTER) --seqd ./$(BIN) --dir $(BUILD)/bench-data $(BENCH_ARGS)
+
+bench-peers: check-deps $(BIN) $(BENCH_CLUSTER)
+	SEQD_BIN=$(CURDIR)/$(BIN) BENCH_BIN=$(CURDIR)/$(BENCH_CLUSTER) \
+	  BENCH_DIR=$(CURDIR)/$(BUILD)/bench-data bash bench/peers.sh
+
+# Redis and PostgreSQL from Debian packages (redis-benchmark and pgbench come
+# with them); nothing is installed when they are present.
+deps-peers:
+	@if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null && \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v pgbench >/dev/null; then \
+	  echo "deps-peers: all present"; else \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(PEERS_PKGS); fi
+# ---- end bench ----

@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# bench/peers.sh — seqd beside what people use instead, on this machine, in
+# one run (`make bench-peers`; `make deps-peers` installs the peers).
+#
+#   1. seqd's key cases (the cluster, --fsync always): buf 0 single, buf 0
+#      indep32, buf 1024 indep32, the in-process baseline of the same, and
+#      `seqd fetch` as a process (bench_cluster, see bench/bench_cluster.c);
+#   2. the disk's floor: 64-byte pwrite + fdatasync on a preallocated file;
+#   3. Redis, appendonly yes + appendfsync always, private server on a
+#      loopback port: INCRBY from 1 and 32 clients (redis-benchmark), and
+#      `redis-cli INCR` timed as a process like `seqd fetch`;
+#   4. PostgreSQL, a private cluster (initdb/pg_ctl, unix socket under the
+#      bench directory, run as user postgres when we are root): pgbench with
+#      `SELECT nextval('s');` from 1 and 32 clients.
+# Each peer prints one line:
+#   PEER system=<redis-always|postgres|fdatasync|redis-cli> clients=<1|32>
+#        ids_per_s=<n> p50_us=<n> p99_us=<n>
+# then RATIO lines put seqd's figures beside theirs. A peer that is missing
+# or does not start is reported (SKIP ...) and skipped; no figure is made up.
+# Everything started here is stopped on exit, also on failure or Ctrl-C.
+#
+# Environment: PEERS_SECONDS (per measured case, default 5), BENCH_DIR
+# (default build/bench-data; must be on the same disk as seqd's data, and
+# not a tmpfs), SEQD_BIN (default ./seqd), PEERS_REDIS_PORT (19511),
+# PEERS_PG_PORT (19521), PEERS_SEQD_PORT (19501).
+set -u
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 1
+SECS=${PEERS_SECONDS:-5}
+BENCH=${BENCH_BIN:-$ROOT/build/bench/bench_cluster}
+SEQD=${SEQD_BIN:-$ROOT/seqd}
+DIR=${BENCH_DIR:-$ROOT/build/bench-data}
+DIR=$(mkdir -p "$DIR" && cd "$DIR" && pwd)/peers
+REDIS_PORT=${PEERS_REDIS_PORT:-19511}
+PG_PORT=${PEERS_PG_PORT:-19521}
+SEQD_PORT=${PEERS_SEQD_PORT:-19501}
+OUT=$DIR/results.txt
+
+REDIS_PID=
+PG_DATA=
+PG_BIN=
+PG_AS=()
+
+log() { echo "peers: $*" >&2; }
+
+# Stops whatever this script started; runs on every exit path.
+cleanup() {
+    if [ -n "$REDIS_PID" ] && kill -0 "$REDIS_PID" 2>/dev/null; then
+        kill "$REDIS_PID" 2>/dev/null
+        for _ in $(seq 50); do kill -0 "$REDIS_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$REDIS_PID" 2>/dev/null
+    fi
+    REDIS_PID=
+    if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
+        "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 20 stop >/dev/null 2>&1 ||
+            kill -9 "$(head -1 "$PG_DATA/postmaster.pid")" 2>/dev/null
+    fi
+    PG_DATA=
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+
+# awk does the arithmetic: bash has no floating point.
+calc() { awk "BEGIN { v = $1; if (v != v) print \"-\"; else printf \"%.${2:-2}f\", v }"; }
+
+# Field k=v of the first line of $OUT that matches a pattern.
+field() { grep -E -- "$1" "$OUT" | head -1 | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+emit() { echo "$*" | tee -a "$OUT"; }
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+rm -rf "$DIR"
+mkdir -p "$DIR" || exit 1
+: >"$OUT"
+log "data under $DIR, $SECS s per case"
+
+# ---- 1. seqd ----
+[ -x "$BENCH" ] && [ -x "$SEQD" ] || { log "build first: make seqd $BENCH"; exit 1; }
+"$BENCH" --seqd "$SEQD" --dir "$DIR/seqd" --port "$SEQD_PORT" --fsync always \
+    --cases 0:single,0:indep32,1024:indep32 --seconds "$SECS" --base-seconds 2 \
+    --fetchproc 200 | tee -a "$OUT" | grep -E '^(BENCH|FETCHPROC|WARNING)'
+SEQD_RC=${PIPESTATUS[0]}
+[ "$SEQD_RC" = 0 ] || log "bench_cluster exited $SEQD_RC (see above)"
+
+# ---- 2. the disk ----
+"$BENCH" --raw-fsync 3 --dir "$DIR" | tee -a "$OUT"
+
+# ---- 3. Redis ----
+# One redis-benchmark line of CSV -> PEER line. Its latencies are in ms.
+redis_case() {
+    local clients=$1 n=$2 line
+    line=$(redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$clients" -n "$n" --csv \
+        INCRBY peers.k 1 2>/dev/null | tail -1)
+    IFS=, read -r _ rps _ _ p50 _ p99 _ <<<"$(echo "$line" | tr -d '"')"
+    if [ -z "${rps:-}" ] || [ -z "${p99:-}" ]; then
+        log "redis-benchmark -c $clients gave no result: $line"
+        return 1
+    fi
+    emit "PEER system=redis-always clients=$clients ids_per_s=$(calc "$rps" 0)" \
+        "p50_us=$(calc "$p50*1000" 0) p99_us=$(calc "$p99*1000" 0)"
+    [ "$clients" = 1 ] || emit "NOTE redis: appendfsync always writes and fsyncs once per event-loop" \
+        "turn for every command of that turn (group commit), on one node"
+}
+
+run_redis() {
+    command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null &&
+        command -v redis-cli >/dev/null || { emit "SKIP redis: not installed (make deps-peers)"; return; }
+    port_busy "$REDIS_PORT" && { emit "SKIP redis: port $REDIS_PORT busy"; return; }
+    mkdir -p "$DIR/redis"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DIR/redis" \
+        --appendonly yes --appendfsync always --save '' --daemonize no \
+        --protected-mode no --logfile "$DIR/redis/redis.log" &
+    REDIS_PID=$!
+    local up=
+    for _ in $(seq 100); do
+        [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && { up=1; break; }
+        kill -0 "$REDIS_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -n "$up" ] || { emit "SKIP redis: did not start (see $DIR/redis/redis.log)"; cleanup; return; }
+    log "redis $(redis-server --version | awk '{print $3}') on port $REDIS_PORT," \
+        "appendfsync $(redis-cli -p "$REDIS_PORT" config get appendfsync | tail -1)"
+    # Size the runs from a short one, so that each lasts about $SECS.
+    local c rps n
+    for c in 1 32; do
+        rps=$(redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$c" -n $((c * 100 + 500)) --csv \
+            INCRBY peers.warm 1 2>/dev/null | tail -1 | tr -d '"' | cut -d, -f2)
+        n=$(calc "(${rps:-1000}) * $SECS" 0)
+        [ "$n" -ge 1000 ] 2>/dev/null || n=1000
+        redis_case "$c" "$n"
+    done
+    local p
+    p=$("$BENCH" --time-cmd 200 -- redis-cli -p "$REDIS_PORT" INCR peers.proc | grep '^PROC')
+    if [ -n "$p" ]; then
+        local med p99
+        med=$(echo "$p" | tr ' ' '\n' | sed -n 's/^median_us=//p')
+        p99=$(echo "$p" | tr ' ' '\n' | sed -n 's/^p99_us=//p')
+        emit "PEER system=redis-cli clients=1 ids_per_s=$(calc "1e6/$med" 0) p50_us=$med p99_us=$p99"
+        emit "REDISCLIPROC ${p#PROC }"
+    else
+        emit "SKIP redis-cli: could not be timed"
+    fi
+    cleanup
+}
+run_redis
+
+# ---- 4. PostgreSQL ----
+# pgbench -l writes one line per transaction: client, number, latency in
+# µs, ...; the percentiles come from there (its summary has only the mean).
+pg_case() {
+    local clients=$1 jobs=$(( $1 > 1 ? 2 : 1 )) outp tps
+    rm -f "$DIR/pglog/pgb"*
+    outp=$(pgbench -h "$DIR/pg" -p "$PG_PORT" -U postgres -n -f "$DIR/pglog/nextval.sql" \
+        -c "$clients" -j "$jobs" -T "$SECS" -l --log-prefix="$DIR/pglog/pgb" postgres 2>&1)
+    tps=$(echo "$outp" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
+    if [ -z "$tps" ]; then
+        log "pgbench -c $clients failed: $outp"
+        return 1
+    fi
+    local lat
+    lat=$(cat "$DIR/pglog/pgb"* | awk '{print $3}' | sort -n | awk '
+        { v[NR] = $1 }
+        END { if (NR == 0) { print "- -"; exit }
+              i50 = int(0.50 * NR + 0.999999); i99 = int(0.99 * NR + 0.999999);
+              print v[i50], v[i99] }')
+    emit "PEER system=postgres clients=$clients ids_per_s=$(calc "$tps" 0)" \
+        "p50_us=${lat% *} p99_us=${lat#* }"
+}
+
+run_postgres() {
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ] || ! command -v pgbench >/dev/null; then
+        emit "SKIP postgres: not installed (make deps-peers)"
+        return
+    fi
+    port_busy "$PG_PORT" && { emit "SKIP postgres: port $PG_PORT busy"; return; }
+    mkdir -p "$DIR/pg" "$DIR/pglog"
+    PG_AS=()
+    if [ "$(id -u)" = 0 ]; then
+        id postgres >/dev/null 2>&1 || { emit "SKIP postgres: running as root and no user postgres"; return; }
+        chown postgres "$DIR/pg"
+        PG_AS=(runuser -u postgres --)
+    fi
+    if ! "${PG_AS[@]}" "$PG_BIN/initdb" -D "$DIR/pg/data" -U postgres -A trust \
+        >"$DIR/pglog/initdb.log" 2>&1; then
+        emit "SKIP postgres: initdb failed (see $DIR/pglog/initdb.log)"
+        return
+    fi
+    PG_DATA=$DIR/pg/data
+    if ! "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$DIR/pg/server.log" -w -t 30 \
+        -o "-p $PG_PORT -k $DIR/pg -c listen_addresses='' -c fsync=on -c synchronous_commit=on -c max_connections=100" \
+        start >/dev/null 2>&1; then
+        emit "SKIP postgres: did not start (see $DIR/pg/server.log)"
+        cleanup
+        return
+    fi
+    log "postgres $("$PG_BIN/postgres" --version | awk '{print $3}') on $DIR/pg port $PG_PORT"
+    psql -h "$DIR/pg" -p "$PG_PORT" -U postgres -qAt -c 'CREATE SEQUENCE s' postgres >/dev/null ||
+        { emit "SKIP postgres: CREATE SEQUENCE failed"; cleanup; return; }
+    echo "SELECT nextval('s');" >"$DIR/pglog/nextval.sql"
+    pg_case 1
+    pg_case 32
+    emit "NOTE postgres: nextval() WAL-logs a sequence once per 32 values (SEQ_LOG_VALS)," \
+        "so most calls commit without waiting for a flush: not one fsync per ID"
+    cleanup
+}
+run_postgres
+
+# ---- 5. side by side ----
+num() { local v; v=$(field "$1" "$2"); [ -n "$v" ] && [ "$v" != - ] && echo "$v" || echo nan; }
+ratio() {  # name, numerator, denominator, what it means
+    local r=-
+    if [ "$2" != nan ] && [ "$3" != nan ] && [ "$(calc "$3 > 0" 0)" = 1 ]; then
+        r=$(calc "$2 / $3" 2)
+    fi
+    emit "RATIO $1=$r  # $4"
+}
+S0=$(num 'target=cluster fsync=always buf=0 clients=single' ids_per_s)
+S0P50=$(num 'target=cluster fsync=always buf=0 clients=single' p50_us)
+SI=$(num 'target=cluster fsync=always buf=0 clients=indep32' ids_per_s)
+SB=$(num 'target=cluster fsync=always buf=1024 clients=indep32' ids_per_s)
+BB=$(num 'target=baseline fsync=- buf=1024 clients=indep32' ids_per_s)
+FP=$(num '^FETCHPROC' median_us)
+R32=$(num '^PEER system=redis-always clients=32' ids_per_s)
+R1=$(num '^PEER system=redis-always clients=1 ' ids_per_s)
+P32=$(num '^PEER system=postgres clients=32' ids_per_s)
+FD=$(num '^PEER system=fdatasync' p50_us)
+RC=$(num '^PEER system=redis-cli' p50_us)
+echo
+ratio seqd_buf0_indep32_vs_redis_always_32 "$SI" "$R32" "ids/s; above 1: seqd hands out more"
+ratio seqd_buf0_single_vs_redis_always_1 "$S0" "$R1" "ids/s"
+ratio seqd_buf0_indep32_vs_postgres_32 "$SI" "$P32" "ids/s"
+ratio seqd_buf0_single_p50_vs_fdatasync_p50 "$S0P50" "$FD" "latency; the disk's floor is 1"
+ratio seqd_fetch_process_vs_redis_cli "$FP" "$RC" "median latency of one command run"
+ratio seqd_buf1024_indep32_vs_baseline "$SB" "$BB" "ids/s; the in-process counter is 1"
+# The data of the peers is big and useless once measured; logs stay.
+rm -rf "$DIR/pg/data" "$DIR/redis/appendonlydir"
+log "all figures in $OUT"
+exit "$SEQD_RC"
