@@ -14,6 +14,9 @@
  *   spread32  (cluster only, buffers 0 and 1024 in the default matrix) like
  *             indep32 but client i knows only member i%3: three coordinators
  *             compete for one sequence, rr_seq's "Distributed" case.
+ * Buffered streams (buffer > 0) run with stream_set_adaptive(buf x 16)
+ * (--adaptive K; 1 = fixed ranges of `buf`), cluster and baseline alike:
+ * `buf` is the minimum range.
  * Then the same matrix over the in-process baseline (the same stream API
  * over an atomic counter: what the cluster costs over a local counter), and
  * `seqd fetch` timed as a shell script runs it (fork+exec, connect and all).
@@ -96,6 +99,7 @@ typedef struct bench_opts {
     bool fsync_mode[2];     /* [0] always, [1] never */
     bool baseline;
     int fetchproc_runs;
+    uint32_t adaptive;      /* buffered streams grow up to buf x this (1: off) */
     const char *servers;    /* an existing cluster to measure (nothing spawned) */
     int ncases;
     bench_casedef cases[BENCH_MAX_CASES];
@@ -517,7 +521,7 @@ typedef struct bench_result {
  * over a local counter), lets the threads consume for `secs`, and gathers
  * the figures. */
 static void bench_case(bench_cluster *bc, uint32_t buf, int shape, double secs,
-                       bench_result *r)
+                       uint32_t adaptive, bench_result *r)
 {
     int nthreads = shape == SHAPE_SINGLE ? 1 : BENCH_THREADS;
     int nstreams = shape == SHAPE_INDEP32 || shape == SHAPE_SPREAD32 ? BENCH_THREADS : 1;
@@ -556,6 +560,8 @@ static void bench_case(bench_cluster *bc, uint32_t buf, int shape, double secs,
         }
         if (st[i] == NULL)
             bench_die("stream_new: %s", err);
+        if (buf > 0 && adaptive > 1)
+            stream_set_adaptive(st[i], buf * adaptive);
     }
     bool check = bc != NULL || buf == 1024;
     bench_bitmap *bm = check ? bench_bitmap_new() : NULL;
@@ -763,6 +769,9 @@ static void bench_usage(void)
             "                     [--port P] [--fsync always,never] [--bufs 0,1,2,1024]\n"
             "                     [--clients single,shared32,indep32] [--cases BUF:SHAPE,...]\n"
             "                     [--no-baseline] [--fetchproc RUNS]\n"
+            "                     [--adaptive K  (buffered streams grow their range up to\n"
+            "                      K x buffer after stalls, cluster and baseline alike;\n"
+            "                      default 16, 1 = fixed ranges)]\n"
             "                     [--servers A,B,C  (a running 3-member cluster: nothing is\n"
             "                      started; --fsync names its mode, one only)]\n"
             "       bench_cluster --raw-fsync SECONDS [--dir DIR]\n"
@@ -872,6 +881,8 @@ static void bench_parse(int argc, char **argv, bench_opts *o)
             o->port = atoi(v);
         else if (strcmp(a, "--fetchproc") == 0)
             o->fetchproc_runs = atoi(v);
+        else if (strcmp(a, "--adaptive") == 0)
+            o->adaptive = (uint32_t)atoi(v);
         else if (strcmp(a, "--cases") == 0)
             cases = v;
         else if (strcmp(a, "--servers") == 0)
@@ -966,7 +977,7 @@ int main(int argc, char **argv)
 {
     bench_opts o = { .seqd = "./seqd", .dir = "build/bench-data", .secs = 3, .base_secs = 1,
                      .port = 19501, .fsync_mode = { true, true }, .baseline = true,
-                     .fetchproc_runs = 200 };
+                     .fetchproc_runs = 200, .adaptive = 16 };
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc >= 2 && strcmp(argv[1], "--time-cmd") == 0) {
         if (argc < 5 || strcmp(argv[3], "--") != 0)
@@ -1022,7 +1033,7 @@ int main(int argc, char **argv)
         else
             bench_cluster_start(&o, &bc, modes[m]);
         for (int c = 0; c < o.ncases; c++) {
-            bench_case(&bc, o.cases[c].buf, o.cases[c].shape, o.secs, &res[nres]);
+            bench_case(&bc, o.cases[c].buf, o.cases[c].shape, o.secs, o.adaptive, &res[nres]);
             bench_print(&res[nres]);
             bad += !res[nres].ok;
             nres++;
@@ -1056,7 +1067,7 @@ int main(int argc, char **argv)
         for (int c = 0; c < o.ncases; c++) {
             if (o.cases[c].shape == SHAPE_SPREAD32)
                 continue;
-            bench_case(NULL, o.cases[c].buf, o.cases[c].shape, o.base_secs, &res[nres]);
+            bench_case(NULL, o.cases[c].buf, o.cases[c].shape, o.base_secs, o.adaptive, &res[nres]);
             bench_print(&res[nres]);
             bad += !res[nres].ok;
             nres++;

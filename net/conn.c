@@ -1,4 +1,14 @@
-/* net/conn.c — framed connection over a bufferevent (contract in conn.h). */
+/* net/conn.c — framed connection over a bufferevent (contract in conn.h).
+ *
+ * WRITES. The bufferevent's write event stays disabled while the output is
+ * empty: left enabled, libevent would add it to epoll when a reply is
+ * queued and delete it once written, two epoll_ctl calls per reply, and the
+ * reply would wait for the next epoll_wait. Instead conn_send queues the
+ * frame and activates a per-conn flush event (no syscall); it runs after
+ * the events already active in this loop turn, so every frame queued for
+ * the connection in the turn goes out with one sendmsg. Only a remainder
+ * the socket would not take enables the write event, until it drains.
+ */
 #include "conn.h"
 
 #include <arpa/inet.h>
@@ -9,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -18,6 +29,10 @@
 
 struct conn {
     struct bufferevent *bev;
+    struct event *flush_ev;  /* runs conn_flush later in this loop turn */
+    bool flush_armed;  /* flush_ev active */
+    bool wr_on;        /* the bufferevent's write event is enabled */
+    bool rd_paused;    /* reading stopped by back-pressure */
     conn_open_fn on_open;
     conn_msg_fn on_msg;
     conn_end_fn on_end;
@@ -34,6 +49,7 @@ struct conn {
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_flush_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Why a read high-water mark: a peer that floods us without reading gets
  * TCP back-pressure instead of growing our input buffer; 4 frames is
@@ -44,6 +60,16 @@ static void conn_setup(conn *c)
     bufferevent_setwatermark(c->bev, EV_READ, SEQD_HDR_LEN, 4 * SEQD_MAX_FRAME);
     bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_LOW, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->wr_on = true;   /* a connect waits for writability; see conn_write_off */
+}
+
+/* From the moment the conn is open, writes go through conn_flush. */
+static void conn_write_off(conn *c)
+{
+    if (c->wr_on && !c->failing) {
+        bufferevent_disable(c->bev, EV_WRITE);
+        c->wr_on = false;
+    }
 }
 
 static conn *conn_alloc(conn_open_fn on_open, conn_msg_fn on_msg, conn_end_fn on_end, void *arg)
@@ -96,13 +122,20 @@ conn *conn_accept(struct event_base *base, int fd, conn_msg_fn on_msg, conn_end_
     evutil_make_socket_nonblocking(fd);
     conn_nodelay(fd);
     c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
-        evutil_closesocket(fd);
+    c->flush_ev = event_new(base, -1, 0, conn_flush_cb, c);
+    if (!c->bev || !c->flush_ev) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
+        if (c->flush_ev)
+            event_free(c->flush_ev);
         free(c);
         return NULL;
     }
     c->open = true;
     conn_setup(c);
+    conn_write_off(c);
     return c;
 }
 
@@ -114,13 +147,19 @@ conn *conn_connect(struct event_base *base, const struct sockaddr *sa, int salen
         return NULL;
     conn_name(c, sa);
     c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
+    c->flush_ev = event_new(base, -1, 0, conn_flush_cb, c);
+    if (!c->bev || !c->flush_ev) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        if (c->flush_ev)
+            event_free(c->flush_ev);
         free(c);
         return NULL;
     }
     conn_setup(c);
     if (bufferevent_socket_connect(c->bev, (struct sockaddr *)sa, salen) < 0) {
         bufferevent_free(c->bev);
+        event_free(c->flush_ev);
         free(c);
         return NULL;
     }
@@ -153,6 +192,10 @@ void conn_close(conn *c, const char *why)
         bufferevent_free(c->bev);
         c->bev = NULL;
     }
+    if (c->flush_ev) {
+        event_free(c->flush_ev);
+        c->flush_ev = NULL;
+    }
     if (c->on_end)
         c->on_end(c, c->arg, why);
     conn_unref(c);
@@ -165,10 +208,73 @@ int conn_send(conn *c, const seqd_msg *m)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (frame_encode(out, m) < 0)
         return -1;
+    if (!c->wr_on && !c->flush_armed) {
+        c->flush_armed = true;
+        event_active(c->flush_ev, EV_WRITE, 1);
+    }
     /* Back-pressure: stop reading requests while replies pile up. */
-    if (evbuffer_get_length(out) > CONN_OUT_HIGH)
+    if (evbuffer_get_length(out) > CONN_OUT_HIGH) {
         bufferevent_disable(c->bev, EV_READ);
+        c->rd_paused = true;
+    }
     return 0;
+}
+
+/* Writes what the socket takes now, without blocking and without SIGPIPE
+ * (a closed peer is an error the bufferevent then reports). Returns false
+ * on a hard error. A bufferevent keeps the start of its output frozen
+ * (only its own writer drains it), hence the unfreeze around the drain. */
+static bool conn_write_now(conn *c, struct evbuffer *out)
+{
+    int fd = bufferevent_getfd(c->bev);
+    bool ok = true;
+    evbuffer_unfreeze(out, 1);
+    while (evbuffer_get_length(out) > 0) {
+        struct evbuffer_iovec v[16];
+        int n = evbuffer_peek(out, -1, NULL, v, 16);
+        if (n > 16)
+            n = 16;
+        struct iovec iov[16];
+        for (int i = 0; i < n; i++) {
+            iov[i].iov_base = v[i].iov_base;
+            iov[i].iov_len = v[i].iov_len;
+        }
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0) {
+            ok = errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+            break;
+        }
+        if (evbuffer_drain(out, (size_t)w) < 0) {
+            ok = false;   /* cannot happen once unfrozen; never spin */
+            break;
+        }
+    }
+    evbuffer_freeze(out, 1);
+    return ok;
+}
+
+/* The turn's frames for this connection, in one go. What the socket does
+ * not take (or a hard error, which the bufferevent then reports through
+ * conn_event_cb) is left to the write event until the output drains. */
+static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    conn *c = arg;
+    (void)fd;
+    (void)what;
+    c->flush_armed = false;
+    if (!c->open || c->wr_on)
+        return;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (conn_write_now(c, out) && evbuffer_get_length(out) == 0) {
+        if (c->rd_paused && !c->failing) {
+            bufferevent_enable(c->bev, EV_READ);   /* back-pressure over */
+            c->rd_paused = false;
+        }
+        return;
+    }
+    bufferevent_enable(c->bev, EV_WRITE);
+    c->wr_on = true;
 }
 
 void conn_fail(conn *c, int ferr, const char *text)
@@ -184,6 +290,8 @@ void conn_fail(conn *c, int ferr, const char *text)
     bufferevent_disable(c->bev, EV_READ);
     /* Ask for a write callback once everything, the ERROR included, is out. */
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(c->bev, EV_WRITE);
+    c->wr_on = true;
 }
 
 /* Decodes every whole frame that has arrived; stops at the first framing
@@ -218,8 +326,12 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
             conn_close(c, "closed after a framing error");
         return;
     }
-    if (c->open)
-        bufferevent_enable(bev, EV_READ);
+    if (!c->open)
+        return;
+    bufferevent_enable(bev, EV_READ);
+    c->rd_paused = false;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        conn_write_off(c);   /* drained: back to conn_flush */
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -228,6 +340,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
         c->open = true;
+        conn_write_off(c);
         int fd = bufferevent_getfd(c->bev);
         if (fd >= 0)
             conn_nodelay(fd);

@@ -58,6 +58,8 @@ struct server {
     struct event *stop_ev;
     self_msg *self_head, *self_tail;
     uint64_t rng;
+    uint64_t write_errors_logged;   /* log write failures already reported */
+    uint64_t write_errors_at_us;    /* when last reported */
     int stop_stage;
     bool stopping;
     bool fatal;
@@ -491,11 +493,28 @@ static void server_recovered(void *arg, int err, bool new_cluster)
 
 /* ---- log completions ---------------------------------------------------- */
 
+/* A full or failing disk fails batches, not the member: say so in the log,
+ * at most once a second while it lasts, and once when it is over. */
+static void server_watch_writes(server *s)
+{
+    log_stats ls;
+    log_get_stats(s->log, &ls);
+    uint64_t now = env_now_us(s);
+    if (ls.write_errors > s->write_errors_logged && now - s->write_errors_at_us >= 1000000u) {
+        server_log(s, "log writes are failing (disk full or failing): %llu failed batches so far; "
+                      "requests that need this member's vote fail with a storage error",
+                   (unsigned long long)ls.write_errors);
+        s->write_errors_logged = ls.write_errors;
+        s->write_errors_at_us = now;
+    }
+}
+
 static void server_log_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     server *s = arg;
+    server_watch_writes(s);
     if (log_poll(s->log) < 0 && !s->fatal) {
         server_log(s, "fatal: fsync of the log failed; its pages may be lost, exiting");
         s->fatal = true;

@@ -45,6 +45,9 @@ struct stream {
     void *ctx;
     void (*ctx_free)(void *);   /* ctx owned by the stream, or NULL */
     uint32_t buffer;
+    uint32_t size;              /* range size of the next refill (>= buffer) */
+    uint32_t size_max;          /* stream_set_adaptive; 0: size == buffer */
+    struct timespec last_refill;/* when the last refill started */
 
     uint64_t cur_next, cur_left;    /* the range being consumed */
     uint64_t pend_first, pend_left; /* the range fetched ahead (0 left: none) */
@@ -128,7 +131,29 @@ static void stream_pass_on(stream *s)
  * range arrives while the rest of this one is being used. */
 static bool stream_wants_refill(const stream *s)
 {
-    return s->buffer > 0 && s->pend_left == 0 && s->cur_left * 2 <= s->buffer;
+    return s->buffer > 0 && s->pend_left == 0 && s->cur_left * 2 <= s->size;
+}
+
+/* Adaptive ranges: a stall means one range did not last a source round
+ * trip, so the next ones are twice as big (which also moves the refill
+ * point earlier, at half the new size); a range that lasted over a second
+ * means the consumer slowed down, so the size halves back toward `buffer`
+ * (bounding what a freed stream loses). Under the mutex. */
+static void stream_grow(stream *s)
+{
+    if (s->size_max > s->size)
+        s->size = s->size * 2 > s->size_max ? s->size_max : s->size * 2;
+}
+
+static void stream_maybe_shrink(stream *s)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    bool slow = now.tv_sec - s->last_refill.tv_sec > 1 ||
+                (now.tv_sec - s->last_refill.tv_sec == 1 && now.tv_nsec >= s->last_refill.tv_nsec);
+    if (slow && s->size > s->buffer)
+        s->size = s->size / 2 < s->buffer ? s->buffer : s->size / 2;
+    s->last_refill = now;
 }
 
 /* Checks a range from the source before anything is handed out of it: a
@@ -181,19 +206,22 @@ static void *stream_refill_main(void *arg)
             pthread_cond_wait(&s->work, &s->mu);
         if (s->stopping)
             break;
+        if (s->size_max)
+            stream_maybe_shrink(s);
+        uint32_t n = s->size;
         pthread_mutex_unlock(&s->mu);
         uint64_t first = 0;
         char e[sizeof s->st.last_err] = "";
-        int rc = s->src(s->ctx, s->buffer, &first, e, sizeof e);
+        int rc = s->src(s->ctx, n, &first, e, sizeof e);
         pthread_mutex_lock(&s->mu);
-        if (rc == 0 && stream_range_ok(s, first, s->buffer, e, sizeof e)) {
-            stream_note_range(s, first, s->buffer);
+        if (rc == 0 && stream_range_ok(s, first, n, e, sizeof e)) {
+            stream_note_range(s, first, n);
             if (s->cur_left == 0) {
                 s->cur_next = first;
-                s->cur_left = s->buffer;
+                s->cur_left = n;
             } else {
                 s->pend_first = first;
-                s->pend_left = s->buffer;
+                s->pend_left = n;
             }
             backoff = 0;
             stream_wake(s, s->cur_left + s->pend_left);
@@ -238,6 +266,8 @@ static stream *stream_new_owned(stream_source_fn src, void *ctx, void (*ctx_free
     s->ctx = ctx;
     s->ctx_free = ctx_free;
     s->buffer = buffer;
+    s->size = buffer;
+    clock_gettime(CLOCK_MONOTONIC, &s->last_refill);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -450,6 +480,8 @@ int stream_next(stream *s, uint64_t *id, uint32_t timeout_ms, char *err, size_t 
         return CLIENT_OK;
     }
     s->st.stalls++;
+    if (!s->st.waiting)
+        stream_grow(s);   /* slow, not failing: bigger ranges */
     struct timespec dl = stream_deadline(timeout_ms);
     for (;;) {
         if (stream_take(s, id)) {
@@ -466,6 +498,18 @@ int stream_next(stream *s, uint64_t *id, uint32_t timeout_ms, char *err, size_t 
     }
     pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+void stream_set_adaptive(stream *s, uint32_t max_range)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->buffer > 0 && max_range > s->buffer)
+        s->size_max = max_range > SEQD_COUNT_MAX ? SEQD_COUNT_MAX : max_range;
+    else
+        s->size_max = 0;
+    if (s->size_max == 0 || s->size > s->size_max)
+        s->size = s->buffer;
+    pthread_mutex_unlock(&s->mu);
 }
 
 void stream_stats(stream *s, struct stream_stats *out)

@@ -112,6 +112,17 @@ int stream_next(stream *s, uint64_t *id, uint32_t timeout_ms, char *err, size_t 
 
 void stream_stats(stream *s, struct stream_stats *out);
 
+/* Adaptive ranges (off by default, where every range is `buffer` IDs):
+ * with max_range > buffer, `buffer` becomes the minimum range. After a
+ * stream_next that had to wait for a range (while the source is not
+ * failing) the range size doubles, up to max_range (at most
+ * SEQD_COUNT_MAX), and the refill starts at half the current size, so
+ * earlier; when a range lasted over a second the size halves back toward
+ * `buffer`. Costs: up to two ranges of the current size are lost (a gap)
+ * when the stream is freed. 0 (or <= buffer) turns it off. Any thread,
+ * any time. */
+void stream_set_adaptive(stream *s, uint32_t max_range);
+
 /* Stops the refill thread (waiting for a source call in progress, bounded
  * by the source's own timeout) and frees everything the stream owns. */
 void stream_free(stream *s);

@@ -1,25 +1,62 @@
 /* quorum/coord.c — the coordinator of DESIGN.md §2; see coord.h.
  *
- * Per sequence S a small state machine (enum cseq_phase) with a FIFO queue
- * of requests and at most one round in flight. A round serves a batch: the
- * queued requests in arrival order, up to SEQD_COUNT_MAX IDs.
+ * Per sequence S a FIFO queue of requests and up to `pipeline` rounds in
+ * flight (struct cround, each with its own phase, reqid, batch and R
+ * timer). A round serves a batch: queued requests in arrival order, up to
+ * SEQD_COUNT_MAX IDs.
  *
- *   IDLE --submit--> KICK --timer 0--> [READ --Q VALUEs-->] ACCEPT
- *   ACCEPT --Q fresh ACKs--> commit: slice [h, h+n), next batch or IDLE
- *   READ/ACCEPT --too many NACKs/errors, reply older than R, timer R-->
- *       failed: batch back to the queue front, h = the largest value seen,
- *       retry at once, or after a jittered BACKOFF from the second failure
- *       in a row; requests past their deadline end with ERR_TIMEOUT.
+ *   queue --KICK (timer 0) or a round's end--> pump: start rounds
+ *   round: [READ --Q VALUEs-->] ACCEPT --Q fresh ACKs--> commit: slice
+ *       [h, h+n) in arrival order
+ *   round: too many NACKs/errors, reply older than R, timer R --> failed:
+ *       batch back into the queue (arrival order kept), h = the largest
+ *       value seen; the sequence drains (starts nothing until every round
+ *       in flight has ended), then retries at once, or after a jittered
+ *       BACKOFF from the second failure in a row; requests past their
+ *       deadline end with ERR_TIMEOUT.
  *
  * Safety does not depend on how h is chosen (read quorum, the fast path's
- * learned value, the largest NACK): a commit of (h, h+n) needs Q members
- * that had cur <= h when they accepted; any earlier commit (h1,v1) left Q
- * members with cur >= v1; the two quorums intersect, so h >= v1 and the
- * ranges are disjoint. Real-time order follows from the same intersection:
- * if (h1,v1) committed before this round's ACCEPTs were sent, the common
- * member already had cur >= v1 when it accepted, so h >= v1. The choice of
- * h only decides how often a round is refused (a stale learned value costs
- * one NACKed round, after which h is the largest cur seen).
+ * learned value, the `new` of the round started just before, the largest
+ * NACK): a commit of (h, h+n) needs Q members that had cur <= h when they
+ * accepted; any earlier commit (h1,v1) left Q members with cur >= v1; the
+ * two quorums intersect, so h >= v1 and the ranges are disjoint. Real-time
+ * order follows from the same intersection: if (h1,v1) committed before
+ * this round's ACCEPTs were sent, the common member already had cur >= v1
+ * when it accepted, so h >= v1. The choice of h only decides how often a
+ * round is refused (a stale learned value costs one NACKed round, after
+ * which h is the largest cur seen).
+ *
+ * PIPELINING (DESIGN.md §2: "a member may have several rounds in flight,
+ * each safe on its own"). While rounds of S are in ACCEPT, the requests
+ * queued since start another round at once, with h = the `new` of the
+ * round started last (optimistic: the members that accept the earlier
+ * round then hold exactly that cur, so they accept this one too, and their
+ * log appends for both share one fsync). Why this keeps every guarantee:
+ * - Disjointness: each round is a round of the rule, committed only by its
+ *   own Q fresh ACKs (its own reqid and new_); the argument above holds
+ *   for each pair of rounds, pipelined or not, from this coordinator or
+ *   another. Nothing is learned from a round that did not commit except
+ *   values used as h, and any h is safe.
+ * - Real-time order: a request is put into a round only when that round
+ *   starts (its ACCEPTs are sent after the request arrived), never into a
+ *   round already sent. So if fetch A completed (its round committed
+ *   (h1,v1)) before fetch B arrived, B's round was started after that
+ *   commit, and by the intersection argument above B's h >= v1. That
+ *   pairwise argument is all real-time order asks, and it does not care
+ *   what other rounds are in flight. Rounds started earlier may commit
+ *   later (round k+1's requests may complete before round k's), but their
+ *   requests had arrived before B's round started, so they are concurrent
+ *   with B, and concurrent fetches may complete in either order.
+ * - A failed round (NACK, timeout): its requests go back into the queue by
+ *   arrival number; later rounds in flight may still commit (the failed
+ *   round's range, if some members accepted it, is then a gap: allowed).
+ *   The sequence starts nothing new until every round in flight has ended
+ *   (draining), then retries with h = the largest value seen (NACKed cur,
+ *   every `new` it sent, what it learned), exactly as a lone round would.
+ * - Near 2^64: a pipelined round is started only if its batch fits above
+ *   its h; otherwise the batch waits for the pipeline to drain and the
+ *   normal path (read first when it does not fit) decides exhaustion.
+ * - A round in READ has no `new` to stack on: nothing pipelines behind it.
  *
  * What safety does depend on: counting only ACKs that answer this round
  * (fresh reqids per phase, ack.new_ checked) and only while the round is
@@ -30,9 +67,11 @@
  *
  * reqid layout: bit 63 clear (Q_REQID_RECOVERY belongs to recovery), bits
  * 32..62 the sequence's index, bits 0..31 the phase's id; a reply whose id
- * is not the sequence's current one is late and ignored.
+ * matches none of the sequence's rounds in flight is late and ignored.
  *
  * done callbacks may call coord_submit, never coord_fail_all / coord_free.
+ * While they run (s->busy) a submit only queues; the code that ran them
+ * pumps the queue afterwards.
  */
 #include "coord.h"
 
@@ -42,11 +81,16 @@
 
 #define COORD_BACKOFF_BASE_US 200u
 #define COORD_BACKOFF_CAP_US 20000u
+#ifndef COORD_PIPELINE_DEFAULT
+#define COORD_PIPELINE_DEFAULT 4
+#endif
 
 typedef struct creq {
     struct creq *next;
+    uint64_t arrival;       /* order of submission, kept when a batch returns */
     uint32_t count;
     uint64_t deadline;
+    bool storage;           /* a round of it failed on members' disk errors */
     coord_done_fn done;
     void *arg;
 } creq;
@@ -55,47 +99,61 @@ typedef struct creq_list {
     creq *head, *tail;
 } creq_list;
 
-enum cseq_phase {
-    CS_IDLE,      /* nothing queued, no timer but maybe the deadline's */
-    CS_KICK,      /* a round starts from a 0 timer, after the submitter's turn */
-    CS_READ,      /* READ sent to all, collecting the first Q VALUEs */
-    CS_ACCEPT,    /* ACCEPT sent to all, counting ACKs */
-    CS_BACKOFF,   /* sleeping after repeated failed rounds */
-    CS_SETTLING   /* between phases, done callbacks may be running */
+enum cround_phase {
+    CR_FREE,      /* slot unused */
+    CR_READ,      /* READ sent to all, collecting the first Q VALUEs */
+    CR_ACCEPT     /* ACCEPT sent to all, counting ACKs */
 };
+
+struct cseq;
+
+typedef struct cround {
+    struct cseq *s;
+    enum cround_phase phase;
+    creq_list batch;        /* served by this round, arrival order */
+    void *timer;            /* the phase's R */
+    uint32_t rid;           /* id of the phase in flight */
+    uint32_t answered;      /* members that replied in this phase */
+    int oks, bad;
+    int storage_errs;       /* members that could not write their log */
+    uint64_t sent_us;
+    uint64_t h, new_;       /* READ: max VALUE so far; ACCEPT: the round */
+    uint64_t seen;          /* largest cur seen in this phase's replies */
+} cround;
 
 typedef struct cseq {
     struct coord *c;
     uint32_t idx;
     struct seqd_name name;
-    enum cseq_phase phase;
     creq_list queue;        /* waiting, arrival order */
-    creq_list batch;        /* served by the round in flight, arrival order */
-    void *step_timer;       /* KICK, BACKOFF, or the round's R */
+    cround rounds[COORD_PIPELINE_MAX];
+    int nflight;            /* rounds not CR_FREE */
+    int busy;               /* done callbacks may be running: only queue */
+    bool draining;          /* a round failed: start nothing until nflight == 0 */
+    bool backoff;           /* step_timer is a BACKOFF, not a KICK */
+    void *step_timer;       /* KICK (0) or BACKOFF */
     void *deadline_timer;
     uint64_t deadline_at;   /* when deadline_timer fires */
-    uint32_t rid;           /* id of the phase in flight */
-    uint32_t answered;      /* members that replied in this phase */
-    int oks, bad;
-    uint64_t sent_us;
-    uint64_t h, new_;       /* READ: max VALUE so far; ACCEPT: the round */
-    uint64_t seen;          /* largest cur seen in this phase's replies */
     uint64_t learned;       /* h for the fast path, if learned_ok */
     bool learned_ok;
+    uint64_t head;          /* new of the last ACCEPT sent, while nflight > 0 */
+    bool head_ok;
     int fails;              /* failed rounds in a row */
 } cseq;
 
 struct coord {
     q_env env;
     bool fast_path, coalescing;
+    int pipeline;
     coord_stats st;
     qmap *names;            /* name -> index in seqs */
     cseq **seqs;
     size_t nseqs, cap;
     uint32_t next_rid;
+    uint64_t next_arrival;
 };
 
-static void seq_start_round(cseq *s);
+static void seq_pump(cseq *s);
 
 coord *coord_new(const q_env *env)
 {
@@ -103,6 +161,7 @@ coord *coord_new(const q_env *env)
     c->env = *env;
     c->fast_path = true;
     c->coalescing = true;
+    c->pipeline = COORD_PIPELINE_DEFAULT;
     c->names = qmap_new();
     /* Random first id: a restarted member does not reuse its old ids. */
     c->next_rid = (uint32_t)env->random(env->ctx);
@@ -112,6 +171,11 @@ coord *coord_new(const q_env *env)
 void coord_set_fast_path(coord *c, bool on) { c->fast_path = on; }
 void coord_set_coalescing(coord *c, bool on) { c->coalescing = on; }
 void coord_get_stats(const coord *c, coord_stats *s) { *s = c->st; }
+
+void coord_set_pipeline(coord *c, int depth)
+{
+    c->pipeline = depth < 1 ? 1 : depth > COORD_PIPELINE_MAX ? COORD_PIPELINE_MAX : depth;
+}
 
 static uint64_t coord_now(const coord *c) { return c->env.now_us(c->env.ctx); }
 
@@ -143,16 +207,26 @@ static void list_push(creq_list *l, creq *r)
     l->tail = r;
 }
 
-/* Puts `front` (older requests) before everything in l. */
-static void list_prepend(creq_list *l, creq_list *front)
+/* Puts the requests of `back` (a batch returning from a round) into l by
+ * arrival number, both lists being in arrival order: rounds may fail in
+ * any order, and the queue stays first-come first-served. O(len). */
+static void list_merge(creq_list *l, creq_list *back)
 {
-    if (!front->head)
-        return;
-    front->tail->next = l->head;
-    if (!l->head)
-        l->tail = front->tail;
-    l->head = front->head;
-    front->head = front->tail = NULL;
+    creq_list out = {0};
+    creq *a = l->head, *b = back->head;
+    while (a || b) {
+        creq *r;
+        if (a && (!b || a->arrival < b->arrival)) {
+            r = a;
+            a = a->next;
+        } else {
+            r = b;
+            b = b->next;
+        }
+        list_push(&out, r);
+    }
+    *l = out;
+    back->head = back->tail = NULL;
 }
 
 static creq_list list_take(creq_list *l)
@@ -174,6 +248,23 @@ static void list_finish(coord *c, creq_list l, int err)
     }
 }
 
+/* Runs done callbacks with the sequence marked busy, so that a submit
+ * from inside them only queues (the caller pumps afterwards). */
+static void seq_finish(cseq *s, creq_list l, int err)
+{
+    s->busy++;
+    list_finish(s->c, l, err);
+    s->busy--;
+}
+
+static uint64_t list_sum(const creq_list *l)
+{
+    uint64_t sum = 0;
+    for (const creq *r = l->head; r; r = r->next)
+        sum += r->count;
+    return sum;
+}
+
 /* ---- deadlines ---------------------------------------------------------- */
 
 static void seq_deadline_fire(void *arg);
@@ -188,12 +279,15 @@ static uint64_t list_min_deadline(const creq_list *l, uint64_t m)
 
 /* One timer per sequence, at the earliest deadline of its requests, so a
  * request ends near its deadline even while its round waits for replies.
- * O(requests) per call: the queue of one sequence is short, because one
- * round serves all of it. */
+ * O(requests) per call: the queue and batches of one sequence are short,
+ * because each round serves the whole queue. */
 static void seq_arm_deadline(cseq *s)
 {
     coord *c = s->c;
-    uint64_t m = list_min_deadline(&s->batch, list_min_deadline(&s->queue, UINT64_MAX));
+    uint64_t m = list_min_deadline(&s->queue, UINT64_MAX);
+    for (int i = 0; i < COORD_PIPELINE_MAX; i++)
+        if (s->rounds[i].phase != CR_FREE)
+            m = list_min_deadline(&s->rounds[i].batch, m);
     if (m == UINT64_MAX) {
         coord_timer_stop(c, &s->deadline_timer);
         return;
@@ -216,7 +310,7 @@ static void list_split_expired(creq_list *l, uint64_t now, creq_list *out)
     *l = keep;
 }
 
-/* Requests past their deadline end with ERR_TIMEOUT. Ones in the round in
+/* Requests past their deadline end with ERR_TIMEOUT. Ones in a round in
  * flight are dropped from its batch: if the round commits, their part of
  * the range is a gap, which is allowed; duplicates are not. */
 static void seq_expire(cseq *s)
@@ -224,8 +318,16 @@ static void seq_expire(cseq *s)
     creq_list dead = {0};
     uint64_t now = coord_now(s->c);
     list_split_expired(&s->queue, now, &dead);
-    list_split_expired(&s->batch, now, &dead);
-    list_finish(s->c, dead, ERR_TIMEOUT);
+    for (int i = 0; i < COORD_PIPELINE_MAX; i++)
+        if (s->rounds[i].phase != CR_FREE)
+            list_split_expired(&s->rounds[i].batch, now, &dead);
+    creq_list storage = {0}, timeout = {0};
+    for (creq *r = dead.head, *next; r; r = next) {
+        next = r->next;
+        list_push(r->storage ? &storage : &timeout, r);
+    }
+    seq_finish(s, storage, ERR_STORAGE);
+    seq_finish(s, timeout, ERR_TIMEOUT);
     seq_arm_deadline(s);
 }
 
@@ -234,183 +336,274 @@ static void seq_deadline_fire(void *arg)
     cseq *s = arg;
     s->deadline_timer = NULL;
     seq_expire(s);
+    seq_pump(s);   /* a callback may have submitted */
 }
 
 /* ---- rounds ------------------------------------------------------------- */
 
-static void seq_step_fire(void *arg);
+static void round_timer_fire(void *arg);
 
-static uint64_t seq_reqid(const cseq *s) { return ((uint64_t)s->idx << 32) | s->rid; }
+static uint64_t round_reqid(const cround *r) { return ((uint64_t)r->s->idx << 32) | r->rid; }
 
-/* A fresh id per phase, so replies to an earlier phase are recognized as
- * late by their reqid alone. */
-static void seq_new_phase(cseq *s, enum cseq_phase phase)
+/* A fresh id per phase, so replies to an earlier phase (or another round)
+ * are recognized as late by their reqid alone. */
+static void round_new_phase(cround *r, enum cround_phase phase)
 {
-    coord *c = s->c;
+    coord *c = r->s->c;
     if (++c->next_rid == 0)
         c->next_rid = 1;
-    s->rid = c->next_rid;
-    s->phase = phase;
-    s->answered = 0;
-    s->oks = s->bad = 0;
-    s->seen = 0;
-    s->sent_us = coord_now(c);
-    coord_timer_stop(c, &s->step_timer);
-    s->step_timer = coord_timer(c, c->env.round_us, seq_step_fire, s);
+    r->rid = c->next_rid;
+    r->phase = phase;
+    r->answered = 0;
+    r->oks = r->bad = r->storage_errs = 0;
+    r->seen = 0;
+    r->sent_us = coord_now(c);
+    coord_timer_stop(c, &r->timer);
+    r->timer = coord_timer(c, c->env.round_us, round_timer_fire, r);
 }
 
-static void seq_send_read(cseq *s)
+/* Frees the slot; its batch must have been taken already. */
+static void round_end(cround *r)
 {
-    coord *c = s->c;
-    seq_new_phase(s, CS_READ);
-    s->h = 0;
+    coord_timer_stop(r->s->c, &r->timer);
+    r->phase = CR_FREE;
+    r->rid = 0;
+    r->s->nflight--;
+}
+
+static void round_send_read(cround *r)
+{
+    coord *c = r->s->c;
+    round_new_phase(r, CR_READ);
+    r->h = 0;
     c->st.reads++;
-    seqd_msg m = {.type = MSG_READ, .reqid = seq_reqid(s)};
-    m.u.read.name = s->name;
+    seqd_msg m = {.type = MSG_READ, .reqid = round_reqid(r)};
+    m.u.read.name = r->s->name;
     for (int i = 0; i < c->env.n; i++)
         c->env.send(c->env.ctx, i, &m);
 }
 
 /* Takes the next batch off the queue: arrival order, at most
  * SEQD_COUNT_MAX IDs in all (one request alone always fits). */
-static void seq_take_batch(cseq *s)
+static void seq_take_batch(cseq *s, creq_list *batch)
 {
     uint64_t sum = 0;
     while (s->queue.head) {
         creq *r = s->queue.head;
-        if (s->batch.head && (sum + r->count > SEQD_COUNT_MAX || !s->c->coalescing))
+        if (batch->head && (sum + r->count > SEQD_COUNT_MAX || !s->c->coalescing))
             break;
         s->queue.head = r->next;
         if (!s->queue.head)
             s->queue.tail = NULL;
-        list_push(&s->batch, r);
+        list_push(batch, r);
         sum += r->count;
     }
 }
 
-static uint64_t seq_batch_sum(const cseq *s)
+/* ACCEPT(h, h+n) for the round's batch. When called with the learned or
+ * pipelined h the batch always fits (checked by the caller); otherwise h
+ * comes from a read, so it is a value some member really holds: a request
+ * that cannot fit below 2^64-1 above it never will (cur only grows) and
+ * gets ERR_EXHAUSTED. If the batch as a whole does not fit, its tail waits
+ * for a later round. Returns false (slot freed) if nothing was left to
+ * send. */
+static bool round_send_accept(cround *r, uint64_t h)
 {
-    uint64_t sum = 0;
-    for (const creq *r = s->batch.head; r; r = r->next)
-        sum += r->count;
-    return sum;
-}
-
-/* ACCEPT(h, h+n) for the batch. h comes from a read here whenever the
- * batch does not fit (see seq_start_round), so it is a value some member
- * really holds: a request that cannot fit below 2^64-1 above it never will
- * (cur only grows) and gets ERR_EXHAUSTED. If the batch as a whole does not
- * fit, its tail waits for the next round. Returns false if nothing was
- * left to send. */
-static bool seq_send_accept(cseq *s, uint64_t h)
-{
+    cseq *s = r->s;
     coord *c = s->c;
     uint64_t room = UINT64_MAX - h, sum = 0;
-    creq_list all = list_take(&s->batch), rest = {0}, exhausted = {0};
-    for (creq *r = all.head, *next; r; r = next) {
-        next = r->next;
-        if (r->count > room)
-            list_push(&exhausted, r);
-        else if (!rest.head && sum + r->count <= room) {
-            list_push(&s->batch, r);
-            sum += r->count;
+    creq_list all = list_take(&r->batch), rest = {0}, exhausted = {0};
+    for (creq *q = all.head, *next; q; q = next) {
+        next = q->next;
+        if (q->count > room)
+            list_push(&exhausted, q);
+        else if (!rest.head && sum + q->count <= room) {
+            list_push(&r->batch, q);
+            sum += q->count;
         } else
-            list_push(&rest, r);
+            list_push(&rest, q);
     }
-    list_prepend(&s->queue, &rest);
-    if (exhausted.head) {
-        s->phase = CS_SETTLING;
-        list_finish(c, exhausted, ERR_EXHAUSTED);
-    }
-    if (!s->batch.head)
+    list_merge(&s->queue, &rest);
+    if (!r->batch.head) {
+        round_end(r);
+        seq_finish(s, exhausted, ERR_EXHAUSTED);
         return false;
-    seq_new_phase(s, CS_ACCEPT);
-    s->h = h;
-    s->new_ = h + sum;
+    }
+    round_new_phase(r, CR_ACCEPT);
+    r->h = h;
+    r->new_ = h + sum;
+    s->head = r->new_;
+    s->head_ok = true;
     c->st.rounds++;
-    seqd_msg m = {.type = MSG_ACCEPT, .reqid = seq_reqid(s)};
-    m.u.accept.expect = s->h;
-    m.u.accept.new_ = s->new_;
+    seqd_msg m = {.type = MSG_ACCEPT, .reqid = round_reqid(r)};
+    m.u.accept.expect = r->h;
+    m.u.accept.new_ = r->new_;
     m.u.accept.name = s->name;
     for (int i = 0; i < c->env.n; i++)
         c->env.send(c->env.ctx, i, &m);
+    seq_finish(s, exhausted, ERR_EXHAUSTED);
     return true;
 }
 
-/* Serves the queue: expired requests end, the next batch starts with the
- * fast path (learned h) or a read. The learned value may be above every
- * member's cur (the `new` of a round nobody accepted), so near 2^64 a
- * batch that does not fit above it reads first rather than calling the
- * sequence exhausted. Called in a non-idle phase, so requests submitted
- * from done callbacks meanwhile only queue. */
-static void seq_start_round(cseq *s)
+static cround *seq_free_slot(cseq *s)
+{
+    for (int i = 0; i < COORD_PIPELINE_MAX; i++)
+        if (s->rounds[i].phase == CR_FREE) {
+            s->rounds[i].s = s;
+            return &s->rounds[i];
+        }
+    return NULL;
+}
+
+static bool seq_reading(const cseq *s)
+{
+    for (int i = 0; i < COORD_PIPELINE_MAX; i++)
+        if (s->rounds[i].phase == CR_READ)
+            return true;
+    return false;
+}
+
+/* Starts one round for the head of the queue, if the pipeline allows.
+ * With nothing in flight: the fast path (learned h, when the batch fits
+ * above it: the learned value may be above every member's cur, the `new`
+ * of a round nobody accepted, so near 2^64 a batch that does not fit reads
+ * first rather than calling the sequence exhausted) or a read. With rounds
+ * in ACCEPT: h = the last round's new (see PIPELINING at the top). Returns
+ * false when nothing more can start now. */
+static bool seq_start_one(cseq *s)
 {
     coord *c = s->c;
-    s->phase = CS_SETTLING;
+    if (!s->queue.head || s->draining || s->backoff || s->nflight >= c->pipeline)
+        return false;
+    bool idle = s->nflight == 0;
+    if (!idle && (!c->fast_path || !s->head_ok || seq_reading(s)))
+        return false;
+    cround *r = seq_free_slot(s);
+    if (!r)
+        return false;
+    creq_list batch = {0};
+    seq_take_batch(s, &batch);
+    uint64_t sum = list_sum(&batch);
+    if (!idle && sum > UINT64_MAX - s->head) {
+        list_merge(&s->queue, &batch);   /* waits for the pipeline to drain */
+        return false;
+    }
+    r->batch = batch;
+    r->phase = CR_READ;   /* taken; round_send_* set the real phase */
+    s->nflight++;
+    if (!idle)
+        round_send_accept(r, s->head);   /* fits: always sends */
+    else if (c->fast_path && s->learned_ok && sum <= UINT64_MAX - s->learned)
+        round_send_accept(r, s->learned);
+    else
+        round_send_read(r);
+    return true;
+}
+
+/* Serves the queue: expired requests end, then rounds start while the
+ * pipeline has room. Never runs inside done callbacks (busy): their
+ * caller pumps once they are over. */
+static void seq_pump(cseq *s)
+{
+    if (s->busy)
+        return;
+    s->busy++;
     seq_expire(s);
-    if (!s->queue.head) {
-        s->phase = CS_IDLE;
+    s->busy--;
+    while (seq_start_one(s)) {
+    }
+    if (s->nflight == 0)
+        s->head_ok = false;
+}
+
+static void seq_step_fire(void *arg)
+{
+    cseq *s = arg;
+    s->step_timer = NULL;
+    s->backoff = false;
+    seq_pump(s);
+}
+
+/* After a round ended. A draining sequence waits for its last round, then
+ * retries at once, or — from the second failure in a row, when another
+ * coordinator is likely competing for S — sleeps a random part of a
+ * growing window so that one of the two gets a quorum. */
+static void seq_after_round(cseq *s)
+{
+    coord *c = s->c;
+    if (s->nflight > 0) {
+        if (!s->draining)
+            seq_pump(s);
         return;
     }
-    seq_take_batch(s);
-    if (c->fast_path && s->learned_ok && seq_batch_sum(s) <= UINT64_MAX - s->learned)
-        seq_send_accept(s, s->learned);   /* fits: always sends */
-    else
-        seq_send_read(s);
+    s->head_ok = false;
+    s->draining = false;
+    if (s->fails < 2 || s->backoff) {
+        seq_pump(s);
+        return;
+    }
+    s->busy++;
+    seq_expire(s);
+    s->busy--;
+    if (!s->queue.head)
+        return;
+    unsigned k = (unsigned)(s->fails - 2);
+    uint64_t window = k >= 7 ? COORD_BACKOFF_CAP_US : (uint64_t)COORD_BACKOFF_BASE_US << k;
+    if (window > COORD_BACKOFF_CAP_US)
+        window = COORD_BACKOFF_CAP_US;
+    coord_timer_stop(c, &s->step_timer);
+    s->backoff = true;
+    s->step_timer = coord_timer(c, c->env.random(c->env.ctx) % (window + 1), seq_step_fire, s);
 }
 
 /* Q ACKs counted in time: [h, h+n) is ours. Sliced in arrival order; a
  * request whose deadline has passed meanwhile gets ERR_TIMEOUT and leaves
  * a gap rather than a range its client no longer waits for. */
-static void seq_commit(cseq *s)
+static void round_commit(cround *r)
 {
+    cseq *s = r->s;
     coord *c = s->c;
-    coord_timer_stop(c, &s->step_timer);
-    s->learned = s->new_;
+    if (!s->learned_ok || r->new_ > s->learned)
+        s->learned = r->new_;   /* rounds may commit out of order */
     s->learned_ok = true;
     s->fails = 0;
-    s->phase = CS_SETTLING;
-    creq_list done = list_take(&s->batch);
-    uint64_t first = s->h, now = coord_now(c);
-    for (creq *r = done.head, *next; r; r = next) {
-        next = r->next;
-        if (r->deadline <= now) {
+    creq_list done = list_take(&r->batch);
+    uint64_t first = r->h, now = coord_now(c);
+    round_end(r);
+    s->busy++;
+    for (creq *q = done.head, *next; q; q = next) {
+        next = q->next;
+        if (q->deadline <= now) {
             c->st.timeouts++;
-            r->done(r->arg, ERR_TIMEOUT, 0, 0);
+            q->done(q->arg, ERR_TIMEOUT, 0, 0);
         } else {
             c->st.fetches++;
-            c->st.ids += r->count;
-            r->done(r->arg, 0, first, r->count);
+            c->st.ids += q->count;
+            q->done(q->arg, 0, first, q->count);
         }
-        first += r->count;
-        free(r);
+        first += q->count;
+        free(q);
     }
-    seq_start_round(s);
+    s->busy--;
+    seq_after_round(s);
 }
 
-static void seq_backoff_fire(void *arg)
+/* The round failed: too many NACKs or errors, a reply older than R, or the
+ * R timer. Next h = the largest value seen, including every new this
+ * sequence sent (some members may have accepted them): any h is safe, a
+ * higher one just avoids being refused again. */
+static void round_failed(cround *r)
 {
-    cseq *s = arg;
-    s->step_timer = NULL;
-    seq_start_round(s);
-}
-
-/* The phase failed: too many NACKs or errors, a reply older than R, or the
- * R timer. Next h = the largest value seen, including our own new (some
- * members may have accepted it): any h is safe, a higher one just avoids
- * being refused again. Two failures in a row mean another coordinator is
- * competing for S: sleep a random part of a growing window, so that one
- * of the two gets a quorum. */
-static void seq_round_failed(cseq *s)
-{
+    cseq *s = r->s;
     coord *c = s->c;
-    coord_timer_stop(c, &s->step_timer);
-    uint64_t h = s->seen;
-    if (s->phase == CS_ACCEPT) {
+    uint64_t h = r->seen;
+    if (r->phase == CR_ACCEPT) {
         c->st.conflicts++;
-        if (s->new_ > h)
-            h = s->new_;
+        if (r->new_ > h)
+            h = r->new_;
     }
+    if (s->head_ok && s->head > h)
+        h = s->head;
     if (s->learned_ok && s->learned > h)
         h = s->learned;
     if (h >= 1) {
@@ -418,95 +611,83 @@ static void seq_round_failed(cseq *s)
         s->learned_ok = true;
     }
     s->fails++;
-    s->phase = CS_SETTLING;
-    list_prepend(&s->queue, &s->batch);
-    seq_expire(s);
-    if (!s->queue.head) {
-        s->phase = CS_IDLE;
-        return;
-    }
-    if (s->fails < 2) {
-        seq_start_round(s);
-        return;
-    }
-    unsigned k = (unsigned)(s->fails - 2);
-    uint64_t window = k >= 7 ? COORD_BACKOFF_CAP_US : (uint64_t)COORD_BACKOFF_BASE_US << k;
-    if (window > COORD_BACKOFF_CAP_US)
-        window = COORD_BACKOFF_CAP_US;
-    s->phase = CS_BACKOFF;
-    s->step_timer = coord_timer(c, c->env.random(c->env.ctx) % (window + 1), seq_backoff_fire, s);
+    s->draining = true;
+    /* A round lost to full or failing disks marks its requests: they keep
+     * trying (the disk may come back), but if their deadline passes they
+     * end with ERR_STORAGE, a clear reason, rather than ERR_TIMEOUT. */
+    if (r->storage_errs > 0)
+        for (creq *q = r->batch.head; q; q = q->next)
+            q->storage = true;
+    list_merge(&s->queue, &r->batch);
+    round_end(r);
+    seq_after_round(s);
 }
 
-static void seq_step_fire(void *arg)
+static void round_timer_fire(void *arg)
 {
-    cseq *s = arg;
-    s->step_timer = NULL;
-    switch (s->phase) {
-    case CS_READ:
-    case CS_ACCEPT:
-        seq_round_failed(s);   /* R passed without a quorum */
-        break;
-    default:
-        seq_start_round(s);    /* KICK */
-        break;
-    }
+    cround *r = arg;
+    r->timer = NULL;
+    round_failed(r);   /* R passed without a quorum */
 }
 
 /* Too many refusals: Q good replies can no longer arrive. */
-static void seq_count_bad(cseq *s)
+static void round_count_bad(cround *r)
 {
-    int n = s->c->env.n;
-    if (++s->bad > n - q_quorum(n))
-        seq_round_failed(s);
+    int n = r->s->c->env.n;
+    if (++r->bad > n - q_quorum(n))
+        round_failed(r);
 }
 
-static void seq_on_read_reply(cseq *s, const seqd_msg *m, bool fresh)
+static void round_on_read_reply(cround *r, const seqd_msg *m, bool fresh)
 {
+    cseq *s = r->s;
     if (m->type != MSG_VALUE) {
-        seq_count_bad(s);   /* RECOVERING and the like do not count */
+        round_count_bad(r);   /* RECOVERING and the like do not count */
         return;
     }
-    if (m->u.value.cur > s->seen)
-        s->seen = m->u.value.cur;
+    if (m->u.value.cur > r->seen)
+        r->seen = m->u.value.cur;
     if (!fresh) {
-        seq_round_failed(s);
+        round_failed(r);
         return;
     }
-    if (m->u.value.cur > s->h)
-        s->h = m->u.value.cur;
-    if (++s->oks < q_quorum(s->c->env.n))
+    if (m->u.value.cur > r->h)
+        r->h = m->u.value.cur;
+    if (++r->oks < q_quorum(s->c->env.n))
         return;
-    coord_timer_stop(s->c, &s->step_timer);
-    if (s->h < 1)
-        s->h = 1;   /* a member never reports less than 1; be strict anyway */
-    s->phase = CS_SETTLING;
-    if (!seq_send_accept(s, s->h))
-        seq_start_round(s);   /* all exhausted: next batch, if any */
+    if (r->h < 1)
+        r->h = 1;   /* a member never reports less than 1; be strict anyway */
+    if (!round_send_accept(r, r->h))
+        seq_after_round(s);   /* all exhausted: next batch, if any */
+    else
+        seq_pump(s);          /* requests queued during the read may stack */
 }
 
-static void seq_on_accept_reply(cseq *s, const seqd_msg *m, bool fresh)
+static void round_on_accept_reply(cround *r, const seqd_msg *m, bool fresh)
 {
     switch (m->type) {
     case MSG_ACK:
-        if (m->u.ack.new_ != s->new_) {
-            seq_count_bad(s);
+        if (m->u.ack.new_ != r->new_) {
+            round_count_bad(r);
             return;
         }
         if (!fresh) {
-            seq_round_failed(s);   /* the round is over: never count it */
+            round_failed(r);   /* the round is over: never count it */
             return;
         }
-        if (++s->oks >= q_quorum(s->c->env.n))
-            seq_commit(s);
+        if (++r->oks >= q_quorum(r->s->c->env.n))
+            round_commit(r);
         return;
     case MSG_NACK:
-        s->c->st.nacks++;
-        if (m->u.value.cur > s->seen)
-            s->seen = m->u.value.cur;
-        seq_count_bad(s);
+        r->s->c->st.nacks++;
+        if (m->u.value.cur > r->seen)
+            r->seen = m->u.value.cur;
+        round_count_bad(r);
         return;
     default:
-        seq_count_bad(s);
+        if (m->type == MSG_REPLY_ERR && m->u.err.code == ERR_STORAGE)
+            r->storage_errs++;
+        round_count_bad(r);
         return;
     }
 }
@@ -520,18 +701,22 @@ void coord_on_reply(coord *c, int member, const seqd_msg *reply)
     if (idx >= c->nseqs)
         return;
     cseq *s = c->seqs[idx];
-    if ((uint32_t)reqid != s->rid || (s->phase != CS_READ && s->phase != CS_ACCEPT))
+    cround *r = NULL;
+    for (int i = 0; i < COORD_PIPELINE_MAX && !r; i++)
+        if (s->rounds[i].phase != CR_FREE && s->rounds[i].rid == (uint32_t)reqid)
+            r = &s->rounds[i];
+    if (!r)
         return;
     uint32_t bit = UINT32_C(1) << member;
-    if (s->answered & bit)
+    if (r->answered & bit)
         return;
-    s->answered |= bit;
+    r->answered |= bit;
     /* The round's age by the clock, now: see the top of this file. */
-    bool fresh = coord_now(c) - s->sent_us < c->env.round_us;
-    if (s->phase == CS_READ)
-        seq_on_read_reply(s, reply, fresh);
+    bool fresh = coord_now(c) - r->sent_us < c->env.round_us;
+    if (r->phase == CR_READ)
+        round_on_read_reply(r, reply, fresh);
     else
-        seq_on_accept_reply(s, reply, fresh);
+        round_on_accept_reply(r, reply, fresh);
 }
 
 /* ---- submit, fail, free ------------------------------------------------- */
@@ -555,6 +740,8 @@ static cseq *coord_seq(coord *c, const struct seqd_name *name)
     s->c = c;
     s->idx = (uint32_t)c->nseqs;
     s->name = *name;
+    for (int k = 0; k < COORD_PIPELINE_MAX; k++)
+        s->rounds[k].s = s;
     c->seqs[c->nseqs++] = s;
     return s;
 }
@@ -564,19 +751,19 @@ void coord_submit(coord *c, const struct seqd_name *name, uint32_t count, uint64
 {
     cseq *s = coord_seq(c, name);
     creq *r = q_xcalloc(1, sizeof *r);
+    r->arrival = ++c->next_arrival;
     r->count = count;
     r->deadline = deadline_us;
     r->done = done;
     r->arg = arg;
     list_push(&s->queue, r);
     seq_arm_deadline(s);
-    /* Never start the round here: the caller's turn ends first, so that
+    /* Never start a round here: the caller's turn ends first, so that
      * everything submitted in one turn shares the round and no done
-     * callback runs inside coord_submit. */
-    if (s->phase == CS_IDLE) {
-        s->phase = CS_KICK;
+     * callback runs inside coord_submit. Inside callbacks (busy), while
+     * draining or with the pipeline full, the end of a round pumps. */
+    if (!s->busy && !s->step_timer && !s->draining && s->nflight < c->pipeline)
         s->step_timer = coord_timer(c, 0, seq_step_fire, s);
-    }
 }
 
 void coord_fail_all(coord *c, int err)
@@ -585,9 +772,14 @@ void coord_fail_all(coord *c, int err)
         cseq *s = c->seqs[i];
         coord_timer_stop(c, &s->step_timer);
         coord_timer_stop(c, &s->deadline_timer);
-        s->phase = CS_IDLE;
-        s->rid = 0;
-        list_prepend(&s->queue, &s->batch);
+        s->backoff = s->draining = s->head_ok = false;
+        for (int k = 0; k < COORD_PIPELINE_MAX; k++) {
+            cround *r = &s->rounds[k];
+            if (r->phase == CR_FREE)
+                continue;
+            list_merge(&s->queue, &r->batch);
+            round_end(r);
+        }
         list_finish(c, list_take(&s->queue), err);
     }
 }

@@ -6,7 +6,11 @@
  *
  * Requests for a sequence that arrive while its round is in flight are
  * coalesced: the next round serves them all (split if the sum passes
- * SEQD_COUNT_MAX) and slices the range in arrival order.
+ * SEQD_COUNT_MAX) and slices the range in arrival order. Rounds are
+ * pipelined: while up to `pipeline` rounds of a sequence are in ACCEPT,
+ * the next one starts at once with h = the last one's new, so that the
+ * members' group commit covers several rounds with one fsync (the safety
+ * argument is at the top of coord.c).
  *
  * Every submitted request ends exactly once through its done callback:
  * err = 0 with [first, first+count), or an enum seqd_err (ERR_TIMEOUT at
@@ -48,5 +52,10 @@ void coord_set_fast_path(coord *c, bool on);
 
 /* Disables coalescing (one request per round); for measurements. */
 void coord_set_coalescing(coord *c, bool on);
+
+/* Rounds in flight per sequence, 1..COORD_PIPELINE_MAX (default 4);
+ * 1 = one round at a time. */
+#define COORD_PIPELINE_MAX 8
+void coord_set_pipeline(coord *c, int depth);
 
 #endif

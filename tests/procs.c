@@ -27,6 +27,8 @@
 
 extern char **environ;
 
+static int procs_wait_pid(pid_t pid, int64_t wait_ms);
+
 const char *procs_bin(void)
 {
     const char *b = getenv("SEQD_BIN");
@@ -210,7 +212,11 @@ static void procs_log_mark(int fd, char *const *argv)
     (void)!write(fd, line, off);
 }
 
-int procs_start(procs_cluster *pc, int i, const char *const *more)
+/* The one place a member's command line is built, so that procs_start and
+ * procs_start_ex (a wrapper such as `ip netns exec NS`, an environment)
+ * cannot drift apart. */
+static int procs_start_argv(procs_cluster *pc, int i, const char *const *prefix,
+                            const char *const *more, const char *const *env)
 {
     procs_member *m = &pc->m[i];
     if (m->pid != 0)
@@ -226,6 +232,8 @@ int procs_start(procs_cluster *pc, int i, const char *const *more)
     snprintf(rt, sizeof rt, "%u", pc->round_ms);
     const char *argv[PROCS_ARGS_MAX];
     int a = 0;
+    for (int k = 0; prefix != NULL && prefix[k] != NULL && a < PROCS_ARGS_MAX / 2; k++)
+        argv[a++] = prefix[k];
     argv[a++] = procs_bin();
     argv[a++] = "serve";
     argv[a++] = "--listen";
@@ -247,13 +255,51 @@ int procs_start(procs_cluster *pc, int i, const char *const *more)
     if (fd < 0)
         return -1;
     procs_log_mark(fd, (char *const *)argv);
-    pid_t pid = procs_spawn((char *const *)argv, NULL, fd, fd);
+    pid_t pid = procs_spawn((char *const *)argv, env, fd, fd);
     close(fd);
     if (pid < 0)
         return -1;
     m->pid = pid;
     m->paused = false;
     return 0;
+}
+
+int procs_start(procs_cluster *pc, int i, const char *const *more)
+{
+    return procs_start_argv(pc, i, NULL, more, NULL);
+}
+
+int procs_start_ex(procs_cluster *pc, int i, const char *const *prefix, const char *const *more,
+                   const char *const *env)
+{
+    return procs_start_argv(pc, i, prefix, more, env);
+}
+
+int procs_set_host(procs_cluster *pc, int i, const char *host)
+{
+    if (i < 0 || i >= pc->n || pc->m[i].pid != 0 || host == NULL ||
+        strlen(host) + 7 > sizeof pc->m[i].addr)
+        return -1;
+    snprintf(pc->m[i].addr, sizeof pc->m[i].addr, "%s:%d", host, pc->m[i].port);
+    size_t off = 0;
+    pc->servers[0] = '\0';
+    for (int k = 0; k < pc->n; k++)
+        off += (size_t)snprintf(pc->servers + off, sizeof pc->servers - off, "%s%s",
+                                k ? "," : "", pc->m[k].addr);
+    return 0;
+}
+
+int procs_reap(procs_cluster *pc, int i, int64_t wait_ms)
+{
+    procs_member *m = &pc->m[i];
+    if (m->pid == 0)
+        return -1;
+    int rc = procs_wait_pid(m->pid, wait_ms);
+    if (rc != -2) {
+        m->pid = 0;
+        m->paused = false;
+    }
+    return rc;
 }
 
 int procs_start_all(procs_cluster *pc)

@@ -74,6 +74,19 @@ void procs_cluster_free(procs_cluster *pc);
  * the others, --round-timeout) + the cluster's extra + `more` (may be NULL). */
 int procs_start(procs_cluster *pc, int i, const char *const *more);
 int procs_start_all(procs_cluster *pc);
+/* procs_start with `prefix` (a NULL-terminated argv run before the server
+ * binary, e.g. {"/usr/sbin/ip", "netns", "exec", "NS", NULL}: it must exec
+ * the server in place, so that the pid is the server's) and `env` (extra
+ * "K=V" entries); both may be NULL. */
+int procs_start_ex(procs_cluster *pc, int i, const char *const *prefix, const char *const *more,
+                   const char *const *env);
+/* Makes member i listen on host:its port instead of 127.0.0.1 (before it
+ * first starts: the address is its identity); updates pc->servers. */
+int procs_set_host(procs_cluster *pc, int i, const char *host);
+/* Waits up to wait_ms for member i to exit on its own (a fatal error);
+ * returns its exit code (128+signal), -2 if it still runs, -1 if it was not
+ * running. Once it returned an exit code the member counts as stopped. */
+int procs_reap(procs_cluster *pc, int i, int64_t wait_ms);
 /* SIGTERM (after SIGCONT if paused), wait up to wait_ms, then SIGKILL.
  * Returns the exit status, 128+signal if it died of one, -1 if it had to be
  * killed or was not running. */

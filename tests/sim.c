@@ -507,6 +507,8 @@ static void member_start(sim *s, sim_member *me)
     me->coord = coord_new(&me->env);
     coord_set_fast_path(me->coord, s->cfg.fast_path);
     coord_set_coalescing(me->coord, s->cfg.coalescing);
+    if (s->cfg.pipeline)
+        coord_set_pipeline(me->coord, s->cfg.pipeline);
     me->rec = recovery_start(&me->env, &me->store, me->initialized, sim_recovered, me);
     if (s->cfg.unsafe_recovery)
         recovery_set_unsafe_read_first(me->rec, true);

@@ -53,6 +53,7 @@ typedef struct sim_cfg {
                                 after the member sent an ACK */
     enum acc_rule rule;      /* ACC_RULE_RRSEQ: the mutation check */
     bool fast_path, coalescing;
+    int pipeline;            /* rounds in flight per sequence; 0 = default */
     bool one_coordinator;    /* every client asks member 0 (measurements) */
     bool unsafe_recovery;    /* recovery reads before it waits */
     uint64_t start_value;    /* > 1: every name starts there on every disk */

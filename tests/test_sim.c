@@ -151,6 +151,30 @@ Test(sim, five_members_faults, .timeout = 120)
     cr_assert(t.crashes > 0 && t.ok > 0);
 }
 
+/* The deepest pipeline (8 rounds in flight per sequence) and none (1),
+ * beside the default exercised above. */
+static void shape_pipeline_deep(sim_cfg *c, int n, uint64_t seed)
+{
+    shape_faults(c, n, seed);
+    c->pipeline = 8;
+}
+
+static void shape_pipeline_off(sim_cfg *c, int n, uint64_t seed)
+{
+    shape_faults(c, n, seed);
+    c->pipeline = 1;
+}
+
+Test(sim, pipeline_depths, .timeout = 120)
+{
+    sim_result t = {0};
+    int ran = test_sim_batch("pipeline_depths", 3, 5000, 300, shape_pipeline_deep, &t);
+    ran += test_sim_batch("pipeline_depths", 5, 5500, 200, shape_pipeline_deep, &t);
+    ran += test_sim_batch("pipeline_depths", 3, 6000, 300, shape_pipeline_off, &t);
+    test_sim_log_faults(0, ran, &t);
+    cr_assert(t.crashes > 0 && t.ok > 0);
+}
+
 Test(sim, lossy, .timeout = 120)
 {
     int ran = test_sim_batch("lossy", 3, 3000, 300, shape_lossy, NULL);

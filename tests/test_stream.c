@@ -593,3 +593,36 @@ Test(stream, real_cluster_down_and_back, .timeout = 120, .fini = ts_fini)
     stream_free(b);
     free(ids);
 }
+
+/* Adaptive ranges: a consumer faster than one refill round trip makes the
+ * range grow (up to the cap), IDs stay unique and increasing throughout,
+ * and with adaptation off the range never changes. */
+Test(stream, adaptive_range_grows_under_stalls, .timeout = 20)
+{
+    ts_src f;
+    ts_src_init(&f, 1);
+    atomic_store(&f.delay_ms, 2);   /* a slow source: every range stalls at first */
+    char err[256] = "";
+    stream *s = stream_new(ts_source, &f, 64, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    stream_set_adaptive(s, 64 * 16);
+    uint64_t prev = 0, id = 0;
+    for (int i = 0; i < 40000; i++) {
+        cr_assert_eq(stream_next(s, &id, 2000, err, sizeof err), CLIENT_OK, "%s", err);
+        cr_assert(id > prev, "id %llu after %llu", (unsigned long long)id, (unsigned long long)prev);
+        prev = id;
+    }
+    uint64_t grown = atomic_load(&f.last_count);
+    cr_assert(grown > 64 && grown <= 64 * 16, "range is %llu after stalls", (unsigned long long)grown);
+    stream_free(s);
+
+    ts_src g;
+    ts_src_init(&g, 1);
+    atomic_store(&g.delay_ms, 2);
+    s = stream_new(ts_source, &g, 64, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    for (int i = 0; i < 5000; i++)
+        cr_assert_eq(stream_next(s, &id, 2000, err, sizeof err), CLIENT_OK, "%s", err);
+    cr_assert_eq(atomic_load(&g.last_count), 64, "fixed ranges changed size");
+    stream_free(s);
+}
