@@ -11,7 +11,7 @@ else
 BUILD := build
 endif
 
-DEPS_PKGS := build-essential pkg-config libevent-dev libxxhash-dev libcriterion-dev
+DEPS_PKGS := build-essential pkg-config libevent-dev libxxhash-dev libcriterion-dev iproute2
 HAVE_PKGS := $(shell pkg-config --exists $(PKGS) criterion 2>/dev/null && echo yes)
 
 CFLAGS += $(CFLAGS_BASE) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
