@@ -348,20 +348,6 @@ struct nem_net {
     bool made[PROCS_MAX];
 };
 
-static bool nem_port_free(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    int one = 1;
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    bool ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-    close(fd);
-    return ok;
-}
-
 /* The proxy is built next to the server binary (make tools): build/ for
  * ./seqd, build-san/ for ./seqd-san; $SEQD_FAULTPROXY overrides. */
 static void nem_proxy_path(char *buf, size_t len)
@@ -480,7 +466,7 @@ static int nem_proxy_setup(nem_net *nn, uint64_t seed, char *why, size_t whylen)
     snprintf(seedbuf, sizeof seedbuf, "%" PRIu64, seed | 1);
     argv[a++] = "--seed";
     argv[a++] = seedbuf;
-    if (!nem_port_free(nn->control_port)) {
+    if (!procs_port_free(nn->control_port)) {
         nem_seterr(why, whylen, "proxy control port %d is busy", nn->control_port);
         return -1;
     }
@@ -492,7 +478,7 @@ static int nem_proxy_setup(nem_net *nn, uint64_t seed, char *why, size_t whylen)
             if (i == j)
                 continue;
             int port = base + NEM_ROUTE_PORT0 + i * nn->n + j;
-            if (!nem_port_free(port)) {
+            if (!procs_port_free(port)) {
                 nem_seterr(why, whylen, "proxy route port %d is busy", port);
                 return -1;
             }

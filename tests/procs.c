@@ -66,7 +66,7 @@ static void procs_seterr(char *why, size_t len, const char *fmt, ...)
 
 /* A port counts as free if it can be bound with SO_REUSEADDR (the server
  * sets it too, so TIME_WAIT leftovers from an earlier test do not count). */
-static bool procs_port_free(int port)
+bool procs_port_free(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)

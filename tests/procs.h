@@ -58,6 +58,8 @@ typedef struct procs_cluster {
 const char *procs_bin(void);
 
 /* CLOCK_MONOTONIC in µs / ms. */
+/* A loopback port that can be bound now (SO_REUSEADDR, as the server). */
+bool procs_port_free(int port);
 int64_t procs_now_us(void);
 int64_t procs_now_ms(void);
 void procs_sleep_ms(int64_t ms);
