@@ -119,6 +119,8 @@ typedef struct cround {
     uint64_t sent_us;
     uint64_t h, new_;       /* READ: max VALUE so far; ACCEPT: the round */
     uint64_t seen;          /* largest cur seen in this phase's replies */
+    uint64_t cur[SEQD_MAX_MEMBERS];  /* ACCEPT: each answering member's cur after it */
+    uint32_t known;         /* members whose cur[] is set */
 } cround;
 
 typedef struct cseq {
@@ -357,6 +359,7 @@ static void round_new_phase(cround *r, enum cround_phase phase)
     r->answered = 0;
     r->oks = r->bad = r->storage_errs = 0;
     r->seen = 0;
+    r->known = 0;
     r->sent_us = coord_now(c);
     coord_timer_stop(c, &r->timer);
     r->timer = coord_timer(c, c->env.round_us, round_timer_fire, r);
@@ -588,6 +591,40 @@ static void round_commit(cround *r)
     seq_after_round(s);
 }
 
+/* The cur a member reported when it refused this round's ACCEPT. Used only
+ * to pick the next h (round_retry_h). */
+static void round_note_cur(cround *r, int member, uint64_t cur)
+{
+    r->cur[member] = cur;
+    r->known |= UINT32_C(1) << member;
+}
+
+/* The lowest h that a quorum of the members that refused would accept: the
+ * Q-th smallest cur in their NACKs (members that ACKed now hold this
+ * round's new and would refuse it; with N odd, a round refused by N-Q+1
+ * members was refused by Q). Retrying at the largest value seen
+ * instead would be just as safe (any h is) but would skip the whole range
+ * that the refused round left on the members that accepted it: a stale
+ * fast-path value that meets a 1,000,000-ID fetch would burn a million IDs.
+ * Returns 0 when fewer than Q members refused (e.g. the round timed out). */
+static uint64_t round_retry_h(const cround *r)
+{
+    int n = r->s->c->env.n, q = q_quorum(n), k = 0;
+    uint64_t v[SEQD_MAX_MEMBERS];
+    for (int i = 0; i < n; i++)
+        if (r->known & (UINT32_C(1) << i))
+            v[k++] = r->cur[i];
+    if (k < q)
+        return 0;
+    for (int i = 1; i < k; i++)   /* insertion sort: k <= 15 */
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            uint64_t t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return v[q - 1];
+}
+
 /* The round failed: too many NACKs or errors, a reply older than R, or the
  * R timer. Next h = the largest value seen, including every new this
  * sequence sent (some members may have accepted them): any h is safe, a
@@ -606,6 +643,12 @@ static void round_failed(cround *r)
         h = s->head;
     if (s->learned_ok && s->learned > h)
         h = s->learned;
+    /* Alone in flight, a refused round retries at the lowest h a quorum
+     * of its answers would accept (see round_retry_h); with other rounds
+     * in flight their `new`s must stay below h, so keep the maximum. */
+    uint64_t low = r->phase == CR_ACCEPT && s->nflight == 1 ? round_retry_h(r) : 0;
+    if (low >= 1)
+        h = low;
     if (h >= 1) {
         s->learned = h;
         s->learned_ok = true;
@@ -663,8 +706,10 @@ static void round_on_read_reply(cround *r, const seqd_msg *m, bool fresh)
         seq_pump(s);          /* requests queued during the read may stack */
 }
 
-static void round_on_accept_reply(cround *r, const seqd_msg *m, bool fresh)
+static void round_on_accept_reply(cround *r, int member, const seqd_msg *m, bool fresh)
 {
+    if (m->type == MSG_NACK)
+        round_note_cur(r, member, m->u.value.cur);
     switch (m->type) {
     case MSG_ACK:
         if (m->u.ack.new_ != r->new_) {
@@ -716,7 +761,7 @@ void coord_on_reply(coord *c, int member, const seqd_msg *reply)
     if (r->phase == CR_READ)
         round_on_read_reply(r, reply, fresh);
     else
-        round_on_accept_reply(r, reply, fresh);
+        round_on_accept_reply(r, member, reply, fresh);
 }
 
 /* ---- submit, fail, free ------------------------------------------------- */
