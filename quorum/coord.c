@@ -141,6 +141,7 @@ typedef struct cseq {
     uint64_t head;          /* new of the last ACCEPT sent, while nflight > 0 */
     bool head_ok;
     int fails;              /* failed rounds in a row */
+    uint64_t storage_fail_us;  /* when a round last failed on disk errors, 0 if never */
 } cseq;
 
 struct coord {
@@ -323,10 +324,13 @@ static void seq_expire(cseq *s)
     for (int i = 0; i < COORD_PIPELINE_MAX; i++)
         if (s->rounds[i].phase != CR_FREE)
             list_split_expired(&s->rounds[i].batch, now, &dead);
+    /* Requests that waited behind rounds lost to disk errors did not
+     * time out for any other reason either: report the disk. */
+    bool disk = s->storage_fail_us && now - s->storage_fail_us < 2 * s->c->env.round_us;
     creq_list storage = {0}, timeout = {0};
     for (creq *r = dead.head, *next; r; r = next) {
         next = r->next;
-        list_push(r->storage ? &storage : &timeout, r);
+        list_push(r->storage || disk ? &storage : &timeout, r);
     }
     seq_finish(s, storage, ERR_STORAGE);
     seq_finish(s, timeout, ERR_TIMEOUT);
@@ -658,9 +662,11 @@ static void round_failed(cround *r)
     /* A round lost to full or failing disks marks its requests: they keep
      * trying (the disk may come back), but if their deadline passes they
      * end with ERR_STORAGE, a clear reason, rather than ERR_TIMEOUT. */
-    if (r->storage_errs > 0)
+    if (r->storage_errs > 0) {
         for (creq *q = r->batch.head; q; q = q->next)
             q->storage = true;
+        s->storage_fail_us = coord_now(c);
+    }
     list_merge(&s->queue, &r->batch);
     round_end(r);
     seq_after_round(s);
