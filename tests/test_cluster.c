@@ -28,6 +28,9 @@
 #include "../net/client.h"
 #include "../net/frame.h"
 #include "procs.h"
+#include "../net/client_async.h"
+
+#include <event2/event.h>
 
 #define CL_R 200
 #define CL_READY_MS 20000
@@ -904,6 +907,75 @@ Test(cluster, fetch_command_line, .timeout = 60, .fini = cl_fini)
     }
     cl_assert(strstr(r.out, " fsyncs=") != NULL && strstr(r.out, " records=") != NULL,
               "status counters missing: '%s'", r.out);
+}
+
+/* ---- the async client (net/client_async.h) on this test's own loop ---- */
+
+typedef struct cl_async_res {
+    int calls, rc;
+    uint64_t first;
+    char err[700];
+} cl_async_res;
+
+static void cl_async_done(void *arg, int rc, uint64_t first, const char *err)
+{
+    cl_async_res *r = arg;
+    r->calls++;
+    r->rc = rc;
+    r->first = first;
+    snprintf(r->err, sizeof r->err, "%s", err);
+}
+
+/* One async fetch, run to its end on a fresh loop; returns the wall ms. */
+static int64_t cl_async_fetch(const char *servers, const char *name, uint32_t count,
+                              uint32_t timeout_ms, cl_async_res *r)
+{
+    struct event_base *base = event_base_new();
+    cr_assert_not_null(base);
+    memset(r, 0, sizeof *r);
+    char err[256] = "";
+    int64_t t0 = procs_now_ms();
+    int rc = client_fetch_async(base, servers, name, count, timeout_ms, cl_async_done, r, err,
+                                sizeof err);
+    cl_assert(rc == CLIENT_OK, "client_fetch_async refused to start: %s", err);
+    cl_assert(r->calls == 0, "done called from inside client_fetch_async");
+    event_base_dispatch(base);
+    event_base_free(base);
+    cl_assert(r->calls == 1, "done called %d times", r->calls);
+    return procs_now_ms() - t0;
+}
+
+Test(cluster, async_fetch_on_a_callers_loop, .timeout = 60, .fini = cl_fini)
+{
+    procs_cluster *pc = cl_up(3, 20, CL_R, NULL);
+    cl_async_res r;
+    cl_async_fetch(pc->servers, "async", 5, 5000, &r);
+    cl_assert(r.rc == CLIENT_OK && r.first >= 1, "rc %d: %s", r.rc, r.err);
+    uint64_t last = r.first + 4;
+    /* A dead address first in the list: fail-over to the members. */
+    char list[PROCS_MAX * 32 + 32];
+    snprintf(list, sizeof list, "127.0.0.1:%d,%s", pc->m[0].port + 30, pc->servers);
+    for (int k = 0; k < 5; k++) {
+        cl_async_fetch(list, "async", 7, 5000, &r);
+        cl_assert(r.rc == CLIENT_OK && r.first > last, "rc %d first %llu after %llu: %s", r.rc,
+                  (unsigned long long)r.first, (unsigned long long)last, r.err);
+        last = r.first + 6;
+    }
+    char err[256] = "";
+    struct event_base *base = event_base_new();
+    cl_assert(client_fetch_async(base, pc->servers, "bad name", 1, 1000, cl_async_done, &r, err,
+                                 sizeof err) == CLIENT_EUSAGE && strstr(err, "name"),
+              "bad name: %s", err);
+    cl_assert(client_fetch_async(base, pc->servers, "ok", 0, 1000, cl_async_done, &r, err,
+                                 sizeof err) == CLIENT_EUSAGE && strstr(err, "count"),
+              "bad count: %s", err);
+    event_base_free(base);
+    /* Majority down: a clear failure within about the deadline. */
+    procs_kill(pc, 1);
+    procs_kill(pc, 2);
+    int64_t ms = cl_async_fetch(pc->servers, "async", 1, 800, &r);
+    cl_assert(r.rc == CLIENT_EFAIL && strstr(r.err, "within 800 ms"), "rc %d: %s", r.rc, r.err);
+    cl_assert(ms >= 700 && ms < 1500, "majority down: took %lld ms", (long long)ms);
 }
 
 /* SIGSTOP'd member first in the list: the attempt on it gets only part of
