@@ -1,7 +1,10 @@
-/* net/client_async.c — a fetch driven by the caller's event loop (see
- * client_async.h). One state machine per call: attempt member i (connect,
- * send FETCH, wait for its reply or the attempt's budget), then the next,
- * until a range, a request error, or the deadline. */
+/* net/client_async.c — fetches on the caller's event loop (see
+ * client_async.h). Each member has one connection and the list of calls
+ * currently attempting it; a call is a small state machine: attempt member
+ * i (wait for the connection, send FETCH, wait for its reply or the
+ * attempt's budget), then the next, until a range, a request error, or
+ * the deadline. Replies are matched by reqid, which is fresh per attempt,
+ * so a late reply to an attempt that gave up matches nothing. */
 #include "client_async.h"
 
 #include <stdbool.h>
@@ -18,29 +21,52 @@
 #include "peer.h"
 
 /* Mirrors net/client.c: the least an attempt gets when that much is left,
- * and what is kept back so the member's own "timeout" answer arrives. */
+ * what is kept back so the member's own "timeout" answer arrives, how long
+ * a failed member is not a first choice, and the pause between passes. */
 #define CA_ATTEMPT_MIN_MS 200
 #define CA_REPLY_GRACE_MS 30
+#define CA_AVOID_MS 1000
+#define CA_PASS_PAUSE_MS 20
+#define CA_PASS_PAUSE_MAX_MS 200
 
-typedef struct fetch_call {
+typedef struct ac_call ac_call;
+
+typedef struct ac_member {
+    aclient *ac;
+    int index;
+    conn *c;                    /* NULL: not connected nor connecting */
+    bool open;
+    int64_t avoid_until_ms;
+    ac_call *calls;             /* calls attempting this member */
+} ac_member;
+
+struct aclient {
     struct event_base *base;
     client *cl;                 /* parsed server list, preferred member */
+    int n;
+    ac_member *m;
+    uint64_t next_reqid;
+    bool oneshot;               /* client_fetch_async: free after the call */
+    bool closing;               /* in aclient_free: no new fetches */
+    struct event *reaper;       /* frees a oneshot client from the loop */
+};
+
+struct ac_call {
+    aclient *ac;
+    ac_call *prev, *next;       /* in member[member].calls while attempting */
     struct seqd_name name;
-    uint32_t count;
-    uint32_t timeout_ms;
+    uint32_t count, timeout_ms;
     int64_t deadline_ms;
-    int start, k;               /* first member tried, attempts so far */
-    int member;                 /* this attempt's member */
-    int64_t budget_ms;          /* this attempt's share, sent as its deadline */
-    bool noted;                 /* this attempt's failure is already in why */
-    conn *c;                    /* this attempt's connection, NULL between */
-    struct event *timer;        /* this attempt's budget */
+    int start, k, member;       /* first member, attempts so far, current */
+    int64_t budget_ms, pause_ms;
+    uint64_t reqid;             /* 0: not sent on this attempt yet */
+    struct event *timer;        /* this attempt's budget, or a pause */
     client_async_fn done;
     void *arg;
     char why[512];              /* reasons of the failed attempts */
-} fetch_call;
+};
 
-static void ca_attempt(fetch_call *f);
+static void ca_attempt(ac_call *f);
 
 static int64_t ca_now_ms(void)
 {
@@ -49,161 +75,340 @@ static int64_t ca_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void ca_note(fetch_call *f, const char *addr, const char *why)
+static void ca_note(ac_call *f, const char *why)
 {
     size_t used = strlen(f->why);
-    snprintf(f->why + used, sizeof f->why - used, "%s%s: %s", used ? "; " : ": ", addr, why);
+    snprintf(f->why + used, sizeof f->why - used, "%s%s: %s", used ? "; " : ": ",
+             client_server(f->ac->cl, f->member), why);
 }
 
-/* Ends the call: the connection goes (its end callback sees c == NULL and
- * stays quiet), then the caller hears the outcome, then the memory goes. */
-static void ca_finish(fetch_call *f, int rc, uint64_t first, const char *err)
+static void ca_link(ac_member *m, ac_call *f)
 {
-    conn *c = f->c;
-    f->c = NULL;
-    if (c)
-        conn_close(c, "done");
+    f->prev = NULL;
+    f->next = m->calls;
+    if (m->calls)
+        m->calls->prev = f;
+    m->calls = f;
+}
+
+/* Takes the call off its member's list, if it is on one. */
+static void ca_unlink(ac_call *f)
+{
+    if (f->member < 0)
+        return;
+    ac_member *m = &f->ac->m[f->member];
+    if (f->prev)
+        f->prev->next = f->next;
+    else if (m->calls == f)
+        m->calls = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    f->prev = f->next = NULL;
+    f->member = -1;
+}
+
+/* A oneshot client goes once its call is answered, from a fresh loop turn:
+ * the answer may be delivered from inside one of its connections. */
+static void ca_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    aclient_free(arg);
+}
+
+/* Ends the call: off its member, the caller hears the outcome, memory goes. */
+static void ca_finish(ac_call *f, int rc, uint64_t first, const char *err)
+{
+    aclient *ac = f->ac;
+    ca_unlink(f);
     event_free(f->timer);
     f->done(f->arg, rc, first, err);
-    client_free(f->cl);
     free(f);
+    if (ac->oneshot)
+        event_active(ac->reaper, EV_TIMEOUT, 0);
 }
 
-static void ca_fail_all(fetch_call *f)
+static void ca_fail_all(ac_call *f)
 {
     char err[700];
-    snprintf(err, sizeof err, "no member could serve '%s' within %u ms%s", f->name.s, f->timeout_ms,
-             f->why);
+    snprintf(err, sizeof err, "no member could serve '%s' within %u ms%s", f->name.s,
+             f->timeout_ms, f->why);
     ca_finish(f, CLIENT_EFAIL, 0, err);
 }
 
-/* This member is done with for this call; on to the next, if time is left. */
-static void ca_next(fetch_call *f, const char *why)
+static void ca_arm(ac_call *f, int64_t ms)
 {
-    if (!f->noted)
-        ca_note(f, client_server(f->cl, f->member), why);
-    conn *c = f->c;
-    f->c = NULL;
-    if (c)
-        conn_close(c, why);
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+    evtimer_add(f->timer, &tv);
+}
+
+/* This attempt failed; the member is passed over as a first choice for a
+ * while, and the call moves on to the next member if time is left. */
+static void ca_next(ac_call *f, const char *why)
+{
+    ac_member *m = &f->ac->m[f->member];
+    m->avoid_until_ms = ca_now_ms() + CA_AVOID_MS;
+    ca_note(f, why);
+    ca_unlink(f);
     evtimer_del(f->timer);
     if (ca_now_ms() >= f->deadline_ms) {
         ca_fail_all(f);
         return;
     }
+    if (f->k % f->ac->n == 0) {
+        /* A whole pass failed: wait a little, so that a cluster that is
+         * starting is not hammered; the timer then makes the attempt. */
+        int64_t p = f->pause_ms, left = f->deadline_ms - ca_now_ms();
+        f->pause_ms = p * 2 > CA_PASS_PAUSE_MAX_MS ? CA_PASS_PAUSE_MAX_MS : p * 2;
+        ca_arm(f, p < left ? p : left);
+        return;
+    }
     ca_attempt(f);
 }
 
-static void ca_on_msg(conn *c, const seqd_msg *m, void *arg)
+/* The member's connection is open: send this attempt's FETCH, carrying
+ * what the attempt has left so that the member stops working in time. */
+static void ca_send(ac_call *f)
 {
-    fetch_call *f = arg;
-    (void)c;
-    if (m->type == MSG_RANGE && m->u.range.count == f->count && m->u.range.first >= 1) {
-        ca_finish(f, CLIENT_OK, m->u.range.first, "");
+    ac_member *m = &f->ac->m[f->member];
+    int64_t left = f->deadline_ms - ca_now_ms() - CA_REPLY_GRACE_MS;
+    if (left > f->budget_ms - CA_REPLY_GRACE_MS)
+        left = f->budget_ms - CA_REPLY_GRACE_MS;
+    seqd_msg msg = { .type = MSG_FETCH, .reqid = ++f->ac->next_reqid };
+    msg.u.fetch.timeout_ms = (uint32_t)(left > 1 ? left : 1);
+    msg.u.fetch.count = f->count;
+    msg.u.fetch.name = f->name;
+    f->reqid = msg.reqid;
+    conn_send(m->c, &msg);
+}
+
+static ac_call *ca_find(ac_member *m, uint64_t reqid)
+{
+    for (ac_call *f = m->calls; f; f = f->next)
+        if (f->reqid == reqid)
+            return f;
+    return NULL;
+}
+
+/* A reply: a range ends the call, a request error ends it too, anything
+ * else (recovering, timeout, storage) sends it on to the next member. */
+static void ca_on_msg(conn *c, const seqd_msg *msg, void *arg)
+{
+    ac_member *m = arg;
+    ac_call *f = ca_find(m, msg->reqid);
+    if (!f)
+        return;   /* an attempt that already gave up */
+    if (msg->type == MSG_RANGE && msg->u.range.count == f->count && msg->u.range.first >= 1 &&
+        msg->u.range.first - 1 <= UINT64_MAX - f->count) {
+        m->avoid_until_ms = 0;
+        ca_finish(f, CLIENT_OK, msg->u.range.first, "");
         return;
     }
-    if (m->type != MSG_REPLY_ERR) {
+    if (msg->type != MSG_REPLY_ERR) {
         ca_next(f, "protocol error");
         return;
     }
     char err[600];
-    snprintf(err, sizeof err, "%s refused the request: %s: %.*s", conn_addr(c), seqd_err_str(m->u.err.code),
-             (int)m->u.err.len, m->u.err.text);
-    if (m->u.err.code == ERR_BAD_NAME || m->u.err.code == ERR_BAD_COUNT)
+    snprintf(err, sizeof err, "%s refused the request: %s: %.*s", conn_addr(c),
+             seqd_err_str(msg->u.err.code), (int)msg->u.err.len, msg->u.err.text);
+    if (msg->u.err.code == ERR_BAD_NAME || msg->u.err.code == ERR_BAD_COUNT)
         ca_finish(f, CLIENT_EUSAGE, 0, err);
-    else if (m->u.err.code == ERR_EXHAUSTED)
+    else if (msg->u.err.code == ERR_EXHAUSTED)
         ca_finish(f, CLIENT_EFAIL, 0, err);
     else
-        ca_next(f, seqd_err_str(m->u.err.code));   /* recovering, timeout, storage ... */
+        ca_next(f, seqd_err_str(msg->u.err.code));
 }
 
 static void ca_on_open(conn *c, void *arg)
 {
-    fetch_call *f = arg;
-    int64_t left = f->deadline_ms - ca_now_ms() - CA_REPLY_GRACE_MS;
-    if (left > f->budget_ms - CA_REPLY_GRACE_MS)
-        left = f->budget_ms - CA_REPLY_GRACE_MS;
-    seqd_msg m = {.type = MSG_FETCH, .reqid = 1};
-    m.u.fetch.timeout_ms = (uint32_t)(left > 1 ? left : 1);
-    m.u.fetch.count = f->count;
-    m.u.fetch.name = f->name;
-    conn_send(c, &m);
+    ac_member *m = arg;
+    (void)c;
+    m->open = true;
+    for (ac_call *f = m->calls; f; f = f->next)
+        if (f->reqid == 0)
+            ca_send(f);
 }
 
+/* The connection is gone: every call attempting this member moves on. The
+ * list is taken whole first, since moving a call may start a new
+ * connection to this very member (a one-member list). */
 static void ca_on_end(conn *c, void *arg, const char *why)
 {
-    fetch_call *f = arg;
-    if (f->c != c)
-        return;   /* a connection this call already let go of */
-    f->c = NULL;
-    ca_next(f, why);
+    ac_member *m = arg;
+    if (m->c != c)
+        return;   /* a connection already let go of */
+    m->c = NULL;
+    m->open = false;
+    ac_call *list = m->calls;
+    m->calls = NULL;
+    while (list) {
+        ac_call *f = list;
+        list = f->next;
+        f->prev = f->next = NULL;
+        ca_link(m, f);   /* so that ca_next's unlink finds it */
+        ca_next(f, why);
+    }
 }
 
 static void ca_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
+    ac_call *f = arg;
     (void)fd;
     (void)what;
-    ca_next(arg, "no reply");
+    if (f->member >= 0)
+        ca_next(f, f->reqid ? "no reply" : "cannot connect");
+    else
+        ca_attempt(f);   /* the pause between passes is over */
+}
+
+/* Opens the member's connection if it has none. -1 if that failed at once. */
+static int ca_connect(ac_member *m)
+{
+    if (m->c)
+        return 0;
+    struct sockaddr_storage ss;
+    int sslen;
+    char err[256];
+    if (peer_resolve(client_server(m->ac->cl, m->index), &ss, &sslen, err, sizeof err) < 0)
+        return -1;
+    m->c = conn_connect(m->ac->base, (struct sockaddr *)&ss, sslen, ca_on_open, ca_on_msg,
+                        ca_on_end, m);
+    m->open = false;
+    return m->c ? 0 : -1;
 }
 
 /* Half of what is left, at least CA_ATTEMPT_MIN_MS when that much is left:
  * one hung member cannot eat the whole deadline. */
-static void ca_attempt(fetch_call *f)
+static void ca_attempt(ac_call *f)
 {
-    int n = client_nservers(f->cl);
-    int i = (f->start + f->k++) % n;
-    f->member = i;
-    f->noted = false;
+    aclient *ac = f->ac;
+    int i = (f->start + f->k++) % ac->n;
+    ac_member *m = &ac->m[i];
     int64_t left = f->deadline_ms - ca_now_ms();
-    int64_t budget = left / 2 > CA_ATTEMPT_MIN_MS ? left / 2 : (left < CA_ATTEMPT_MIN_MS ? left : CA_ATTEMPT_MIN_MS);
-    struct sockaddr_storage ss;
-    int sslen;
-    char err[256];
-    if (peer_resolve(client_server(f->cl, i), &ss, &sslen, err, sizeof err) < 0 ||
-        !(f->c = conn_connect(f->base, (struct sockaddr *)&ss, sslen, ca_on_open, ca_on_msg, ca_on_end, f))) {
-        ca_note(f, client_server(f->cl, i), "cannot connect");
-        f->noted = true;
-        budget = 20;   /* try the next one from the loop, not recursively */
-    }
+    int64_t budget = left / 2 > CA_ATTEMPT_MIN_MS ? left / 2
+                                                  : (left < CA_ATTEMPT_MIN_MS ? left : CA_ATTEMPT_MIN_MS);
+    f->member = i;
+    f->reqid = 0;
     f->budget_ms = budget;
-    struct timeval tv = {(time_t)(budget / 1000), (suseconds_t)(budget % 1000) * 1000};
-    evtimer_add(f->timer, &tv);
+    ca_link(m, f);
+    if (ca_connect(m) < 0)
+        budget = 1;   /* fails from the loop, not recursively */
+    else if (m->open)
+        ca_send(f);
+    ca_arm(f, budget);
 }
 
-int client_fetch_async(struct event_base *base, const char *servers, const char *name,
-                       uint32_t count, uint32_t timeout_ms, client_async_fn done, void *arg,
-                       char *err, size_t errlen)
+/* The preferred member, or the next after it that has not failed lately. */
+static int ca_first_choice(aclient *ac, const char *name)
+{
+    int pref = client_preferred(ac->cl, name);
+    int64_t now = ca_now_ms();
+    for (int k = 0; k < ac->n; k++) {
+        int i = (pref + k) % ac->n;
+        if (ac->m[i].avoid_until_ms <= now)
+            return i;
+    }
+    return pref;
+}
+
+aclient *aclient_new(struct event_base *base, const char *servers, char *err, size_t errlen)
+{
+    aclient *ac = calloc(1, sizeof *ac);
+    if (!ac) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    ac->base = base;
+    ac->cl = client_new(servers, err, errlen);
+    if (!ac->cl) {
+        free(ac);
+        return NULL;
+    }
+    ac->n = client_nservers(ac->cl);
+    ac->m = calloc((size_t)ac->n, sizeof *ac->m);
+    ac->reaper = event_new(base, -1, 0, ca_reap_cb, ac);
+    if (!ac->m || !ac->reaper) {
+        snprintf(err, errlen, "out of memory");
+        aclient_free(ac);
+        return NULL;
+    }
+    for (int i = 0; i < ac->n; i++)
+        ac->m[i] = (ac_member){ .ac = ac, .index = i };
+    return ac;
+}
+
+void aclient_free(aclient *ac)
+{
+    if (!ac)
+        return;
+    ac->closing = true;
+    ac->oneshot = false;   /* being freed already */
+    for (int i = 0; ac->m && i < ac->n; i++) {
+        ac_member *m = &ac->m[i];
+        while (m->calls)
+            ca_finish(m->calls, CLIENT_EFAIL, 0, "client closed");
+        conn *c = m->c;
+        m->c = NULL;
+        if (c)
+            conn_close(c, "client closed");
+    }
+    if (ac->reaper)
+        event_free(ac->reaper);
+    free(ac->m);
+    client_free(ac->cl);
+    free(ac);
+}
+
+int aclient_fetch(aclient *ac, const char *name, uint32_t count, uint32_t timeout_ms,
+                  client_async_fn done, void *arg, char *err, size_t errlen)
 {
     if (!name || !seqd_name_valid(name, strlen(name))) {
-        snprintf(err, errlen, "bad sequence name: use 1 to %u characters of [A-Za-z0-9._-]", SEQD_NAME_MAX);
+        snprintf(err, errlen, "bad sequence name: use 1 to %u characters of [A-Za-z0-9._-]",
+                 SEQD_NAME_MAX);
         return CLIENT_EUSAGE;
     }
     if (!seqd_count_valid(count)) {
         snprintf(err, errlen, "bad count %u: must be 1 to %u", count, SEQD_COUNT_MAX);
         return CLIENT_EUSAGE;
     }
-    fetch_call *f = calloc(1, sizeof *f);
-    if (!f) {
+    if (ac->closing) {
+        snprintf(err, errlen, "client closed");
+        return CLIENT_EUSAGE;
+    }
+    ac_call *f = calloc(1, sizeof *f);
+    if (f)
+        f->timer = evtimer_new(ac->base, ca_timer_cb, f);
+    if (!f || !f->timer) {
+        free(f);
         snprintf(err, errlen, "out of memory");
         return CLIENT_EUSAGE;
     }
-    f->cl = client_new(servers, err, errlen);
-    f->timer = evtimer_new(base, ca_timer_cb, f);
-    if (!f->cl || !f->timer) {
-        client_free(f->cl);
-        if (f->timer)
-            event_free(f->timer);
-        free(f);
-        return CLIENT_EUSAGE;
-    }
-    f->base = base;
+    f->ac = ac;
+    f->member = -1;
     seqd_name_set(&f->name, name, strlen(name));
     f->count = count;
     f->timeout_ms = timeout_ms;
     f->deadline_ms = ca_now_ms() + timeout_ms;
-    f->start = client_preferred(f->cl, name);
+    f->start = ca_first_choice(ac, name);
+    f->pause_ms = CA_PASS_PAUSE_MS;
     f->done = done;
     f->arg = arg;
     ca_attempt(f);
+    return CLIENT_OK;
+}
+
+int client_fetch_async(struct event_base *base, const char *servers, const char *name,
+                       uint32_t count, uint32_t timeout_ms, client_async_fn done, void *arg,
+                       char *err, size_t errlen)
+{
+    aclient *ac = aclient_new(base, servers, err, errlen);
+    if (!ac)
+        return CLIENT_EUSAGE;
+    int rc = aclient_fetch(ac, name, count, timeout_ms, done, arg, err, errlen);
+    if (rc != CLIENT_OK) {
+        aclient_free(ac);
+        return rc;
+    }
+    ac->oneshot = true;
     return CLIENT_OK;
 }

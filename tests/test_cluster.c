@@ -1046,3 +1046,123 @@ Test(cluster, graceful_stop_under_load, .timeout = 60, .fini = cl_fini)
     cr_log_info("graceful stop under load: %llu fetches ok", (unsigned long long)r.ok);
     history_free(h);
 }
+
+/* ---- one aclient, many fetches in flight, a member killed under it ---- */
+
+#define CL_AC_INFLIGHT 48
+#define CL_AC_TOTAL 4000
+#define CL_AC_KILL_AT 1500
+
+typedef struct cl_ac_run cl_ac_run;
+
+typedef struct cl_ac_op {
+    cl_ac_run *run;
+    int seq;
+    uint32_t count;
+    int64_t invoke_us;
+} cl_ac_op;
+
+struct cl_ac_run {
+    struct event_base *base;
+    aclient *ac;
+    history *h;
+    int started, done, ok, ok_after_kill, closed;
+    bool killed, stop;
+    char lasterr[700];
+};
+
+static void cl_ac_start(cl_ac_run *r);
+
+static void cl_ac_done(void *arg, int rc, uint64_t first, const char *err)
+{
+    cl_ac_op *op = arg;
+    cl_ac_run *r = op->run;
+    r->done++;
+    if (rc == CLIENT_OK) {
+        r->ok++;
+        r->ok_after_kill += r->killed;
+        history_add_op(r->h, 0, cl_seqs[op->seq], op->count, op->invoke_us, procs_now_us(),
+                       HISTORY_OK, first, first + op->count - 1);
+    } else {
+        if (strstr(err, "client closed"))
+            r->closed++;
+        snprintf(r->lasterr, sizeof r->lasterr, "%s", err);
+    }
+    free(op);
+    if (!r->stop)
+        cl_ac_start(r);
+    if (r->done == r->started)
+        event_base_loopbreak(r->base);
+}
+
+/* Keeps one more fetch in flight; counts of 1..3 on two sequences. */
+static void cl_ac_start(cl_ac_run *r)
+{
+    if (r->started >= CL_AC_TOTAL) {
+        r->stop = true;
+        return;
+    }
+    cl_ac_op *op = calloc(1, sizeof *op);
+    cr_assert_not_null(op);
+    *op = (cl_ac_op){ .run = r, .seq = r->started % 2, .count = 1 + (uint32_t)r->started % 3,
+                      .invoke_us = procs_now_us() };
+    char err[256] = "";
+    int rc = aclient_fetch(r->ac, cl_seqs[op->seq], op->count, 5000, cl_ac_done, op, err,
+                           sizeof err);
+    cl_assert(rc == CLIENT_OK, "aclient_fetch: %s", err);
+    r->started++;
+}
+
+static void cl_ac_kill_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cl_ac_run *r = arg;
+    r->killed = true;
+}
+
+/* One aclient keeps CL_AC_INFLIGHT fetches in flight (several per
+ * connection, answered out of order) while the preferred member of
+ * "alpha" is killed: every fetch must still succeed, every ID must keep
+ * the contract; then aclient_free ends what is in flight, once each. */
+Test(cluster, aclient_pipelines_and_fails_over, .timeout = 90, .fini = cl_fini)
+{
+    procs_cluster *pc = cl_up(3, 21, CL_R, NULL);
+    history *h = history_new();
+    cr_assert_not_null(h);
+    cl_ac_run r = { .base = event_base_new(), .h = h };
+    cr_assert_not_null(r.base);
+    char err[256] = "";
+    r.ac = aclient_new(r.base, pc->servers, err, sizeof err);
+    cl_assert(r.ac != NULL, "aclient_new: %s", err);
+    client *c = cl_client(pc, 0);
+    int victim = -1;
+    for (int i = 0; i < pc->n; i++)
+        if (strcmp(client_server(c, client_preferred(c, "alpha")), pc->m[i].addr) == 0)
+            victim = i;
+    client_free(c);
+    cl_assert(victim >= 0, "preferred member of alpha not found");
+    for (int i = 0; i < CL_AC_INFLIGHT; i++)
+        cl_ac_start(&r);
+    while (r.done < CL_AC_KILL_AT && !r.stop)
+        event_base_loop(r.base, EVLOOP_ONCE);
+    procs_kill(pc, victim);
+    /* From the next loop turn on, completions count as after the kill. */
+    event_base_once(r.base, -1, EV_TIMEOUT, cl_ac_kill_cb, &r, NULL);
+    event_base_dispatch(r.base);
+    cl_assert(r.done == CL_AC_TOTAL && r.ok == CL_AC_TOTAL, "%d of %d fetches ok (%d done): %s",
+              r.ok, CL_AC_TOTAL, r.done, r.lasterr);
+    cl_assert(r.ok_after_kill > 1000, "only %d fetches after the kill", r.ok_after_kill);
+    history_report rep = cl_check_history(h);
+    cl_assert(rep.ok == CL_AC_TOTAL, "history has %llu ok ops", (unsigned long long)rep.ok);
+    /* Freeing with fetches in flight answers each one, exactly once. */
+    r.stop = false;
+    r.started = r.done = 0;
+    for (int i = 0; i < 5; i++)
+        cl_ac_start(&r);
+    r.stop = true;
+    aclient_free(r.ac);
+    cl_assert(r.done == 5 && r.closed == 5, "free: %d done, %d 'client closed'", r.done, r.closed);
+    event_base_free(r.base);
+    history_free(h);
+}
