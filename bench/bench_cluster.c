@@ -8,9 +8,16 @@
  * and for each runs buffer sizes 0, 1, 2, 1024 x three client shapes:
  *   single    one thread, one stream, one client;
  *   shared32  32 threads sharing one stream (one client);
- *   indep32   32 threads, each with its own stream and client, the clients'
- *             server lists rotated (the client library still routes every
- *             fetch of a sequence to its preferred member while it is up);
+ *   indep32   32 independent clients, each with its own stream and client,
+ *             the clients' server lists rotated (the client library still
+ *             routes every fetch of a sequence to its preferred member
+ *             while it is up). Buffered: a thread each. Unbuffered, on the
+ *             cluster: one thread drives the 32 (net/client_async.h, each
+ *             client its own connections, one fetch in flight), as
+ *             redis-benchmark -c 32 and pgbench drive their connections;
+ *   threads32 (cluster, buffer 0, in the default matrix) indep32 with a
+ *             thread and a blocking client each: what 32 threaded
+ *             programs cost, wake-ups included;
  *   spread32  (cluster only, buffers 0 and 1024 in the default matrix) like
  *             indep32 but client i knows only member i%3: three coordinators
  *             compete for one sequence, rr_seq's "Distributed" case.
@@ -23,7 +30,7 @@
  *
  * Output: one line per case, fixed prefix (scripts parse it):
  *   BENCH target=<cluster|baseline> fsync=<always|never|-> buf=<n>
- *         clients=<single|shared32|indep32|spread32> ids_per_s=<n> ns_per_id=<n>
+ *         clients=<single|shared32|indep32|spread32|threads32> ids_per_s=<n> ns_per_id=<n>
  *         p50_us=<n> p99_us=<n> rounds_per_s=<n>
  *         [stalls_per_1e6=<n>] [nacks_per_s=<n> fsyncs_per_s=<n>] [dups=<n>]
  * p50/p99: one source call (a fetch round trip; `-` for the baseline);
@@ -70,7 +77,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "../net/client.h"
+#include "../net/client_async.h"
 #include "../net/stream.h"
 
 #define BENCH_N 3
@@ -82,8 +92,10 @@
 #define BENCH_READY_MS 30000
 #define BENCH_STOP_MS 10000
 
-enum bench_shape { SHAPE_SINGLE, SHAPE_SHARED32, SHAPE_INDEP32, SHAPE_SPREAD32, SHAPE_COUNT };
-static const char *const bench_shape_name[] = { "single", "shared32", "indep32", "spread32" };
+enum bench_shape { SHAPE_SINGLE, SHAPE_SHARED32, SHAPE_INDEP32, SHAPE_SPREAD32, SHAPE_THREADS32,
+                   SHAPE_COUNT };
+static const char *const bench_shape_name[] = { "single", "shared32", "indep32", "spread32",
+                                                "threads32" };
 
 typedef struct bench_casedef {
     uint32_t buf;
@@ -517,14 +529,130 @@ typedef struct bench_result {
     char why[300];
 } bench_result;
 
+/* ---- buffer 0, 32 independent clients driven by one event loop ---- */
+
+/* One of the 32: its own aclient (so its own connections), one fetch in
+ * flight at a time, the way redis-benchmark -c 32 and pgbench -c 32 -j 1
+ * drive their connections from one thread. */
+typedef struct bench_lclient {
+    struct bench_loop *lp;
+    aclient *ac;
+    double t0;
+    uint64_t prev, ids, not_increasing;
+    bool busy;
+} bench_lclient;
+
+typedef struct bench_loop {
+    struct event_base *base;
+    const char *name;
+    bench_bitmap *bm;
+    bench_samples lat;
+    bool stop;
+    int busy, errors;
+    char err[256];
+    bench_lclient cl[BENCH_THREADS];
+} bench_loop;
+
+static void bench_loop_next(bench_lclient *c);
+
+static void bench_loop_done(void *arg, int rc, uint64_t first, const char *err)
+{
+    bench_lclient *c = arg;
+    bench_loop *lp = c->lp;
+    c->busy = false;
+    lp->busy--;
+    if (rc != CLIENT_OK) {
+        lp->errors++;
+        snprintf(lp->err, sizeof lp->err, "%s", err);
+        lp->stop = true;
+    } else {
+        bench_add(&lp->lat, (bench_now() - c->t0) * 1e6);
+        c->ids++;
+        c->not_increasing += first <= c->prev;
+        c->prev = first;
+        bench_bitmap_set(lp->bm, first);
+    }
+    if (!lp->stop)
+        bench_loop_next(c);
+    if (lp->busy == 0)
+        event_base_loopbreak(lp->base);
+}
+
+static void bench_loop_next(bench_lclient *c)
+{
+    bench_loop *lp = c->lp;
+    c->t0 = bench_now();
+    if (aclient_fetch(c->ac, lp->name, 1, BENCH_FETCH_TIMEOUT_MS, bench_loop_done, c, lp->err,
+                      sizeof lp->err) != CLIENT_OK) {
+        lp->errors++;
+        lp->stop = true;
+        return;
+    }
+    c->busy = true;
+    lp->busy++;
+}
+
+static void bench_loop_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    bench_loop *lp = arg;
+    (void)fd;
+    (void)what;
+    lp->stop = true;   /* the fetches in flight finish; the last one breaks */
+}
+
+/* The case itself: same figures, same checks as the threaded cases. */
+static void bench_loop_case(bench_cluster *bc, const char *name, double secs, bench_result *r,
+                            bench_bitmap *bm, uint64_t *ids, uint64_t *bad_order,
+                            bench_samples *lat, double *el)
+{
+    bench_loop *lp = calloc(1, sizeof *lp);
+    if (lp == NULL || (lp->base = event_base_new()) == NULL)
+        bench_die("out of memory");
+    lp->name = name;
+    lp->bm = bm;
+    char err[256];
+    for (int i = 0; i < BENCH_THREADS; i++) {
+        char list[BENCH_N * 32] = "";
+        for (int k = 0; k < BENCH_N; k++)
+            bench_list_add(list, sizeof list, bc->addr[(i + k) % BENCH_N]);
+        lp->cl[i] = (bench_lclient){ .lp = lp };
+        lp->cl[i].ac = aclient_new(lp->base, list, err, sizeof err);
+        if (lp->cl[i].ac == NULL)
+            bench_die("%s", err);
+    }
+    struct timeval tv = { (time_t)secs, (suseconds_t)((secs - (double)(time_t)secs) * 1e6) };
+    event_base_once(lp->base, -1, EV_TIMEOUT, bench_loop_stop_cb, lp, &tv);
+    double t0 = bench_now();
+    for (int i = 0; i < BENCH_THREADS && !lp->stop; i++)
+        bench_loop_next(&lp->cl[i]);
+    if (lp->busy > 0)
+        event_base_dispatch(lp->base);
+    *el = bench_now() - t0;
+    for (int i = 0; i < BENCH_THREADS; i++) {
+        *ids += lp->cl[i].ids;
+        *bad_order += lp->cl[i].not_increasing;
+        aclient_free(lp->cl[i].ac);
+    }
+    if (lp->errors > 0) {
+        r->ok = false;
+        snprintf(r->why, sizeof r->why, "fetch failed: %s", lp->err);
+    }
+    *lat = lp->lat;
+    event_base_free(lp->base);
+    free(lp);
+}
+
 /* Runs one case: builds the streams (over the cluster when bc != NULL, else
  * over a local counter), lets the threads consume for `secs`, and gathers
  * the figures. */
 static void bench_case(bench_cluster *bc, uint32_t buf, int shape, double secs,
                        uint32_t adaptive, bench_result *r)
 {
-    int nthreads = shape == SHAPE_SINGLE ? 1 : BENCH_THREADS;
-    int nstreams = shape == SHAPE_INDEP32 || shape == SHAPE_SPREAD32 ? BENCH_THREADS : 1;
+    /* Unbuffered independent clients on the cluster run on one event
+     * loop (bench_loop_case); threads32 is the same with a thread each. */
+    bool loop = bc != NULL && buf == 0 && shape == SHAPE_INDEP32;
+    int nthreads = loop ? 0 : shape == SHAPE_SINGLE ? 1 : BENCH_THREADS;
+    int nstreams = loop ? 0 : shape == SHAPE_SHARED32 || shape == SHAPE_SINGLE ? 1 : BENCH_THREADS;
     char name[64], err[256];
     snprintf(name, sizeof name, "bench.%s.b%u.%s", bc ? bc->fsync : "local", buf,
              bench_shape_name[shape]);
@@ -532,9 +660,9 @@ static void bench_case(bench_cluster *bc, uint32_t buf, int shape, double secs,
                          .buf = buf, .shape = shape, .ok = true, .p50 = NAN, .p99 = NAN,
                          .rounds_s = NAN, .nacks_s = NAN, .fsyncs_s = NAN,
                          .stalls_1e6 = NAN, .dups = -1 };
-    bench_src *src = calloc((size_t)nstreams, sizeof *src);
-    stream **st = calloc((size_t)nstreams, sizeof *st);
-    bench_worker *w = calloc((size_t)nthreads, sizeof *w);
+    bench_src *src = calloc((size_t)nstreams + 1, sizeof *src);
+    stream **st = calloc((size_t)nstreams + 1, sizeof *st);
+    bench_worker *w = calloc((size_t)nthreads + 1, sizeof *w);
     stream_counter ctr;
     atomic_init(&ctr.next, 1);
     if (src == NULL || st == NULL || w == NULL)
@@ -576,9 +704,14 @@ static void bench_case(bench_cluster *bc, uint32_t buf, int shape, double secs,
         if (pthread_create(&w[i].th, NULL, bench_worker_main, &w[i]) != 0)
             bench_die("pthread_create failed");
     }
-    bench_sleep(secs);
-    atomic_store(&stop, true);
     uint64_t ids = 0, bad_order = 0;
+    bench_samples all = { 0 };
+    double el = 0;
+    if (loop)
+        bench_loop_case(bc, name, secs, r, bm, &ids, &bad_order, &all, &el);
+    else
+        bench_sleep(secs);
+    atomic_store(&stop, true);
     for (int i = 0; i < nthreads; i++) {
         pthread_join(w[i].th, NULL);
         ids += w[i].ids;
@@ -588,12 +721,12 @@ static void bench_case(bench_cluster *bc, uint32_t buf, int shape, double secs,
             snprintf(r->why, sizeof r->why, "stream_next failed: %s", w[i].err);
         }
     }
-    double el = bench_now() - t0;
+    if (!loop)
+        el = bench_now() - t0;
     if (bc != NULL)
         c1 = bench_counters_get(bc);
 
     uint64_t stalls = 0;
-    bench_samples all = { 0 };
     for (int i = 0; i < nstreams; i++) {
         struct stream_stats ss;
         stream_stats(st[i], &ss);
@@ -926,6 +1059,7 @@ static void bench_parse(int argc, char **argv, bench_opts *o)
     if (!bufs_given && !shapes_given) {
         o->cases[o->ncases++] = (bench_casedef){ .buf = 0, .shape = SHAPE_SPREAD32 };
         o->cases[o->ncases++] = (bench_casedef){ .buf = 1024, .shape = SHAPE_SPREAD32 };
+        o->cases[o->ncases++] = (bench_casedef){ .buf = 0, .shape = SHAPE_THREADS32 };
     }
 }
 
@@ -1065,7 +1199,7 @@ int main(int argc, char **argv)
     }
     if (o.baseline) {
         for (int c = 0; c < o.ncases; c++) {
-            if (o.cases[c].shape == SHAPE_SPREAD32)
+            if (o.cases[c].shape == SHAPE_SPREAD32 || o.cases[c].shape == SHAPE_THREADS32)
                 continue;
             bench_case(NULL, o.cases[c].buf, o.cases[c].shape, o.base_secs, o.adaptive, &res[nres]);
             bench_print(&res[nres]);

@@ -3,7 +3,8 @@
 # one run (`make bench-peers`; `make deps-peers` installs the peers).
 #
 #   1. seqd's key cases (the cluster, --fsync always): buf 0 single, buf 0
-#      indep32, buf 1024 indep32, the in-process baseline of the same, and
+#      indep32 (one thread drives 32 connections, like redis-benchmark -c 32),
+#      buf 0 threads32 (a thread each), buf 1024 indep32, the in-process baseline of the same, and
 #      `seqd fetch` as a process (bench_cluster, see bench/bench_cluster.c);
 #   2. the disk's floor: 64-byte pwrite + fdatasync on a preallocated file;
 #   3. Redis, appendonly yes + appendfsync always, private server on a
@@ -79,7 +80,7 @@ log "data under $DIR, $SECS s per case"
 # ---- 1. seqd ----
 [ -x "$BENCH" ] && [ -x "$SEQD" ] || { log "build first: make seqd $BENCH"; exit 1; }
 "$BENCH" --seqd "$SEQD" --dir "$DIR/seqd" --port "$SEQD_PORT" --fsync always \
-    --cases 0:single,0:indep32,1024:indep32 --seconds "$SECS" --base-seconds 2 \
+    --cases 0:single,0:indep32,0:threads32,1024:indep32 --seconds "$SECS" --base-seconds 2 \
     --fetchproc 200 | tee -a "$OUT" | grep -E '^(BENCH|FETCHPROC|WARNING)'
 SEQD_RC=${PIPESTATUS[0]}
 [ "$SEQD_RC" = 0 ] || log "bench_cluster exited $SEQD_RC (see above)"
