@@ -20,6 +20,10 @@
 # or does not start is reported (SKIP ...) and skipped; no figure is made up.
 # Everything started here is stopped on exit, also on failure or Ctrl-C.
 #
+# The whole set runs PEERS_RUNS times (default 3), the systems interleaved;
+# the lines above are then the medians of the runs, figure by figure (the
+# runs' own lines stay in run<k>.txt beside results.txt).
+#
 # Environment: PEERS_SECONDS (per measured case, default 5), BENCH_DIR
 # (default build/bench-data; must be on the same disk as seqd's data, and
 # not a tmpfs), SEQD_BIN (default ./seqd), PEERS_REDIS_PORT (19511),
@@ -74,19 +78,22 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 rm -rf "$DIR"
 mkdir -p "$DIR" || exit 1
-: >"$OUT"
-log "data under $DIR, $SECS s per case"
+log "data under $DIR, $SECS s per case, ${PEERS_RUNS:-3} runs"
 
 # ---- 1. seqd ----
 [ -x "$BENCH" ] && [ -x "$SEQD" ] || { log "build first: make seqd $BENCH"; exit 1; }
-"$BENCH" --seqd "$SEQD" --dir "$DIR/seqd" --port "$SEQD_PORT" --fsync always \
-    --cases 0:single,0:indep32,0:threads32,1024:indep32 --seconds "$SECS" --base-seconds 2 \
-    --fetchproc 200 | tee -a "$OUT" | grep -E '^(BENCH|FETCHPROC|WARNING)'
-SEQD_RC=${PIPESTATUS[0]}
-[ "$SEQD_RC" = 0 ] || log "bench_cluster exited $SEQD_RC (see above)"
+SEQD_RC=0
+run_seqd() {
+    rm -rf "$DIR/seqd"
+    "$BENCH" --seqd "$SEQD" --dir "$DIR/seqd" --port "$SEQD_PORT" --fsync always \
+        --cases 0:single,0:indep32,0:threads32,1024:indep32 --seconds "$SECS" --base-seconds 2 \
+        --fetchproc 200 | tee -a "$OUT" | grep -E '^(BENCH|FETCHPROC|WARNING)'
+    local rc=${PIPESTATUS[0]}
+    [ "$rc" = 0 ] || { log "bench_cluster exited $rc (see above)"; SEQD_RC=$rc; }
+}
 
 # ---- 2. the disk ----
-"$BENCH" --raw-fsync 3 --dir "$DIR" | tee -a "$OUT"
+run_disk() { "$BENCH" --raw-fsync 3 --dir "$DIR" | tee -a "$OUT"; }
 
 # ---- 3. Redis ----
 # One redis-benchmark line of CSV -> PEER line. Its latencies are in ms.
@@ -109,6 +116,7 @@ run_redis() {
     command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null &&
         command -v redis-cli >/dev/null || { emit "SKIP redis: not installed (make deps-peers)"; return; }
     port_busy "$REDIS_PORT" && { emit "SKIP redis: port $REDIS_PORT busy"; return; }
+    rm -rf "$DIR/redis"
     mkdir -p "$DIR/redis"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DIR/redis" \
         --appendonly yes --appendfsync always --save '' --daemonize no \
@@ -145,7 +153,6 @@ run_redis() {
     fi
     cleanup
 }
-run_redis
 
 # ---- 4. PostgreSQL ----
 # pgbench -l writes one line per transaction: client, number, latency in
@@ -177,6 +184,7 @@ run_postgres() {
         return
     fi
     port_busy "$PG_PORT" && { emit "SKIP postgres: port $PG_PORT busy"; return; }
+    rm -rf "$DIR/pg"
     mkdir -p "$DIR/pg" "$DIR/pglog"
     PG_AS=()
     if [ "$(id -u)" = 0 ]; then
@@ -207,7 +215,66 @@ run_postgres() {
         "so most calls commit without waiting for a flush: not one fsync per ID"
     cleanup
 }
-run_postgres
+
+# ---- the runs, then the median of each figure over them ----
+# Runs interleave the systems (seqd, disk, Redis, PostgreSQL, then again),
+# so that a noisy minute on this shared machine hits all of them alike.
+# Each run's lines are kept in run<k>.txt and shown prefixed "run<k>";
+# results.txt gets one line per case with the median of every figure (and
+# FETCHPROC's failures summed).
+median_lines() {
+    awk '
+    BEGIN { split("target fsync buf clients system", w, " "); for (j in w) what[w[j]] = 1 }
+    /^(BENCH|PEER|FETCHPROC) / {
+        key = $1; nnum = 0
+        for (i = 2; i <= NF; i++) {
+            split($i, kv, "=")
+            if (!(kv[1] in what) && kv[2] ~ /^[0-9.]+$/) continue
+            key = key " " $i
+        }
+        if (!(key in seen)) { seen[key] = ++nkeys; order[nkeys] = key; line[key] = $0 }
+        n[key]++
+        for (i = 2; i <= NF; i++) {
+            split($i, kv, "=")
+            if (!(kv[1] in what) && kv[2] ~ /^[0-9.]+$/) val[key, i, n[key]] = kv[2] + 0
+        }
+    }
+    function total(key, i,    j, t) { for (j = 1; j <= n[key]; j++) t += val[key, i, j]; return t }
+    function median(key, i,    m, a, j, k, t) {
+        m = n[key]
+        for (j = 1; j <= m; j++) a[j] = val[key, i, j]
+        for (j = 2; j <= m; j++) { t = a[j]; for (k = j - 1; k >= 1 && a[k] > t; k--) a[k + 1] = a[k]; a[k + 1] = t }
+        return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    END {
+        for (o = 1; o <= nkeys; o++) {
+            key = order[o]; nf = split(line[key], f, " "); out = f[1]
+            for (i = 2; i <= nf; i++) {
+                split(f[i], kv, "=")
+                if (!(kv[1] in what) && kv[2] ~ /^[0-9.]+$/ && (key, i, 1) in val) out = out " " kv[1] "=" sprintf("%.0f", kv[1] == "failures" ? total(key, i) : median(key, i))
+                else out = out " " f[i]
+            }
+            print out
+        }
+    }' "$@"
+}
+
+RUNS=${PEERS_RUNS:-3}
+for k in $(seq "$RUNS"); do
+    log "run $k of $RUNS"
+    OUT=$DIR/run$k.txt
+    : >"$OUT"
+    # Not a pipeline: the runs must stay in this shell, where the exit
+    # trap can see what they started.
+    { run_seqd; run_disk; run_redis; run_postgres; } > >(sed "s/^/run$k /") 2>&1
+    wait $!
+done
+OUT=$DIR/results.txt
+: >"$OUT"
+echo
+echo "Medians over $RUNS runs (each figure on its own):"
+median_lines "$DIR"/run*.txt | tee -a "$OUT"
+grep -h -E '^(SKIP|NOTE|REDISCLIPROC)' "$DIR"/run1.txt | sort -u | tee -a "$OUT"
 
 # ---- 5. side by side ----
 num() { local v; v=$(field "$1" "$2"); [ -n "$v" ] && [ "$v" != - ] && echo "$v" || echo nan; }
@@ -221,6 +288,7 @@ ratio() {  # name, numerator, denominator, what it means
 S0=$(num 'target=cluster fsync=always buf=0 clients=single' ids_per_s)
 S0P50=$(num 'target=cluster fsync=always buf=0 clients=single' p50_us)
 SI=$(num 'target=cluster fsync=always buf=0 clients=indep32' ids_per_s)
+ST=$(num 'target=cluster fsync=always buf=0 clients=threads32' ids_per_s)
 SB=$(num 'target=cluster fsync=always buf=1024 clients=indep32' ids_per_s)
 BB=$(num 'target=baseline fsync=- buf=1024 clients=indep32' ids_per_s)
 FP=$(num '^FETCHPROC' median_us)
@@ -231,6 +299,7 @@ FD=$(num '^PEER system=fdatasync' p50_us)
 RC=$(num '^PEER system=redis-cli' p50_us)
 echo
 ratio seqd_buf0_indep32_vs_redis_always_32 "$SI" "$R32" "ids/s; above 1: seqd hands out more"
+ratio seqd_buf0_threads32_vs_redis_always_32 "$ST" "$R32" "ids/s; a thread and a blocking client each"
 ratio seqd_buf0_single_vs_redis_always_1 "$S0" "$R1" "ids/s"
 ratio seqd_buf0_indep32_vs_postgres_32 "$SI" "$P32" "ids/s"
 ratio seqd_buf0_single_p50_vs_fdatasync_p50 "$S0P50" "$FD" "latency; the disk's floor is 1"
