@@ -1224,8 +1224,13 @@ int log_append(seqlog *l, const char *name, uint8_t len, uint64_t value, log_don
     uint64_t tk = ++l->next_ticket;
     tail->last = tk;
     l->est_used += rsz;
-    pthread_cond_signal(&l->wake);
     pthread_mutex_unlock(&l->mu);
+    /* Signalled after the unlock: a sync thread woken while the loop still
+     * held mu would block on it at once and need a second wake-up (two
+     * futex calls and a context switch more on every append). Safe: the
+     * queue changed under mu, and the thread tests it under mu before it
+     * waits, so it either sees the record or is already waiting. */
+    pthread_cond_signal(&l->wake);
     l->cbs[tk & (l->cb_cap - 1)] = (log_cb){ done, arg };
     atomic_fetch_add(&l->st_appends, 1);
     return 0;
