@@ -50,6 +50,9 @@
  * the same way):
  *   bench_cluster --raw-fsync SECONDS --dir DIR    the disk's floor: 64-byte
  *       pwrite + fdatasync on a preallocated file -> PEER system=fdatasync ...
+ *   bench_cluster --raw-quorum SECONDS --dir DIR   a quorum's floor on this
+ *       disk: three writers start together, time until two are durable ->
+ *       FLOOR system=fdatasync-2of3 p50_us=<n> p99_us=<n> rounds=<n>
  *   bench_cluster --time-cmd RUNS -- CMD ARGS...   fork+exec timing -> PROC ...
  *
  * Every server started gets PR_SET_PDEATHSIG and is killed on SIGINT/SIGTERM
@@ -851,16 +854,15 @@ static int bench_time_cmd(char *const *argv, int runs, bench_samples *s, int *fa
 
 /* 64-byte pwrite + fdatasync at increasing offsets of a preallocated,
  * zero-filled file: the least a durable acknowledgement can cost here. */
-static int bench_raw_fsync(const char *dir, double secs)
+/* A file of `size` zero bytes, written and synced, so that later writes
+ * into it are data-only (the log preallocates its segments the same way). */
+static int bench_prealloc(const char *path, size_t size)
 {
-    char path[1100];
-    snprintf(path, sizeof path, "%s/raw-fsync", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         fprintf(stderr, "bench_cluster: %s: %s\n", path, strerror(errno));
-        return 1;
+        return -1;
     }
-    const size_t size = 64u << 20, rec = 64;
     char *z = calloc(1, 1u << 20);
     if (z == NULL)
         bench_die("out of memory");
@@ -871,24 +873,125 @@ static int bench_raw_fsync(const char *dir, double secs)
     if (fsync(fd) != 0)
         bench_die("fsync %s: %s", path, strerror(errno));
     free(z);
-    char buf[64];
+    return fd;
+}
+
+#define BENCH_RAW_SIZE (64u << 20)
+#define BENCH_RAW_REC 64u
+
+/* One 64-byte record at off, made durable; the time it took in µs. */
+static double bench_raw_write(int fd, size_t off)
+{
+    char buf[BENCH_RAW_REC];
     memset(buf, 0x5a, sizeof buf);
+    double a = bench_now();
+    if (pwrite(fd, buf, sizeof buf, (off_t)off) != (ssize_t)sizeof buf || fdatasync(fd) != 0)
+        bench_die("pwrite/fdatasync: %s", strerror(errno));
+    return (bench_now() - a) * 1e6;
+}
+
+/* The disk's floor: one writer, pwrite + fdatasync in a loop. */
+static int bench_raw_fsync(const char *dir, double secs)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/raw-fsync", dir);
+    int fd = bench_prealloc(path, BENCH_RAW_SIZE);
+    if (fd < 0)
+        return 1;
     bench_samples s = { 0 };
     double t0 = bench_now();
-    size_t off = 0;
-    while (bench_now() - t0 < secs && off + rec <= size) {
-        double a = bench_now();
-        if (pwrite(fd, buf, rec, (off_t)off) != (ssize_t)rec || fdatasync(fd) != 0)
-            bench_die("pwrite/fdatasync %s: %s", path, strerror(errno));
-        bench_add(&s, (bench_now() - a) * 1e6);
-        off += rec;
-    }
+    for (size_t off = 0; bench_now() - t0 < secs && off + BENCH_RAW_REC <= BENCH_RAW_SIZE;
+         off += BENCH_RAW_REC)
+        bench_add(&s, bench_raw_write(fd, off));
     double el = bench_now() - t0;
     close(fd);
     unlink(path);
     qsort(s.v, s.n, sizeof *s.v, bench_cmp_double);
     printf("PEER system=fdatasync clients=1 ids_per_s=%.0f p50_us=%.0f p99_us=%.0f\n",
            (double)s.n / el, bench_pct(&s, 0.5), bench_pct(&s, 0.99));
+    free(s.v);
+    return 0;
+}
+
+/* The quorum's floor when three members share this disk: three writers,
+ * each its own file, start a pwrite + fdatasync together; the figure is
+ * the time until the second of them is durable (Q = 2 of 3). Flushes of
+ * one device do not overlap, so this is what any replicated commit costs
+ * here before a single message is sent. */
+typedef struct bench_qw {
+    int fd;
+    pthread_barrier_t *bar;
+    atomic_bool *stop;
+    double *start, *end;        /* per iteration, µs since t0 */
+    size_t n;
+    double t0;
+} bench_qw;
+
+static void *bench_qw_main(void *arg)
+{
+    bench_qw *w = arg;
+    for (size_t i = 0;; i++) {
+        pthread_barrier_wait(w->bar);
+        if (atomic_load(w->stop))
+            return NULL;
+        w->start[i] = (bench_now() - w->t0) * 1e6;
+        w->end[i] = w->start[i] + bench_raw_write(w->fd, i * BENCH_RAW_REC);
+        w->n = i + 1;
+        pthread_barrier_wait(w->bar);
+    }
+}
+
+static int bench_raw_quorum(const char *dir, double secs)
+{
+    enum { W = 3 };
+    size_t max = BENCH_RAW_SIZE / BENCH_RAW_REC;
+    bench_qw w[W];
+    pthread_t th[W];
+    pthread_barrier_t bar;
+    atomic_bool stop;
+    atomic_init(&stop, false);
+    pthread_barrier_init(&bar, NULL, W + 1);
+    double t0 = bench_now();
+    for (int k = 0; k < W; k++) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/raw-quorum-%d", dir, k);
+        w[k] = (bench_qw){ .fd = bench_prealloc(path, BENCH_RAW_SIZE), .bar = &bar,
+                           .stop = &stop, .start = calloc(max, sizeof(double)),
+                           .end = calloc(max, sizeof(double)), .t0 = t0 };
+        unlink(path);
+        if (w[k].fd < 0 || !w[k].start || !w[k].end)
+            bench_die("cannot prepare %s", path);
+        if (pthread_create(&th[k], NULL, bench_qw_main, &w[k]) != 0)
+            bench_die("pthread_create failed");
+    }
+    double t1 = bench_now();
+    size_t n = 0;
+    for (; n < max && bench_now() - t1 < secs; n++) {
+        pthread_barrier_wait(&bar);   /* go */
+        pthread_barrier_wait(&bar);   /* all three done */
+    }
+    atomic_store(&stop, true);
+    pthread_barrier_wait(&bar);
+    bench_samples s = { 0 };
+    for (size_t i = 0; i < n; i++) {
+        double st = w[0].start[i], e[W];
+        for (int k = 0; k < W; k++) {
+            st = w[k].start[i] < st ? w[k].start[i] : st;
+            e[k] = w[k].end[i];
+        }
+        qsort(e, W, sizeof *e, bench_cmp_double);
+        bench_add(&s, e[1] - st);
+    }
+    for (int k = 0; k < W; k++) {
+        pthread_join(th[k], NULL);
+        close(w[k].fd);
+        free(w[k].start);
+        free(w[k].end);
+    }
+    pthread_barrier_destroy(&bar);
+    qsort(s.v, s.n, sizeof *s.v, bench_cmp_double);
+    printf("FLOOR system=fdatasync-2of3 p50_us=%.0f p99_us=%.0f rounds=%zu\n", bench_pct(&s, 0.5),
+           bench_pct(&s, 0.99), s.n);
     free(s.v);
     return 0;
 }
@@ -908,6 +1011,7 @@ static void bench_usage(void)
             "                     [--servers A,B,C  (a running 3-member cluster: nothing is\n"
             "                      started; --fsync names its mode, one only)]\n"
             "       bench_cluster --raw-fsync SECONDS [--dir DIR]\n"
+            "       bench_cluster --raw-quorum SECONDS [--dir DIR]\n"
             "       bench_cluster --time-cmd RUNS -- CMD [ARGS...]\n");
     exit(2);
 }
@@ -1129,6 +1233,11 @@ int main(int argc, char **argv)
         const char *dir = argc >= 5 && strcmp(argv[3], "--dir") == 0 ? argv[4] : o.dir;
         mkdir(dir, 0755);
         return bench_raw_fsync(dir, atof(argv[2]));
+    }
+    if (argc >= 3 && strcmp(argv[1], "--raw-quorum") == 0) {
+        const char *dir = argc >= 5 && strcmp(argv[3], "--dir") == 0 ? argv[4] : o.dir;
+        mkdir(dir, 0755);
+        return bench_raw_quorum(dir, atof(argv[2]));
     }
     bench_parse(argc, argv, &o);
 

@@ -7,6 +7,8 @@
 #      buf 0 threads32 (a thread each), buf 1024 indep32, the in-process baseline of the same, and
 #      `seqd fetch` as a process (bench_cluster, see bench/bench_cluster.c);
 #   2. the disk's floor: 64-byte pwrite + fdatasync on a preallocated file;
+#      and a quorum's floor: three such writers started together, time until
+#      two are durable (FLOOR system=fdatasync-2of3 p50_us=<n> p99_us=<n>);
 #   3. Redis, appendonly yes + appendfsync always, private server on a
 #      loopback port: INCRBY from 1 and 32 clients (redis-benchmark), and
 #      `redis-cli INCR` timed as a process like `seqd fetch`;
@@ -93,7 +95,12 @@ run_seqd() {
 }
 
 # ---- 2. the disk ----
-run_disk() { "$BENCH" --raw-fsync 3 --dir "$DIR" | tee -a "$OUT"; }
+# Also the floor of a quorum here: three writers on this one disk, time
+# until two are durable (flushes of one device do not overlap).
+run_disk() {
+    "$BENCH" --raw-fsync 3 --dir "$DIR" | tee -a "$OUT"
+    "$BENCH" --raw-quorum 3 --dir "$DIR" | tee -a "$OUT"
+}
 
 # ---- 3. Redis ----
 # One redis-benchmark line of CSV -> PEER line. Its latencies are in ms.
@@ -225,7 +232,7 @@ run_postgres() {
 median_lines() {
     awk '
     BEGIN { split("target fsync buf clients system", w, " "); for (j in w) what[w[j]] = 1 }
-    /^(BENCH|PEER|FETCHPROC) / {
+    /^(BENCH|PEER|FETCHPROC|FLOOR) / {
         key = $1; nnum = 0
         for (i = 2; i <= NF; i++) {
             split($i, kv, "=")
@@ -296,6 +303,7 @@ R32=$(num '^PEER system=redis-always clients=32' ids_per_s)
 R1=$(num '^PEER system=redis-always clients=1 ' ids_per_s)
 P32=$(num '^PEER system=postgres clients=32' ids_per_s)
 FD=$(num '^PEER system=fdatasync' p50_us)
+FQ=$(num '^FLOOR system=fdatasync-2of3' p50_us)
 RC=$(num '^PEER system=redis-cli' p50_us)
 echo
 ratio seqd_buf0_indep32_vs_redis_always_32 "$SI" "$R32" "ids/s; above 1: seqd hands out more"
@@ -303,6 +311,7 @@ ratio seqd_buf0_threads32_vs_redis_always_32 "$ST" "$R32" "ids/s; a thread and a
 ratio seqd_buf0_single_vs_redis_always_1 "$S0" "$R1" "ids/s"
 ratio seqd_buf0_indep32_vs_postgres_32 "$SI" "$P32" "ids/s"
 ratio seqd_buf0_single_p50_vs_fdatasync_p50 "$S0P50" "$FD" "latency; the disk's floor is 1"
+ratio seqd_buf0_single_p50_vs_quorum_floor "$S0P50" "$FQ" "latency; 2 of 3 fdatasyncs on this one disk is 1"
 ratio seqd_fetch_process_vs_redis_cli "$FP" "$RC" "median latency of one command run"
 ratio seqd_buf1024_indep32_vs_baseline "$SB" "$BB" "ids/s; the in-process counter is 1"
 # The data of the peers is big and useless once measured; logs stay.
