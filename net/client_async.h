@@ -21,6 +21,10 @@
  *   event_base_dispatch(base);
  *   aclient_free(ac);
  *
+ * A reply is matched by a scan of its member's calls in flight: meant for
+ * up to a few hundred fetches at once per aclient (use more aclients, or
+ * buffered streams, for more).
+ *
  * client_fetch_async is the one-call form: its own aclient, freed after.
  * Not thread-safe: use an aclient from its loop's thread only.
  */
