@@ -7,7 +7,13 @@
  * frame and activates a per-conn flush event (no syscall); it runs after
  * the events already active in this loop turn, so every frame queued for
  * the connection in the turn goes out with one sendmsg. Only a remainder
- * the socket would not take enables the write event, until it drains.
+ * the socket would not take arms a write event of our own, until it drains.
+ *
+ * Every byte leaves through conn_write_now's sendmsg(MSG_NOSIGNAL), never
+ * through the bufferevent's own writer (writev): a write to a connection
+ * the peer has closed must not raise SIGPIPE, because this code also runs
+ * inside client programs (net/client_async.h) that do not ignore it. The
+ * bufferevent's write side serves only to wait for a connect.
  */
 #include "conn.h"
 
@@ -30,8 +36,9 @@
 struct conn {
     struct bufferevent *bev;
     struct event *flush_ev;  /* runs conn_flush later in this loop turn */
+    struct event *wr_ev;     /* socket writable, while a remainder waits */
     bool flush_armed;  /* flush_ev active */
-    bool wr_on;        /* the bufferevent's write event is enabled */
+    bool wr_on;        /* waiting for writability: a connect or wr_ev */
     bool rd_paused;    /* reading stopped by back-pressure */
     conn_open_fn on_open;
     conn_msg_fn on_msg;
@@ -47,7 +54,6 @@ struct conn {
 };
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
-static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_flush_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -56,9 +62,8 @@ static void conn_flush_cb(evutil_socket_t fd, short what, void *arg);
  * enough to keep pipelined requests flowing. */
 static void conn_setup(conn *c)
 {
-    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, SEQD_HDR_LEN, 4 * SEQD_MAX_FRAME);
-    bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_LOW, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->wr_on = true;   /* a connect waits for writability; see conn_write_off */
 }
@@ -66,10 +71,8 @@ static void conn_setup(conn *c)
 /* From the moment the conn is open, writes go through conn_flush. */
 static void conn_write_off(conn *c)
 {
-    if (c->wr_on && !c->failing) {
-        bufferevent_disable(c->bev, EV_WRITE);
-        c->wr_on = false;
-    }
+    bufferevent_disable(c->bev, EV_WRITE);
+    c->wr_on = false;
 }
 
 static conn *conn_alloc(conn_open_fn on_open, conn_msg_fn on_msg, conn_end_fn on_end, void *arg)
@@ -196,6 +199,10 @@ void conn_close(conn *c, const char *why)
         event_free(c->flush_ev);
         c->flush_ev = NULL;
     }
+    if (c->wr_ev) {
+        event_free(c->wr_ev);
+        c->wr_ev = NULL;
+    }
     if (c->on_end)
         c->on_end(c, c->arg, why);
     conn_unref(c);
@@ -220,14 +227,14 @@ int conn_send(conn *c, const seqd_msg *m)
     return 0;
 }
 
-/* Writes what the socket takes now, without blocking and without SIGPIPE
- * (a closed peer is an error the bufferevent then reports). Returns false
- * on a hard error. A bufferevent keeps the start of its output frozen
- * (only its own writer drains it), hence the unfreeze around the drain. */
-static bool conn_write_now(conn *c, struct evbuffer *out)
+/* Writes what the socket takes now, without blocking and without SIGPIPE.
+ * Returns 0 (all written, or the socket is full), or the errno of a hard
+ * error. A bufferevent keeps the start of its output frozen (only its own
+ * writer would drain it), hence the unfreeze around the drain. */
+static int conn_write_now(conn *c, struct evbuffer *out)
 {
     int fd = bufferevent_getfd(c->bev);
-    bool ok = true;
+    int err = 0;
     evbuffer_unfreeze(out, 1);
     while (evbuffer_get_length(out) > 0) {
         struct evbuffer_iovec v[16];
@@ -242,16 +249,64 @@ static bool conn_write_now(conn *c, struct evbuffer *out)
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t w = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w < 0) {
-            ok = errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                err = errno;
             break;
         }
         if (evbuffer_drain(out, (size_t)w) < 0) {
-            ok = false;   /* cannot happen once unfrozen; never spin */
+            err = EIO;   /* cannot happen once unfrozen; never spin */
             break;
         }
     }
     evbuffer_freeze(out, 1);
-    return ok;
+    return err;
+}
+
+static void conn_wr_cb(evutil_socket_t fd, short what, void *arg);
+
+/* After a write attempt: a hard error ends the connection; an empty output
+ * ends the wait for writability (and a failing conn, whose ERROR is now
+ * out); a remainder waits for the socket to take more. */
+static void conn_after_write(conn *c, int err)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (err) {
+        conn_close(c, strerror(err));
+        return;
+    }
+    size_t left = evbuffer_get_length(out);
+    if (c->rd_paused && !c->failing && left <= CONN_OUT_LOW) {
+        bufferevent_enable(c->bev, EV_READ);   /* back-pressure over */
+        c->rd_paused = false;
+    }
+    if (left == 0) {
+        if (c->wr_on) {
+            event_del(c->wr_ev);
+            c->wr_on = false;
+        }
+        if (c->failing)
+            conn_close(c, "closed after a framing error");
+        return;
+    }
+    if (c->wr_on)
+        return;
+    if (!c->wr_ev)
+        c->wr_ev = event_new(bufferevent_get_base(c->bev), bufferevent_getfd(c->bev),
+                             EV_WRITE | EV_PERSIST, conn_wr_cb, c);
+    if (!c->wr_ev || event_add(c->wr_ev, NULL) < 0) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    c->wr_on = true;
+}
+
+/* The socket can take more of a remainder. */
+static void conn_wr_cb(evutil_socket_t fd, short what, void *arg)
+{
+    conn *c = arg;
+    (void)fd;
+    (void)what;
+    conn_after_write(c, conn_write_now(c, bufferevent_get_output(c->bev)));
 }
 
 /* The turn's frames for this connection, in one go. What the socket does
@@ -265,16 +320,7 @@ static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
     c->flush_armed = false;
     if (!c->open || c->wr_on)
         return;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (conn_write_now(c, out) && evbuffer_get_length(out) == 0) {
-        if (c->rd_paused && !c->failing) {
-            bufferevent_enable(c->bev, EV_READ);   /* back-pressure over */
-            c->rd_paused = false;
-        }
-        return;
-    }
-    bufferevent_enable(c->bev, EV_WRITE);
-    c->wr_on = true;
+    conn_after_write(c, conn_write_now(c, bufferevent_get_output(c->bev)));
 }
 
 void conn_fail(conn *c, int ferr, const char *text)
@@ -288,10 +334,11 @@ void conn_fail(conn *c, int ferr, const char *text)
     frame_encode(bufferevent_get_output(c->bev), &m);
     c->failing = true;
     bufferevent_disable(c->bev, EV_READ);
-    /* Ask for a write callback once everything, the ERROR included, is out. */
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->bev, EV_WRITE);
-    c->wr_on = true;
+    /* The flush closes the conn once everything, the ERROR included, is out. */
+    if (!c->wr_on && !c->flush_armed) {
+        c->flush_armed = true;
+        event_active(c->flush_ev, EV_WRITE, 1);
+    }
 }
 
 /* Decodes every whole frame that has arrived; stops at the first framing
@@ -316,22 +363,6 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         c->on_msg(c, &m, c->arg);
     }
     conn_unref(c);
-}
-
-static void conn_write_cb(struct bufferevent *bev, void *arg)
-{
-    conn *c = arg;
-    if (c->failing) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            conn_close(c, "closed after a framing error");
-        return;
-    }
-    if (!c->open)
-        return;
-    bufferevent_enable(bev, EV_READ);
-    c->rd_paused = false;
-    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        conn_write_off(c);   /* drained: back to conn_flush */
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
