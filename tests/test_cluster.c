@@ -1166,3 +1166,129 @@ Test(cluster, aclient_pipelines_and_fails_over, .timeout = 90, .fini = cl_fini)
     event_base_free(r.base);
     history_free(h);
 }
+
+/* ---- a client that does not read its replies ---- */
+
+#define CL_BP_REQUESTS 600000
+
+/* Sends what the socket takes of [*off, len) without blocking. */
+static void cl_send_some(int fd, const uint8_t *buf, size_t len, size_t *off)
+{
+    while (*off < len) {
+        ssize_t w = send(fd, buf + *off, len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            cl_assert(errno == EAGAIN || errno == EWOULDBLOCK, "send: %s", strerror(errno));
+            return;
+        }
+        *off += (size_t)w;
+    }
+}
+
+/* A reader that takes the socket in big gulps: the replies of the test
+ * below are too many to read with two syscalls each. */
+typedef struct cl_rd {
+    int fd;
+    uint8_t buf[1 << 20];
+    size_t pos, have;
+} cl_rd;
+
+/* Makes n bytes available at r->pos; false on timeout or EOF. */
+static bool cl_rd_fill(cl_rd *r, size_t n, int64_t deadline)
+{
+    if (r->pos + n > sizeof r->buf) {
+        memmove(r->buf, r->buf + r->pos, r->have - r->pos);
+        r->have -= r->pos;
+        r->pos = 0;
+    }
+    while (r->have - r->pos < n) {
+        int64_t left = deadline - procs_now_ms();
+        struct pollfd p = { .fd = r->fd, .events = POLLIN };
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            return false;
+        ssize_t got = recv(r->fd, r->buf + r->have, sizeof r->buf - r->have, 0);
+        if (got <= 0)
+            return false;
+        r->have += (size_t)got;
+    }
+    return true;
+}
+
+static int cl_rd_msg(cl_rd *r, seqd_msg *m, int64_t ms)
+{
+    int64_t deadline = procs_now_ms() + ms;
+    if (!cl_rd_fill(r, 4, deadline))
+        return -1;
+    const uint8_t *b = r->buf + r->pos;
+    size_t len = ((size_t)b[0] << 24) | ((size_t)b[1] << 16) | ((size_t)b[2] << 8) | b[3];
+    if (len + 4 > SEQD_MAX_FRAME || !cl_rd_fill(r, len + 4, deadline))
+        return -1;
+    int rc = frame_parse(r->buf + r->pos, len + 4, m);
+    r->pos += len + 4;
+    return rc == FRAME_OK ? 1 : -1;
+}
+
+/* A client pipelines many STATUS requests and reads nothing: the member
+ * writes what the socket takes, keeps the rest, and once more than
+ * CONN_OUT_HIGH waits it stops reading that connection (the client's sends
+ * then stall) — while other clients are served as usual. When the client
+ * reads again, every reply arrives, once, in request order. */
+Test(cluster, client_that_does_not_read_is_throttled_not_dropped, .timeout = 90, .fini = cl_fini)
+{
+    procs_cluster *pc = cl_up(1, 22, CL_R, NULL);
+    uint8_t tmp[SEQD_MAX_FRAME];
+    size_t one = frame_pack(&(seqd_msg){ .type = MSG_STATUS }, tmp);
+    size_t len = one * CL_BP_REQUESTS, off = 0;
+    uint8_t *reqs = malloc(len);
+    cl_rd *rd = malloc(sizeof *rd);
+    cr_assert(reqs && rd);
+    for (size_t i = 0; i < CL_BP_REQUESTS; i++)
+        frame_pack(&(seqd_msg){ .type = MSG_STATUS, .reqid = i + 1 }, reqs + i * one);
+    /* Small client buffers, so that the replies pile up in the member. */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 64 << 10;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)pc->m[0].port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cl_assert(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect: %s", strerror(errno));
+    rd->fd = fd;
+    rd->pos = rd->have = 0;
+    /* Send until the member stops taking requests: its reading paused. */
+    int64_t deadline = procs_now_ms() + 20000, stalled_since = procs_now_ms();
+    size_t last = 0;
+    while (off < len && procs_now_ms() < deadline) {
+        cl_send_some(fd, reqs, len, &off);
+        if (off != last) {
+            last = off;
+            stalled_since = procs_now_ms();
+        } else if (procs_now_ms() - stalled_since > 500) {
+            break;
+        }
+        procs_sleep_ms(5);
+    }
+    cl_assert(off < len, "the member took all %d requests without being read from",
+              CL_BP_REQUESTS);
+    /* Meanwhile the member serves everyone else. */
+    client *c = cl_client(pc, 0);
+    uint64_t first = 0;
+    char err[256] = "";
+    cl_assert(client_fetch(c, "alpha", 1, 5000, &first, err, sizeof err) == CLIENT_OK,
+              "a fetch while one client is throttled: %s", err);
+    client_free(c);
+    /* Now read: every reply in order, and the rest of the requests go in. */
+    for (size_t want = 1; want <= CL_BP_REQUESTS; want++) {
+        if (want % 1024 == 0)
+            cl_send_some(fd, reqs, len, &off);
+        seqd_msg rep;
+        int r = cl_rd_msg(rd, &rep, 5000);
+        cl_assert(r == 1, "reply %zu of %d: none (%d), %zu bytes of requests sent", want,
+                  CL_BP_REQUESTS, r, off);
+        cl_assert(rep.type == MSG_STATUS_REPLY && rep.reqid == want,
+                  "reply %zu: got %s reqid %llu", want, msg_type_str(rep.type),
+                  (unsigned long long)rep.reqid);
+    }
+    cl_assert(off == len, "%zu of %zu bytes of requests sent", off, len);
+    close(fd);
+    free(rd);
+    free(reqs);
+}
