@@ -61,6 +61,21 @@ static void ct_pair(int *ours, int *far)
     close(l);
 }
 
+/* A conn over our end of a fresh pair (our socket's send buffer `sndbuf`
+ * bytes when not 0), with a reference of the test's own so that it stays
+ * readable after it closes itself; *far is the raw end. */
+static conn *ct_open(struct event_base *base, int sndbuf, ct_state *st, int *far)
+{
+    int ours;
+    ct_pair(&ours, far);
+    if (sndbuf)
+        setsockopt(ours, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    conn *c = conn_accept(base, ours, ct_on_msg, ct_on_end, st);
+    cr_assert_not_null(c);
+    conn_ref(c);
+    return c;
+}
+
 /* Runs the loop until the conn ended or ~2 s passed. */
 static void ct_run_until_end(struct event_base *base, const ct_state *st)
 {
@@ -90,12 +105,9 @@ Test(conn, write_to_a_gone_peer_ends_the_conn_without_sigpipe, .timeout = 10)
 {
     signal(SIGPIPE, SIG_DFL);
     struct event_base *base = event_base_new();
-    int ours, far;
-    ct_pair(&ours, &far);
+    int far;
     ct_state st = { 0 };
-    conn *c = conn_accept(base, ours, ct_on_msg, ct_on_end, &st);
-    cr_assert_not_null(c);
-    conn_ref(c);   /* ours, so c stays readable after it closes itself */
+    conn *c = ct_open(base, 0, &st, &far);
     seqd_msg m = ct_big_msg(1);
     cr_assert_eq(conn_send(c, &m), 0);
     event_base_loop(base, EVLOOP_NONBLOCK);   /* written; the far end reads nothing */
@@ -120,14 +132,9 @@ Test(conn, remainder_to_a_gone_peer_ends_the_conn_without_sigpipe, .timeout = 10
 {
     signal(SIGPIPE, SIG_DFL);
     struct event_base *base = event_base_new();
-    int ours, far;
-    ct_pair(&ours, &far);
-    int small = 4096;
-    setsockopt(ours, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    int far;
     ct_state st = { 0 };
-    conn *c = conn_accept(base, ours, ct_on_msg, ct_on_end, &st);
-    cr_assert_not_null(c);
-    conn_ref(c);
+    conn *c = ct_open(base, 4096, &st, &far);
     /* More than both socket buffers hold: a remainder is left waiting. */
     for (uint64_t i = 1; i <= 4000; i++) {
         seqd_msg m = ct_big_msg(i);
@@ -149,11 +156,9 @@ Test(conn, remainder_to_a_gone_peer_ends_the_conn_without_sigpipe, .timeout = 10
 Test(conn, queued_frames_arrive_in_order_after_a_remainder, .timeout = 10)
 {
     struct event_base *base = event_base_new();
-    int ours, far;
-    ct_pair(&ours, &far);
+    int far;
     ct_state st = { 0 };
-    conn *c = conn_accept(base, ours, ct_on_msg, ct_on_end, &st);
-    cr_assert_not_null(c);
+    conn *c = ct_open(base, 0, &st, &far);
     enum { N = 6000 };
     for (uint64_t i = 1; i <= N; i++) {
         seqd_msg m = ct_big_msg(i);
@@ -195,6 +200,7 @@ Test(conn, queued_frames_arrive_in_order_after_a_remainder, .timeout = 10)
     cr_assert_eq(st.ends, 0);
     conn_close(c, "done");
     cr_assert_eq(st.ends, 1);
+    conn_unref(c);
     close(far);
     event_base_free(base);
 }
