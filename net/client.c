@@ -174,16 +174,27 @@ int client_preferred(const client *c, const char *name)
  * sequence to one coordinator keeps its learned value fresh (the 1-RTT fast
  * path) and keeps coordinators from NACKing each other; safety never
  * depends on it, any member may serve any fetch. */
-static int client_first_choice(const client *c, const char *name)
+int client_route(const client *c, const char *name, bool (*usable)(const void *ctx, int i),
+                 const void *ctx)
 {
     int pref = client_preferred(c, name);
-    int64_t now = client_now_ms();
     for (int k = 0; k < c->n; k++) {
         int i = (pref + k) % c->n;
-        if (c->m[i].avoid_until_ms <= now)
+        if (usable(ctx, i))
             return i;
     }
     return pref;
+}
+
+static bool client_not_avoided(const void *ctx, int i)
+{
+    const client *c = ctx;
+    return c->m[i].avoid_until_ms <= client_now_ms();
+}
+
+static int client_first_choice(const client *c, const char *name)
+{
+    return client_route(c, name, client_not_avoided, c);
 }
 
 client *client_new(const char *servers, char *err, size_t errlen)

@@ -298,17 +298,10 @@ static void ca_attempt(ac_call *f)
     ca_arm(f, budget);
 }
 
-/* The preferred member, or the next after it that has not failed lately. */
-static int ca_first_choice(aclient *ac, const char *name)
+static bool ca_not_avoided(const void *ctx, int i)
 {
-    int pref = client_preferred(ac->cl, name);
-    int64_t now = ca_now_ms();
-    for (int k = 0; k < ac->n; k++) {
-        int i = (pref + k) % ac->n;
-        if (ac->m[i].avoid_until_ms <= now)
-            return i;
-    }
-    return pref;
+    const aclient *ac = ctx;
+    return ac->m[i].avoid_until_ms <= ca_now_ms();
 }
 
 aclient *aclient_new(struct event_base *base, const char *servers, char *err, size_t errlen)
@@ -389,7 +382,7 @@ int aclient_fetch(aclient *ac, const char *name, uint32_t count, uint32_t timeou
     f->count = count;
     f->timeout_ms = timeout_ms;
     f->deadline_ms = ca_now_ms() + timeout_ms;
-    f->start = ca_first_choice(ac, name);
+    f->start = client_route(ac->cl, name, ca_not_avoided, ac);
     f->pause_ms = CA_PASS_PAUSE_MS;
     f->done = done;
     f->arg = arg;

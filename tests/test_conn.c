@@ -61,19 +61,37 @@ static void ct_pair(int *ours, int *far)
     close(l);
 }
 
-/* A conn over our end of a fresh pair (our socket's send buffer `sndbuf`
- * bytes when not 0), with a reference of the test's own so that it stays
- * readable after it closes itself; *far is the raw end. */
-static conn *ct_open(struct event_base *base, int sndbuf, ct_state *st, int *far)
+/* What each test works on: a loop, a conn over our end of a fresh pair
+ * (with a reference of the test's own, so that it stays readable after it
+ * closes itself), what its callbacks saw, and the raw far end. */
+typedef struct ct_fix {
+    struct event_base *base;
+    conn *c;
+    ct_state st;
+    int far;
+} ct_fix;
+
+/* sndbuf: our socket's send buffer in bytes, 0 to leave it. SIGPIPE goes
+ * back to its default, which kills: a conn must never raise it. */
+static void ct_open(ct_fix *f, int sndbuf)
 {
     int ours;
-    ct_pair(&ours, far);
+    signal(SIGPIPE, SIG_DFL);
+    memset(f, 0, sizeof *f);
+    f->base = event_base_new();
+    cr_assert_not_null(f->base);
+    ct_pair(&ours, &f->far);
     if (sndbuf)
         setsockopt(ours, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-    conn *c = conn_accept(base, ours, ct_on_msg, ct_on_end, st);
-    cr_assert_not_null(c);
-    conn_ref(c);
-    return c;
+    f->c = conn_accept(f->base, ours, ct_on_msg, ct_on_end, &f->st);
+    cr_assert_not_null(f->c);
+    conn_ref(f->c);
+}
+
+static void ct_close(ct_fix *f)
+{
+    conn_unref(f->c);
+    event_base_free(f->base);
 }
 
 /* Runs the loop until the conn ended or ~2 s passed. */
@@ -103,75 +121,65 @@ static seqd_msg ct_big_msg(uint64_t reqid)
  * process: SIGPIPE is left at its default, which kills. */
 Test(conn, write_to_a_gone_peer_ends_the_conn_without_sigpipe, .timeout = 10)
 {
-    signal(SIGPIPE, SIG_DFL);
-    struct event_base *base = event_base_new();
-    int far;
-    ct_state st = { 0 };
-    conn *c = ct_open(base, 0, &st, &far);
+    ct_fix f;
+    ct_open(&f, 0);
     seqd_msg m = ct_big_msg(1);
-    cr_assert_eq(conn_send(c, &m), 0);
-    event_base_loop(base, EVLOOP_NONBLOCK);   /* written; the far end reads nothing */
-    close(far);                               /* unread data: a reset */
-    for (uint64_t i = 2; i < 10 && conn_is_open(c); i++) {
+    cr_assert_eq(conn_send(f.c, &m), 0);
+    event_base_loop(f.base, EVLOOP_NONBLOCK);   /* written; the far end reads nothing */
+    close(f.far);                               /* unread data: a reset */
+    for (uint64_t i = 2; i < 10 && conn_is_open(f.c); i++) {
         m = ct_big_msg(i);
-        conn_send(c, &m);
-        event_base_loop(base, EVLOOP_NONBLOCK);
+        conn_send(f.c, &m);
+        event_base_loop(f.base, EVLOOP_NONBLOCK);
     }
-    ct_run_until_end(base, &st);
-    cr_assert_eq(st.ends, 1, "on_end called %d times", st.ends);
-    cr_assert(strstr(st.why, "reset") || strstr(st.why, "pipe") || strstr(st.why, "closed"),
-              "why: %s", st.why);
-    cr_assert(!conn_is_open(c));
-    conn_unref(c);
-    event_base_free(base);
+    ct_run_until_end(f.base, &f.st);
+    cr_assert_eq(f.st.ends, 1, "on_end called %d times", f.st.ends);
+    cr_assert(strstr(f.st.why, "reset") || strstr(f.st.why, "pipe") || strstr(f.st.why, "closed"),
+              "why: %s", f.st.why);
+    cr_assert(!conn_is_open(f.c));
+    ct_close(&f);
 }
 
 /* Same, but the far end is gone while a remainder waits for the socket to
  * drain (the socket took only part of what was queued). */
 Test(conn, remainder_to_a_gone_peer_ends_the_conn_without_sigpipe, .timeout = 10)
 {
-    signal(SIGPIPE, SIG_DFL);
-    struct event_base *base = event_base_new();
-    int far;
-    ct_state st = { 0 };
-    conn *c = ct_open(base, 4096, &st, &far);
+    ct_fix f;
+    ct_open(&f, 4096);
     /* More than both socket buffers hold: a remainder is left waiting. */
     for (uint64_t i = 1; i <= 4000; i++) {
         seqd_msg m = ct_big_msg(i);
-        cr_assert_eq(conn_send(c, &m), 0);
+        cr_assert_eq(conn_send(f.c, &m), 0);
     }
-    event_base_loop(base, EVLOOP_NONBLOCK);
-    cr_assert(conn_is_open(c));
-    cr_assert_eq(st.ends, 0);
-    close(far);
-    ct_run_until_end(base, &st);
-    cr_assert_eq(st.ends, 1, "on_end called %d times", st.ends);
-    cr_assert(!conn_is_open(c));
-    conn_unref(c);
-    event_base_free(base);
+    event_base_loop(f.base, EVLOOP_NONBLOCK);
+    cr_assert(conn_is_open(f.c));
+    cr_assert_eq(f.st.ends, 0);
+    close(f.far);
+    ct_run_until_end(f.base, &f.st);
+    cr_assert_eq(f.st.ends, 1, "on_end called %d times", f.st.ends);
+    cr_assert(!conn_is_open(f.c));
+    ct_close(&f);
 }
 
 /* Frames queued across turns, partly held back by a full socket, reach the
  * far end whole and in order once it reads. */
 Test(conn, queued_frames_arrive_in_order_after_a_remainder, .timeout = 10)
 {
-    struct event_base *base = event_base_new();
-    int far;
-    ct_state st = { 0 };
-    conn *c = ct_open(base, 0, &st, &far);
+    ct_fix f;
+    ct_open(&f, 0);
     enum { N = 6000 };
     for (uint64_t i = 1; i <= N; i++) {
         seqd_msg m = ct_big_msg(i);
-        cr_assert_eq(conn_send(c, &m), 0);
+        cr_assert_eq(conn_send(f.c, &m), 0);
         if (i % 500 == 0)
-            event_base_loop(base, EVLOOP_NONBLOCK);
+            event_base_loop(f.base, EVLOOP_NONBLOCK);
     }
     static uint8_t buf[1 << 16];
     size_t have = 0;
     uint64_t want = 1;
     while (want <= N) {
-        event_base_loop(base, EVLOOP_NONBLOCK);
-        ssize_t r = recv(far, buf + have, sizeof buf - have, MSG_DONTWAIT);
+        event_base_loop(f.base, EVLOOP_NONBLOCK);
+        ssize_t r = recv(f.far, buf + have, sizeof buf - have, MSG_DONTWAIT);
         if (r < 0) {
             cr_assert(errno == EAGAIN, "recv: %s", strerror(errno));
             usleep(1000);
@@ -197,10 +205,9 @@ Test(conn, queued_frames_arrive_in_order_after_a_remainder, .timeout = 10)
         memmove(buf, buf + pos, have - pos);
         have -= pos;
     }
-    cr_assert_eq(st.ends, 0);
-    conn_close(c, "done");
-    cr_assert_eq(st.ends, 1);
-    conn_unref(c);
-    close(far);
-    event_base_free(base);
+    cr_assert_eq(f.st.ends, 0);
+    conn_close(f.c, "done");
+    cr_assert_eq(f.st.ends, 1);
+    close(f.far);
+    ct_close(&f);
 }
