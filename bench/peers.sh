@@ -65,8 +65,14 @@ cleanup() {
     fi
     PG_DATA=
 }
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
+# A cluster directory made under /tmp (pg_dir_for_postgres) goes at exit.
+PG_TMP=
+cleanup_all() {
+    cleanup
+    [ -z "$PG_TMP" ] || rm -rf "$PG_TMP"
+}
+trap cleanup_all EXIT
+trap 'cleanup_all; exit 130' INT TERM
 
 # awk does the arithmetic: bash has no floating point.
 calc() { awk "BEGIN { v = $1; if (v != v) print \"-\"; else printf \"%.${2:-2}f\", v }"; }
@@ -167,7 +173,7 @@ run_redis() {
 pg_case() {
     local clients=$1 jobs=$(( $1 > 1 ? 2 : 1 )) outp tps
     rm -f "$DIR/pglog/pgb"*
-    outp=$(pgbench -h "$DIR/pg" -p "$PG_PORT" -U postgres -n -f "$DIR/pglog/nextval.sql" \
+    outp=$(pgbench -h "$PG_DIR" -p "$PG_PORT" -U postgres -n -f "$DIR/pglog/nextval.sql" \
         -c "$clients" -j "$jobs" -T "$SECS" -l --log-prefix="$DIR/pglog/pgb" postgres 2>&1)
     tps=$(echo "$outp" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
     if [ -z "$tps" ]; then
@@ -184,6 +190,26 @@ pg_case() {
         "p50_us=${lat% *} p99_us=${lat#* }"
 }
 
+# PostgreSQL refuses to run as root, and user postgres must reach its data
+# directory: a clone under /root (mode 700) is out of its reach. Then the
+# cluster goes to a fresh directory under /tmp, if /tmp is on the same file
+# system as the bench data (so the disk is the same); otherwise skip.
+pg_dir_for_postgres() {
+    chown postgres "$PG_DIR"
+    runuser -u postgres -- test -w "$PG_DIR" 2>/dev/null && return 0
+    if [ "$(stat -c %d /tmp)" != "$(stat -c %d "$DIR")" ]; then
+        emit "SKIP postgres: user postgres cannot reach $DIR and /tmp is another file system" \
+            "(set BENCH_DIR to a directory it can traverse)"
+        return 1
+    fi
+    [ -n "$PG_TMP" ] || PG_TMP=$(mktemp -d /tmp/seqd-peers-pg.XXXXXX) || return 1
+    chmod 755 "$PG_TMP"
+    PG_DIR=$PG_TMP/pg
+    rm -rf "$PG_DIR"
+    mkdir -p "$PG_DIR" && chown postgres "$PG_DIR"
+    log "user postgres cannot reach $DIR; its cluster goes to $PG_DIR (same file system)"
+}
+
 run_postgres() {
     PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
     if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ] || ! command -v pgbench >/dev/null; then
@@ -191,29 +217,30 @@ run_postgres() {
         return
     fi
     port_busy "$PG_PORT" && { emit "SKIP postgres: port $PG_PORT busy"; return; }
-    rm -rf "$DIR/pg"
-    mkdir -p "$DIR/pg" "$DIR/pglog"
+    PG_DIR=$DIR/pg
+    rm -rf "$PG_DIR"
+    mkdir -p "$PG_DIR" "$DIR/pglog"
     PG_AS=()
     if [ "$(id -u)" = 0 ]; then
         id postgres >/dev/null 2>&1 || { emit "SKIP postgres: running as root and no user postgres"; return; }
-        chown postgres "$DIR/pg"
+        pg_dir_for_postgres || return
         PG_AS=(runuser -u postgres --)
     fi
-    if ! "${PG_AS[@]}" "$PG_BIN/initdb" -D "$DIR/pg/data" -U postgres -A trust \
+    if ! "${PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust \
         >"$DIR/pglog/initdb.log" 2>&1; then
         emit "SKIP postgres: initdb failed (see $DIR/pglog/initdb.log)"
         return
     fi
-    PG_DATA=$DIR/pg/data
-    if ! "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$DIR/pg/server.log" -w -t 30 \
-        -o "-p $PG_PORT -k $DIR/pg -c listen_addresses='' -c fsync=on -c synchronous_commit=on -c max_connections=100" \
+    PG_DATA=$PG_DIR/data
+    if ! "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DIR/server.log" -w -t 30 \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses='' -c fsync=on -c synchronous_commit=on -c max_connections=100" \
         start >/dev/null 2>&1; then
-        emit "SKIP postgres: did not start (see $DIR/pg/server.log)"
+        emit "SKIP postgres: did not start (see $PG_DIR/server.log)"
         cleanup
         return
     fi
-    log "postgres $("$PG_BIN/postgres" --version | awk '{print $3}') on $DIR/pg port $PG_PORT"
-    psql -h "$DIR/pg" -p "$PG_PORT" -U postgres -qAt -c 'CREATE SEQUENCE s' postgres >/dev/null ||
+    log "postgres $("$PG_BIN/postgres" --version | awk '{print $3}') on $PG_DIR port $PG_PORT"
+    psql -h "$PG_DIR" -p "$PG_PORT" -U postgres -qAt -c 'CREATE SEQUENCE s' postgres >/dev/null ||
         { emit "SKIP postgres: CREATE SEQUENCE failed"; cleanup; return; }
     echo "SELECT nextval('s');" >"$DIR/pglog/nextval.sql"
     pg_case 1
