@@ -15,7 +15,8 @@
 
 #include "net/client.h"
 #include "net/stream.h"
-#include "net/server.h"
+#include "core/member.h"
+#include "net/front_bin.h"
 #include "proto.h"
 #include "storage/datadir.h"
 #include "storage/log.h"
@@ -186,15 +187,19 @@ static int parse_opts(int argc, char **argv, const char *allowed, const char *us
 
 /* ---- serve -------------------------------------------------------------- */
 
-static server *running;   /* the member being run, for the signal handler */
+/* The member being run and its front end, for the signal handler. */
+static member *running;
+static front_bin *running_front;
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
     (void)what;
     (void)arg;
+    if (running_front)
+        front_bin_stop(running_front);   /* no new connections */
     if (running)
-        server_stop(running);
+        member_stop(running);
 }
 
 /* Builds the sorted member set from --listen and --peers. */
@@ -324,13 +329,18 @@ static int cmd_serve(int argc, char **argv)
         return usage_error(usage_serve, "%s", err);
     signal(SIGPIPE, SIG_IGN);
     struct event_base *base = event_base_new();
-    server_config cfg = {.data_dir = o.data, .members = members, .n = n, .self = self,
+    member_config cfg = {.data_dir = o.data, .members = members, .n = n, .self = self,
                          .cluster_id = cluster_id, .members_joined = joined,
                          .round_ms = (uint32_t)o.round_ms, .has_state = have == 1,
                          .peer_route = getenv("SEQD_TEST_PEER_ROUTE")};
-    running = base ? server_new(base, &cfg, log, t, err, sizeof err) : NULL;
+    running = base ? member_new(base, &cfg, log, t, err, sizeof err) : NULL;
     if (!running) {
         fprintf(stderr, "seqd: %s\n", base ? err : "cannot create the event loop");
+        return EXIT_FAIL;
+    }
+    running_front = front_bin_new(base, running, o.listen, err, sizeof err);
+    if (!running_front || member_start(running, err, sizeof err) < 0) {
+        fprintf(stderr, "seqd: %s\n", err);
         return EXIT_FAIL;
     }
     struct event *sigint = evsignal_new(base, SIGINT, on_signal, NULL);
@@ -339,15 +349,14 @@ static int cmd_serve(int argc, char **argv)
     event_add(sigterm, NULL);
     event_base_dispatch(base);
 
-    bool fatal = server_fatal(running);
-    if (fatal)
+    if (member_fatal(running))
         return EXIT_FAIL;   /* no flush: the log can no longer be trusted */
-    /* The log first: closing it completes the last tickets, whose
-     * callbacks still reach the acceptor and connections in the server. */
-    log_close(log);
-    server_free(running);
+    /* The member first (it closes the log, whose last completions still
+     * reach replies on the front end's connections), then the front end. */
+    member_free(running);
+    front_bin_free(running_front);
     running = NULL;
-    table_free(t);
+    running_front = NULL;
     event_free(sigint);
     event_free(sigterm);
     event_base_free(base);

@@ -1,0 +1,576 @@
+/* core/member.c — a seqd member: the q_env/q_store the quorum code runs
+ * on, the operations front ends call, recovery and graceful stop
+ * (member.h). */
+#include "member.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "../net/peer.h"
+#include "../quorum/acceptor.h"
+#include "../quorum/coord.h"
+#include "../quorum/recovery.h"
+#include "../storage/datadir.h"
+
+/* A request sent by this member to itself, delivered from the loop (never
+ * from inside q_env.send: the quorum code is not re-entrant). */
+typedef struct self_msg {
+    struct self_msg *next;
+    seqd_msg m;
+} self_msg;
+
+typedef struct member_timer {
+    struct event *ev;
+    q_timer_fn fire;
+    void *arg;
+} member_timer;
+
+struct member {
+    struct event_base *base;
+    member_config cfg;
+    seqlog *log;
+    table *t;
+    q_env env;
+    q_store store;
+    acceptor *acc;
+    coord *coord;
+    recovery *rec;
+    peer **peers;                 /* [n], NULL at self */
+    struct event *log_ev;         /* log_notify_fd readable */
+    struct event *self_ev;        /* self queue non-empty */
+    struct event *stop_ev;
+    self_msg *self_head, *self_tail;
+    uint64_t rng;
+    uint64_t write_errors_logged;   /* log write failures already reported */
+    uint64_t write_errors_at_us;    /* when last reported */
+    int stop_stage;
+    bool stopping;
+    bool fatal;
+};
+
+void member_log(const member *m, const char *fmt, ...)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%02d:%02d:%02d.%03ld seqd[%s] %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
+            ts.tv_nsec / 1000000, m->cfg.members[m->cfg.self], line);
+}
+
+/* Leaving the loop for a reason that makes the log untrustworthy. */
+static void member_die(member *m)
+{
+    m->fatal = true;
+    event_base_loopbreak(m->base);
+}
+
+/* ---- q_env over libevent ---------------------------------------------- */
+
+/* CLOCK_BOOTTIME keeps counting while the machine is suspended and while
+ * the process is stopped, so a round's age is real time (DESIGN.md §3). */
+static uint64_t env_now_us(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void env_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    member_timer *t = arg;
+    q_timer_fn fire = t->fire;
+    void *farg = t->arg;
+    event_free(t->ev);
+    free(t);
+    fire(farg);
+}
+
+/* A timer of 0 ("after what this turn already has to do": coord_submit's
+ * KICK) is made active rather than added with a zero timeout: it then runs
+ * later in this same loop turn, after every event already active, instead
+ * of costing one more epoll_wait first. */
+static void *env_timer_start(void *ctx, uint64_t after_us, q_timer_fn fire, void *arg)
+{
+    member *m = ctx;
+    member_timer *t = malloc(sizeof *t);
+    if (!t)
+        return NULL;
+    t->fire = fire;
+    t->arg = arg;
+    t->ev = evtimer_new(m->base, env_timer_cb, t);
+    if (!t->ev) {
+        free(t);
+        return NULL;
+    }
+    if (after_us == 0) {
+        event_active(t->ev, EV_TIMEOUT, 1);
+        return t;
+    }
+    struct timeval tv = {(time_t)(after_us / 1000000u), (suseconds_t)(after_us % 1000000u)};
+    evtimer_add(t->ev, &tv);
+    return t;
+}
+
+static void env_timer_stop(void *ctx, void *timer)
+{
+    (void)ctx;
+    member_timer *t = timer;
+    if (!t)
+        return;
+    event_free(t->ev);
+    free(t);
+}
+
+/* xorshift64*: backoff jitter only, nothing depends on its quality. */
+static uint64_t env_random(void *ctx)
+{
+    member *m = ctx;
+    m->rng ^= m->rng >> 12;
+    m->rng ^= m->rng << 25;
+    m->rng ^= m->rng >> 27;
+    return m->rng * UINT64_C(2685821657736338717);
+}
+
+static void env_send(void *ctx, int to, const seqd_msg *msg)
+{
+    member *m = ctx;
+    assert(to >= 0 && to < m->cfg.n);
+    if (to != m->cfg.self) {
+        if (m->peers[to])
+            peer_send(m->peers[to], msg);
+        return;
+    }
+    self_msg *q = malloc(sizeof *q);
+    if (!q)
+        return;   /* dropped, like any lost message */
+    q->next = NULL;
+    q->m = *msg;  /* READ / ACCEPT / SNAP_REQ hold no pointers */
+    assert(msg->type == MSG_READ || msg->type == MSG_ACCEPT || msg->type == MSG_SNAP_REQ);
+    if (m->self_tail)
+        m->self_tail->next = q;
+    else
+        m->self_head = q;
+    m->self_tail = q;
+    event_active(m->self_ev, EV_READ, 0);
+}
+
+/* ---- q_store over the log ---------------------------------------------- */
+
+static uint64_t store_get(void *ctx, const struct seqd_name *name)
+{
+    member *m = ctx;
+    return table_get(m->t, name->s, name->len);
+}
+
+static int store_raise(void *ctx, const struct seqd_name *name, uint64_t value, q_done_fn done, void *arg)
+{
+    member *m = ctx;
+    return log_append(m->log, name->s, name->len, value, done, arg);
+}
+
+static uint64_t store_count(void *ctx)
+{
+    member *m = ctx;
+    return table_count(m->t);
+}
+
+static void store_entry(void *ctx, uint64_t i, struct seqd_name *name, uint64_t *value)
+{
+    member *m = ctx;
+    const char *n;
+    uint8_t len;
+    table_entry(m->t, (size_t)i, &n, &len, value);
+    seqd_name_set(name, n, len);
+}
+
+/* ---- requests to itself -------------------------------------------------- */
+
+static void reply_to_self(void *cookie, const seqd_msg *reply)
+{
+    member *m = cookie;
+    coord_on_reply(m->coord, m->cfg.self, reply);
+}
+
+static void self_deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    member *m = arg;
+    self_msg *q = m->self_head;
+    m->self_head = m->self_tail = NULL;
+    while (q) {
+        self_msg *next = q->next;
+        acc_handle(m->acc, &q->m, reply_to_self, m);
+        free(q);
+        q = next;
+    }
+}
+
+/* ---- the operations front ends call ------------------------------------ */
+
+int member_fetch(member *m, const struct seqd_name *name, uint32_t count, uint32_t timeout_ms,
+                 member_fetch_fn done, void *arg)
+{
+    /* Pair assertions: the front end refused bad input with a reply. */
+    assert(seqd_name_valid(name->s, name->len));
+    assert(seqd_count_valid(count));
+    if (m->stopping)
+        return ERR_SHUTDOWN;
+    if (!acc_ready(m->acc))
+        return ERR_RECOVERING;
+    uint32_t ms = timeout_ms ? timeout_ms : MEMBER_DEFAULT_TIMEOUT_MS;
+    if (ms > MEMBER_MAX_TIMEOUT_MS)
+        ms = MEMBER_MAX_TIMEOUT_MS;
+    coord_submit(m->coord, name, count, env_now_us(m) + (uint64_t)ms * 1000u, done, arg);
+    return 0;
+}
+
+void member_get_status(const member *m, member_status *st)
+{
+    coord_stats cs;
+    log_stats ls;
+    coord_get_stats(m->coord, &cs);
+    log_get_stats(m->log, &ls);
+    *st = (member_status){
+        .state = m->stopping ? STATE_STOPPING : acc_ready(m->acc) ? STATE_READY : STATE_RECOVERING,
+        .self_index = (uint8_t)m->cfg.self, .n_members = (uint8_t)m->cfg.n,
+        .fetches = cs.fetches, .ids = cs.ids, .rounds = cs.rounds, .reads = cs.reads,
+        .nacks = cs.nacks, .fsyncs = ls.fsyncs, .records = ls.appends};
+}
+
+static int member_index(const member *m, const char *addr, size_t len)
+{
+    for (int i = 0; i < m->cfg.n; i++)
+        if (strlen(m->cfg.members[i]) == len && memcmp(m->cfg.members[i], addr, len) == 0)
+            return i;
+    return -1;
+}
+
+/* A peer proves it belongs to this cluster before it may read or vote:
+ * same member set (cluster id), same R (rounds must end alike everywhere),
+ * and an address that is one of ours. */
+int member_peer_hello(member *m, uint64_t cluster_id, uint32_t round_ms, const char *addr,
+                      size_t addr_len, const char *from, char *why, size_t whylen)
+{
+    int idx = member_index(m, addr, addr_len);
+    if (cluster_id != m->cfg.cluster_id) {
+        snprintf(why, whylen, "hello refused: member set differs (ours: %s)", m->cfg.members_joined);
+    } else if (round_ms != m->cfg.round_ms) {
+        snprintf(why, whylen, "hello refused: --round-timeout differs (ours: %u ms, yours: %u ms)",
+                 m->cfg.round_ms, round_ms);
+    } else if (idx < 0 || idx == m->cfg.self) {
+        snprintf(why, whylen, "hello refused: %.*s is not another member of %s", (int)addr_len,
+                 addr, m->cfg.members_joined);
+    } else {
+        return idx;
+    }
+    member_log(m, "refused a peer hello from %s: %s", from, why);
+    return -1;
+}
+
+void member_peer_request(member *m, const seqd_msg *req, q_reply_fn reply, void *cookie)
+{
+    assert(req->type == MSG_READ || req->type == MSG_ACCEPT || req->type == MSG_SNAP_REQ);
+    acc_handle(m->acc, req, reply, cookie);
+}
+
+bool member_ready(const member *m) { return acc_ready(m->acc); }
+bool member_stopping(const member *m) { return m->stopping; }
+bool member_fatal(const member *m) { return m->fatal; }
+const member_config *member_cfg(const member *m) { return &m->cfg; }
+
+/* ---- outgoing peer links --------------------------------------------------- */
+
+static void member_peer_reply(peer *p, int from, const seqd_msg *msg, void *arg)
+{
+    (void)p;
+    member *m = arg;
+    if (msg->reqid & Q_REQID_RECOVERY) {
+        if (m->rec)
+            recovery_on_reply(m->rec, from, msg);
+        return;
+    }
+    coord_on_reply(m->coord, from, msg);
+}
+
+static void member_peer_state(peer *p, int who, bool up, const char *why, void *arg)
+{
+    (void)p;
+    member *m = arg;
+    if (up)
+        member_log(m, "peer %s up", m->cfg.members[who]);
+    else
+        member_log(m, "peer %s down: %s", m->cfg.members[who], why);
+}
+
+/* Where to connect to reach member `addr`: itself, unless the peer-route
+ * testing hook sends that link through a proxy. */
+static const char *member_route(const member *m, const char *addr, char *buf, size_t buflen)
+{
+    const char *r = m->cfg.peer_route;
+    size_t alen = strlen(addr);
+    while (r && *r) {
+        const char *end = strchr(r, ',');
+        size_t len = end ? (size_t)(end - r) : strlen(r);
+        if (len > alen + 1 && r[alen] == '=' && memcmp(r, addr, alen) == 0 && len - alen - 1 < buflen) {
+            memcpy(buf, r + alen + 1, len - alen - 1);
+            buf[len - alen - 1] = '\0';
+            return buf;
+        }
+        r = end ? end + 1 : NULL;
+    }
+    return addr;
+}
+
+static int member_connect_peers(member *m, char *err, size_t errlen)
+{
+    m->peers = calloc((size_t)m->cfg.n, sizeof *m->peers);
+    if (!m->peers) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    peer_hello hello = {.round_ms = m->cfg.round_ms, .cluster_id = m->cfg.cluster_id,
+                        .self_addr = m->cfg.members[m->cfg.self]};
+    for (int i = 0; i < m->cfg.n; i++) {
+        if (i == m->cfg.self)
+            continue;
+        char buf[SEQD_ADDR_MAX + 1];
+        const char *target = member_route(m, m->cfg.members[i], buf, sizeof buf);
+        if (target != m->cfg.members[i])
+            member_log(m, "testing hook: link to %s goes through %s", m->cfg.members[i], target);
+        m->peers[i] = peer_new(m->base, i, target, &hello, member_peer_reply, member_peer_state, m,
+                               err, errlen);
+        if (!m->peers[i])
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- recovery ----------------------------------------------------------- */
+
+static void member_recovered(void *arg, int err, bool new_cluster)
+{
+    member *m = arg;
+    char msg[256];
+    if (err) {
+        member_log(m, "recovery failed: %s; exiting", strerror(err));
+        member_die(m);
+        return;
+    }
+    int read_from = recovery_members_read(m->rec);
+    recovery_free(m->rec);
+    m->rec = NULL;
+    /* The identity goes last: it is what makes this member count as "has
+     * state" for others' recoveries, so it must not exist before the
+     * adopted values are durable (recovery calls us only then). */
+    if (!m->cfg.has_state) {
+        datadir_identity id = {.cluster_id = m->cfg.cluster_id};
+        snprintf(id.members, sizeof id.members, "%s", m->cfg.members_joined);
+        if (datadir_write_identity(m->cfg.data_dir, &id, msg, sizeof msg) < 0) {
+            member_log(m, "cannot record identity: %s; exiting", msg);
+            member_die(m);
+            return;
+        }
+        m->cfg.has_state = true;
+    }
+    acc_set_has_state(m->acc, true);
+    acc_set_ready(m->acc, true);
+    if (new_cluster)
+        member_log(m, "ready: initialized a new cluster of %d", m->cfg.n);
+    else
+        member_log(m, "ready: recovered (%zu sequences, state read from %d other members)",
+                   table_count(m->t), read_from);
+}
+
+/* ---- log completions ---------------------------------------------------- */
+
+/* A full or failing disk fails batches, not the member: say so in the log,
+ * at most once a second while it lasts. */
+static void member_watch_writes(member *m)
+{
+    log_stats ls;
+    log_get_stats(m->log, &ls);
+    uint64_t now = env_now_us(m);
+    if (ls.write_errors > m->write_errors_logged && now - m->write_errors_at_us >= 1000000u) {
+        member_log(m, "log writes are failing (disk full or failing): %llu failed batches so far; "
+                      "requests that need this member's vote fail with a storage error",
+                   (unsigned long long)ls.write_errors);
+        m->write_errors_logged = ls.write_errors;
+        m->write_errors_at_us = now;
+    }
+}
+
+static void member_log_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    member *m = arg;
+    member_watch_writes(m);
+    if (log_poll(m->log) < 0 && !m->fatal) {
+        member_log(m, "fatal: fsync of the log failed; its pages may be lost, exiting");
+        member_die(m);
+    }
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static void member_wire_env(member *m)
+{
+    m->env = (q_env){.ctx = m, .self = m->cfg.self, .n = m->cfg.n,
+                     .round_us = (uint64_t)m->cfg.round_ms * 1000u, .send = env_send,
+                     .now_us = env_now_us, .timer_start = env_timer_start,
+                     .timer_stop = env_timer_stop, .random = env_random};
+    m->store = (q_store){.ctx = m, .get = store_get, .raise = store_raise, .count = store_count,
+                         .entry = store_entry};
+    m->rng = env_now_us(m) ^ ((uint64_t)getpid() << 32) ^ UINT64_C(0x9E3779B97F4A7C15);
+}
+
+static void member_release(member *m);
+
+member *member_new(struct event_base *base, const member_config *cfg, seqlog *log, table *t,
+                   char *err, size_t errlen)
+{
+    assert(cfg->n >= 1 && cfg->n <= SEQD_MAX_MEMBERS);
+    assert(cfg->self >= 0 && cfg->self < cfg->n);
+    member *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    m->base = base;
+    m->cfg = *cfg;
+    m->log = log;
+    m->t = t;
+    member_wire_env(m);
+    m->acc = acc_new(&m->store);
+    m->coord = coord_new(&m->env);
+    m->self_ev = event_new(base, -1, 0, self_deliver_cb, m);
+    m->log_ev = event_new(base, log_notify_fd(log), EV_READ | EV_PERSIST, member_log_cb, m);
+    if (!m->acc || !m->coord || !m->self_ev || !m->log_ev) {
+        snprintf(err, errlen, "out of memory");
+        member_release(m);
+        return NULL;
+    }
+    event_add(m->log_ev, NULL);
+    acc_set_has_state(m->acc, cfg->has_state);
+    if (member_connect_peers(m, err, errlen) < 0) {
+        member_release(m);
+        return NULL;
+    }
+    return m;
+}
+
+int member_start(member *m, char *err, size_t errlen)
+{
+    assert(!m->rec && !acc_ready(m->acc));
+    const member_config *cfg = &m->cfg;
+    member_log(m, "listening; member %d of %d (%s), R=%u ms, %s", cfg->self + 1, cfg->n,
+               cfg->members_joined, cfg->round_ms, cfg->has_state ? "has state" : "no state yet");
+    member_log(m, "recovering: %zu sequences replayed from the log; waiting 2R before reading peers",
+               table_count(m->t));
+    m->rec = recovery_start(&m->env, &m->store, cfg->has_state, member_recovered, m);
+    if (!m->rec) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Stop in stages, one loop turn apart, so each stage's replies are written:
+ * 1. fail fetches still waiting for a round;
+ * 2. make the log durable, which releases the ACKs it held;
+ * 3. leave the loop. */
+static void member_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    member *m = arg;
+    struct timeval tv = {0, 50000};
+    switch (m->stop_stage++) {
+    case 0:
+        coord_fail_all(m->coord, ERR_SHUTDOWN);
+        evtimer_add(m->stop_ev, &tv);
+        break;
+    case 1:
+        if (log_flush(m->log) < 0 || log_poll(m->log) < 0) {
+            member_log(m, "fatal: fsync of the log failed while stopping");
+            m->fatal = true;
+        }
+        evtimer_add(m->stop_ev, &tv);
+        break;
+    default:
+        event_base_loopbreak(m->base);
+        break;
+    }
+}
+
+void member_stop(member *m)
+{
+    if (m->stopping)
+        return;
+    m->stopping = true;
+    member_log(m, "stopping");
+    m->stop_ev = evtimer_new(m->base, member_stop_cb, m);
+    if (!m->stop_ev) {
+        event_base_loopbreak(m->base);
+        return;
+    }
+    event_active(m->stop_ev, EV_TIMEOUT, 0);
+}
+
+/* Everything but the log and the table, which stay the caller's when
+ * member_new fails. */
+static void member_release(member *m)
+{
+    if (m->rec)
+        recovery_free(m->rec);
+    if (m->coord)
+        coord_free(m->coord);
+    for (int i = 0; m->peers && i < m->cfg.n; i++)
+        peer_free(m->peers[i]);
+    free(m->peers);
+    while (m->self_head) {
+        self_msg *next = m->self_head->next;
+        free(m->self_head);
+        m->self_head = next;
+    }
+    if (m->acc)
+        acc_free(m->acc);
+    if (m->self_ev)
+        event_free(m->self_ev);
+    if (m->log_ev)
+        event_free(m->log_ev);
+    if (m->stop_ev)
+        event_free(m->stop_ev);
+    free(m);
+}
+
+void member_free(member *m)
+{
+    if (!m)
+        return;
+    /* The log first: closing it completes the last tickets, whose callbacks
+     * still reach the acceptor, the recovery and the front ends' replies. */
+    seqlog *log = m->log;
+    table *t = m->t;
+    log_close(log);
+    member_release(m);
+    table_free(t);
+}

@@ -1,0 +1,129 @@
+/* core/member.h — a seqd member: the one module that owns its vote
+ * (quorum/acceptor), its coordinator (quorum/coord), its recovery
+ * (quorum/recovery), its log and table (storage/), and its outgoing links
+ * to the other members (net/peer), and that runs the quorum code over the
+ * event loop (DESIGN.md §2, §3).
+ *
+ * Front ends — the binary protocol (net/front_bin) and, later, HTTP and
+ * admin commands — turn what arrives into the calls below and turn the
+ * completions back into replies. They never see the quorum modules, and
+ * nothing here knows about a connection: a fetch is a name, a count, a
+ * deadline and a callback. Arrows point down only: front ends -> member ->
+ * quorum / storage / net transport.
+ *
+ * Trust boundary: the front end validates what it received (names with
+ * seqd_name_valid, counts with seqd_count_valid, ACCEPT bounds) and
+ * answers bad input with an error reply; the calls here assert that it did.
+ *
+ * Lifecycle: member_start starts recovery; the member answers READ
+ * and ACCEPT, and coordinates fetches, only once recovery completed
+ * (member_ready). member_stop begins a graceful stop that ends the event
+ * loop; member_free then releases everything, the log first.
+ */
+#ifndef SEQD_MEMBER_H
+#define SEQD_MEMBER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../proto.h"
+#include "../quorum/env.h"
+#include "../storage/log.h"
+#include "../storage/table.h"
+
+struct event_base;
+
+typedef struct member member;   /* struct member: front ends may forward-declare it */
+
+typedef struct member_config {
+    const char *data_dir;
+    char **members;          /* sorted HOST:PORT list, self included */
+    int n;
+    int self;                /* index of --listen in members */
+    uint64_t cluster_id;
+    const char *members_joined;  /* comma-joined, as in the identity */
+    uint32_t round_ms;
+    bool has_state;          /* the data directory was initialized */
+    /* Testing hook: "MEMBER=CONNECT,..." makes the link to MEMBER connect
+     * to CONNECT instead (a fault-injecting proxy); NULL for none. */
+    const char *peer_route;
+} member_config;
+
+/* Takes ownership of log and table (member_free closes and frees them) and
+ * connects to the other members. NULL with a message on failure (log and
+ * table are then still the caller's). */
+member *member_new(struct event_base *base, const member_config *cfg, seqlog *log, table *t,
+                   char *err, size_t errlen);
+
+/* Starts recovery, once the front ends listen: until it completes the
+ * member answers peers "recovering" and refuses fetches. -1 with a message
+ * when out of memory. */
+int member_start(member *m, char *err, size_t errlen);
+
+/* Graceful stop: refuse new work, fail fetches still waiting for a round,
+ * make the log durable (releasing the ACKs it held), then leave the loop. */
+void member_stop(member *m);
+bool member_stopping(const member *m);
+
+/* True if the member stopped for a fatal reason (a failed fsync, a failed
+ * recovery): its log can no longer be trusted and must not be flushed. */
+bool member_fatal(const member *m);
+
+/* Closes the log first (its last completions still reach the acceptor's
+ * and the coordinator's callbacks, which reach the front ends' replies),
+ * then frees everything. The front ends must still be alive. */
+void member_free(member *m);
+
+bool member_ready(const member *m);
+const member_config *member_cfg(const member *m);
+
+/* ---- fetch -------------------------------------------------------------- */
+
+/* err = 0 with [first, first+count), else an enum seqd_err. */
+typedef void (*member_fetch_fn)(void *arg, int err, uint64_t first, uint32_t count);
+
+/* Longest a client may ask a member to work on one fetch, and what a
+ * request without a deadline gets. */
+#define MEMBER_MAX_TIMEOUT_MS 60000u
+#define MEMBER_DEFAULT_TIMEOUT_MS 5000u
+
+/* Allocates count IDs of name. name must be valid and count in
+ * 1..SEQD_COUNT_MAX (asserted: the front end checked). timeout_ms 0 means
+ * the default; it is capped at the maximum. Returns 0 when the fetch was
+ * taken, and done will then be called exactly once, never from inside this
+ * call; otherwise returns the enum seqd_err that refuses it now
+ * (ERR_SHUTDOWN, ERR_RECOVERING, ERR_TIMEOUT when out of memory) and done
+ * is never called. */
+int member_fetch(member *m, const struct seqd_name *name, uint32_t count, uint32_t timeout_ms,
+                 member_fetch_fn done, void *arg);
+
+/* ---- status ------------------------------------------------------------- */
+
+typedef struct member_status {
+    uint8_t state;           /* enum seqd_state */
+    uint8_t self_index, n_members;
+    uint64_t fetches, ids, rounds, reads, nacks, fsyncs, records;
+} member_status;
+
+void member_get_status(const member *m, member_status *st);
+
+/* ---- peers -------------------------------------------------------------- */
+
+/* A peer's hello on an incoming connection: returns the member index it
+ * proved it is, or -1 with the reason in why (the refusal is logged). */
+int member_peer_hello(member *m, uint64_t cluster_id, uint32_t round_ms, const char *addr,
+                      size_t addr_len, const char *from, char *why, size_t whylen);
+
+/* READ, ACCEPT or SNAP_REQ from an authenticated peer connection: reply is
+ * called exactly once, now or once the log is durable. */
+void member_peer_request(member *m, const seqd_msg *req, q_reply_fn reply, void *cookie);
+
+/* ---- the operator's log --------------------------------------------------- */
+
+/* One line per notable event, with a timestamp and this member's address,
+ * on stderr. Only the member and its front ends log; modules below return
+ * errors. */
+void member_log(const member *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

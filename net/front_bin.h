@@ -1,0 +1,33 @@
+/* net/front_bin.h — the binary front end of a member: the one listening
+ * port for clients and peers (DESIGN.md §4), its accepted connections, and
+ * the turning of request frames into member calls (core/member.h) and of
+ * their completions back into reply frames.
+ *
+ * This is the trust boundary of the binary protocol: names, counts and
+ * peer-only requests are checked here, on receipt, and bad ones get an
+ * error reply on a connection that stays open (framing errors are conn's:
+ * an ERROR frame, then close). READ, ACCEPT and SNAP_REQ are served only on
+ * a connection whose hello the member accepted.
+ *
+ * Lifecycle: front_bin_new binds and listens; front_bin_stop closes the
+ * listener (no new connections; requests on open ones are still answered,
+ * the member refusing new fetches while it stops); front_bin_free, after
+ * member_free, closes every connection still open.
+ */
+#ifndef SEQD_FRONT_BIN_H
+#define SEQD_FRONT_BIN_H
+
+#include <stddef.h>
+
+struct event_base;
+struct member;
+
+typedef struct front_bin front_bin;
+
+/* Listens on addr (HOST:PORT). NULL with a message on failure. */
+front_bin *front_bin_new(struct event_base *base, struct member *m, const char *addr, char *err,
+                         size_t errlen);
+void front_bin_stop(front_bin *f);
+void front_bin_free(front_bin *f);
+
+#endif
