@@ -14,7 +14,7 @@
 
 #include <stdlib.h>
 
-#include "qmap.h"
+#include "qmem.h"
 
 /* Snapshot entries per chunk: the whole frame (header + u8 flags + u32 next
  * + u16 n + entries) must fit in SEQD_MAX_FRAME. */

@@ -77,7 +77,7 @@
 
 #include <stdlib.h>
 
-#include "qmap.h"
+#include "qmem.h"
 
 #define COORD_BACKOFF_BASE_US 200u
 #define COORD_BACKOFF_CAP_US 20000u
@@ -149,7 +149,7 @@ struct coord {
     bool fast_path, coalescing;
     int pipeline;
     coord_stats st;
-    qmap *names;            /* name -> index in seqs */
+    map *names;            /* name -> index in seqs */
     cseq **seqs;
     size_t nseqs, cap;
     uint32_t next_rid;
@@ -165,7 +165,7 @@ coord *coord_new(const q_env *env)
     c->fast_path = true;
     c->coalescing = true;
     c->pipeline = COORD_PIPELINE_DEFAULT;
-    c->names = qmap_new();
+    c->names = q_map_new();
     /* Random first id: a restarted member does not reuse its old ids. */
     c->next_rid = (uint32_t)env->random(env->ctx);
     return c;
@@ -784,9 +784,9 @@ void coord_on_reply(coord *c, int member, const seqd_msg *reply)
 
 static cseq *coord_seq(coord *c, const struct seqd_name *name)
 {
-    size_t i = qmap_insert(c->names, name->s, name->len, c->nseqs);
+    size_t i = q_map_insert(c->names, name->s, name->len, c->nseqs);
     if (i < c->nseqs)
-        return c->seqs[qmap_value(c->names, i)];
+        return c->seqs[map_value(c->names, i)];
     if (c->nseqs >= (UINT64_C(1) << 31))
         q_oom();   /* 2^31 sequences: the reqid layout has no room */
     if (c->nseqs == c->cap) {
@@ -856,6 +856,6 @@ void coord_free(coord *c)
         free(c->seqs[i]);
     }
     free(c->seqs);
-    qmap_free(c->names);
+    map_free(c->names);
     free(c);
 }

@@ -30,7 +30,7 @@
 
 #include <stdlib.h>
 
-#include "qmap.h"
+#include "qmem.h"
 
 enum rec_phase { REC_WAIT, REC_READ, REC_UNSAFE_WAIT, REC_RAISE, REC_DONE };
 
@@ -58,7 +58,7 @@ struct recovery {
     void *arg;
     enum rec_phase phase;
     void *timer;
-    qmap *seen;                     /* name -> max cur read */
+    map *seen;                     /* name -> max cur read */
     rec_member m[SEQD_MAX_MEMBERS];
     uint64_t next_reqid;
     int complete;                   /* members read completely, with state */
@@ -153,9 +153,9 @@ static void rec_merge(recovery *r, const seqd_msg *c)
     struct seqd_name name;
     uint64_t cur;
     while (snap_entry_next(&p, end, &name, &cur)) {
-        size_t i = qmap_insert(r->seen, name.s, name.len, cur);
-        if (qmap_value(r->seen, i) < cur)
-            qmap_set(r->seen, i, cur);
+        size_t i = q_map_insert(r->seen, name.s, name.len, cur);
+        if (map_value(r->seen, i) < cur)
+            map_set(r->seen, i, cur);
     }
 }
 
@@ -304,12 +304,12 @@ static void rec_raise_done(void *arg, int err)
 static void rec_raise_all(recovery *r)
 {
     r->pending_raises = 1;
-    for (size_t i = 0; i < qmap_count(r->seen); i++) {
+    for (size_t i = 0; i < map_count(r->seen); i++) {
         struct seqd_name name;
         uint8_t len;
-        const char *s = qmap_name(r->seen, i, &len);
+        const char *s = map_name(r->seen, i, &len);
         seqd_name_set(&name, s, len);
-        uint64_t v = qmap_value(r->seen, i);
+        uint64_t v = map_value(r->seen, i);
         if (!r->retry_all && v <= r->store.get(r->store.ctx, &name))
             continue;
         r->pending_raises++;
@@ -350,7 +350,7 @@ recovery *recovery_start(const q_env *env, const q_store *store, bool has_state,
     r->has_state = has_state;
     r->done = done;
     r->arg = arg;
-    r->seen = qmap_new();
+    r->seen = q_map_new();
     r->next_reqid = env->random(env->ctx);
     r->phase = REC_WAIT;
     /* N = 1: nobody to ask and nothing to wait for. Done from a timer so
@@ -368,7 +368,7 @@ void recovery_free(recovery *r)
         return;
     if (r->timer)
         r->env.timer_stop(r->env.ctx, r->timer);
-    qmap_free(r->seen);
+    map_free(r->seen);
     free(r);
 }
 
