@@ -69,6 +69,7 @@
  */
 #include "log.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -245,6 +246,8 @@ static void log_encode(log_buf *b, const char *name, uint8_t len, uint64_t value
 {
     uint8_t *p = b->data + b->len;
     uint32_t plen = LOG_PAYLOAD_MIN + len;
+    assert(LOG_REC_HDR + plen == log_rec_size(len));
+    assert(b->cap - b->len >= log_rec_size(len));   /* the caller reserved it */
     uint8_t *pl = p + LOG_REC_HDR;
     pl[0] = LOG_KIND_SET;
     pl[1] = len;
@@ -351,6 +354,9 @@ static int log_meta_sync(seqlog *l, int fd)
 static void log_publish(seqlog *l, uint64_t upto, int err)
 {
     pthread_mutex_lock(&l->mu);
+    /* Items are written in queue order and hold consecutive tickets: every
+     * publish completes a later ticket than the one before. */
+    assert(upto > l->completed);
     if (l->nres > 0 && l->res[l->nres - 1].err == err) {
         l->res[l->nres - 1].upto = upto;
     } else {
@@ -604,6 +610,8 @@ static int log_create_segment(seqlog *l, uint64_t seq, size_t size, size_t *size
 /* Writes and syncs one batch of records into the current segment. */
 static void log_do_records(seqlog *l, log_item *it)
 {
+    assert(it->kind == LOG_ITEM_RECORDS && it->first >= 1 && it->first <= it->last);
+    assert(it->buf.len >= (it->last - it->first + 1) * log_rec_size(0));   /* a record per ticket */
     if (atomic_load(&l->fatal)) {
         log_publish(l, it->last, EIO);
         return;
@@ -1222,6 +1230,10 @@ int log_append(seqlog *l, const char *name, uint8_t len, uint64_t value, log_don
         log_enqueue(l, fresh);
     log_encode(&tail->buf, name, len, value);
     uint64_t tk = ++l->next_ticket;
+    /* Tickets are consecutive within an item (log_do_records publishes
+     * first..last as one). */
+    assert(tail->last ? tail->last + 1 == tk : tail->first == tk);
+    assert(l->next_ticket - l->polled <= l->cb_cap);   /* its ring slot is free */
     tail->last = tk;
     l->est_used += rsz;
     pthread_mutex_unlock(&l->mu);
@@ -1282,6 +1294,8 @@ int log_poll(seqlog *l)
     l->nres = 0;
     pthread_mutex_unlock(&l->mu);
     for (size_t i = 0; i < nres; i++) {
+        /* Results come in ticket order, for tickets handed out. */
+        assert(res[i].upto <= l->next_ticket && (i == 0 || res[i].upto > res[i - 1].upto));
         while (l->polled < res[i].upto) {
             uint64_t tk = ++l->polled;
             log_cb cb = l->cbs[tk & (l->cb_cap - 1)];
