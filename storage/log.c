@@ -1027,13 +1027,13 @@ static int log_start_thread(seqlog *l)
     return 0;
 }
 
-seqlog *log_open(const char *dir, const log_opts *o, table *t, char *err, size_t errlen)
+/* The seqlog with its options and buffers, nothing opened yet (every fd
+ * -1, so that log_destroy can take it back at any point). */
+static seqlog *log_alloc(const char *dir, const log_opts *o, table *t)
 {
     seqlog *l = calloc(1, sizeof *l);
-    if (!l) {
-        snprintf(err, errlen, "out of memory");
+    if (!l)
         return NULL;
-    }
     l->dirfd = l->efd = l->seg_fd = l->prep_fd = -1;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->wake, NULL);
@@ -1048,35 +1048,34 @@ seqlog *log_open(const char *dir, const log_opts *o, table *t, char *err, size_t
     l->cb_cap = 1024;
     l->cbs = calloc(l->cb_cap, sizeof *l->cbs);
     if (!l->dir || !l->zeros || !l->cbs) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
+        log_destroy(l);
+        return NULL;
     }
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-        goto fail;
-    }
-    l->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (l->dirfd < 0) {
-        snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno));
-        goto fail;
-    }
+    return l;
+}
+
+/* Replays every segment into the table, oldest first; the newest stays
+ * open for appending and the older ones are remembered for retirement.
+ * Without any, creates segment 1. Returns 0 or -1 (err set). */
+static int log_replay_all(seqlog *l, const char *dir, char *err, size_t errlen)
+{
     uint64_t *segs = NULL;
     size_t nsegs = 0;
     if (log_list_segments(l, &segs, &nsegs, err, errlen) < 0)
-        goto fail;
+        return -1;
     for (size_t i = 0; i < nsegs; i++) {
         size_t end = 0, size = 0;
         int fd = log_replay_segment(l, segs[i], &end, &size, err, errlen);
         if (fd < 0) {
             free(segs);
-            goto fail;
+            return -1;
         }
         if (i + 1 < nsegs) {
             close(fd);
             if (log_remember_old(l, segs[i]) < 0) {
                 snprintf(err, errlen, "out of memory");
                 free(segs);
-                goto fail;
+                return -1;
             }
         } else {
             l->seg_fd = fd;
@@ -1090,12 +1089,34 @@ seqlog *log_open(const char *dir, const log_opts *o, table *t, char *err, size_t
         int fd = log_create_segment(l, 1, l->seg_default, &l->seg_size);
         if (fd < 0) {
             snprintf(err, errlen, "cannot create log segment in %s: %s", dir, strerror(-fd));
-            goto fail;
+            return -1;
         }
         l->seg_fd = fd;
         l->seg_seq = 1;
         l->seg_off = LOG_HDR;
     }
+    assert(l->seg_off >= LOG_HDR && l->seg_off <= l->seg_size);
+    return 0;
+}
+
+seqlog *log_open(const char *dir, const log_opts *o, table *t, char *err, size_t errlen)
+{
+    seqlog *l = log_alloc(dir, o, t);
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    l->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (l->dirfd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    if (log_replay_all(l, dir, err, errlen) < 0)
+        goto fail;
     l->est_used = l->seg_off;
     l->est_size = l->seg_size;
     l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -1171,6 +1192,29 @@ static void log_enqueue(seqlog *l, log_item *it)
     l->q_tail = it;
 }
 
+/* When the newest segment (as queued) would pass 3/4 full with a record of
+ * rsz bytes, or a switch failed: the snapshot for a new segment, taken at
+ * point P (the table already includes the record's value), in *snap, and
+ * the new segment's size. Returns that size, 0 if no switch is due, or -1
+ * on OOM (switch_retry kept as it was). */
+static long log_plan_switch(seqlog *l, size_t rsz, log_buf *snap)
+{
+    int retry = atomic_exchange(&l->switch_retry, 0);
+    if (!retry && l->est_used + rsz <= l->est_size / 4 * 3)
+        return 0;
+    if (log_snapshot(l, snap) < 0) {
+        free(snap->data);
+        snap->data = NULL;
+        atomic_store(&l->switch_retry, retry);
+        return -1;
+    }
+    size_t new_size = 4 * (snap->len + rsz) + LOG_HDR;
+    new_size = (new_size + 4095) / 4096 * 4096;
+    if (new_size < l->seg_default)
+        new_size = l->seg_default;
+    return (long)new_size;
+}
+
 int log_append(seqlog *l, const char *name, uint8_t len, uint64_t value, log_done_fn done, void *arg)
 {
     if (atomic_load(&l->fatal))
@@ -1183,20 +1227,10 @@ int log_append(seqlog *l, const char *name, uint8_t len, uint64_t value, log_don
         return -ENOMEM;
     size_t rsz = log_rec_size(len);
     log_buf snap = { 0 };
-    size_t new_size = 0;
-    int retry = atomic_exchange(&l->switch_retry, 0);
-    if (retry || l->est_used + rsz > l->est_size / 4 * 3) {
-        /* Point P: the table now includes this record's value. */
-        if (log_snapshot(l, &snap) < 0) {
-            free(snap.data);
-            atomic_store(&l->switch_retry, retry);
-            return -ENOMEM;
-        }
-        new_size = 4 * (snap.len + rsz) + LOG_HDR;
-        new_size = (new_size + 4095) / 4096 * 4096;
-        if (new_size < l->seg_default)
-            new_size = l->seg_default;
-    }
+    long planned = log_plan_switch(l, rsz, &snap);
+    if (planned < 0)
+        return -ENOMEM;
+    size_t new_size = (size_t)planned;
 
     pthread_mutex_lock(&l->mu);
     if (atomic_load(&l->fatal)) {
