@@ -1215,29 +1215,14 @@ static long log_plan_switch(seqlog *l, size_t rsz, log_buf *snap)
     return (long)new_size;
 }
 
-int log_append(seqlog *l, const char *name, uint8_t len, uint64_t value, log_done_fn done, void *arg)
+/* Under mu: queues the record (after a switch item holding snap when
+ * new_size is set; the item then owns snap) and hands out its ticket in
+ * *tk. Returns 0, or -1 on OOM with nothing queued (snap still the
+ * caller's). */
+static int log_queue_locked(seqlog *l, const char *name, uint8_t len, uint64_t value,
+                            log_buf snap, size_t new_size, uint64_t *tk)
 {
-    if (atomic_load(&l->fatal))
-        return -EIO;
-    if (l->closing)
-        return -ESHUTDOWN;
-    if (table_raise(l->t, name, len, value) < 0)
-        return -ENOMEM;
-    if (l->next_ticket - l->polled + 1 > l->cb_cap && log_cb_grow(l) < 0)
-        return -ENOMEM;
     size_t rsz = log_rec_size(len);
-    log_buf snap = { 0 };
-    long planned = log_plan_switch(l, rsz, &snap);
-    if (planned < 0)
-        return -ENOMEM;
-    size_t new_size = (size_t)planned;
-
-    pthread_mutex_lock(&l->mu);
-    if (atomic_load(&l->fatal)) {
-        pthread_mutex_unlock(&l->mu);
-        free(snap.data);
-        return -EIO;
-    }
     log_item *sw = NULL, *fresh = NULL, *tail = l->q_tail;
     if (new_size) {
         if (!(sw = log_item_get(l, LOG_ITEM_SWITCH)))
@@ -1263,22 +1248,13 @@ int log_append(seqlog *l, const char *name, uint8_t len, uint64_t value, log_don
     if (fresh)
         log_enqueue(l, fresh);
     log_encode(&tail->buf, name, len, value);
-    uint64_t tk = ++l->next_ticket;
+    *tk = ++l->next_ticket;
     /* Tickets are consecutive within an item (log_do_records publishes
      * first..last as one). */
-    assert(tail->last ? tail->last + 1 == tk : tail->first == tk);
+    assert(tail->last ? tail->last + 1 == *tk : tail->first == *tk);
     assert(l->next_ticket - l->polled <= l->cb_cap);   /* its ring slot is free */
-    tail->last = tk;
+    tail->last = *tk;
     l->est_used += rsz;
-    pthread_mutex_unlock(&l->mu);
-    /* Signalled after the unlock: a sync thread woken while the loop still
-     * held mu would block on it at once and need a second wake-up (two
-     * futex calls and a context switch more on every append). Safe: the
-     * queue changed under mu, and the thread tests it under mu before it
-     * waits, so it either sees the record or is already waiting. */
-    pthread_cond_signal(&l->wake);
-    l->cbs[tk & (l->cb_cap - 1)] = (log_cb){ done, arg };
-    atomic_fetch_add(&l->st_appends, 1);
     return 0;
 oom:
     if (sw) {
@@ -1289,11 +1265,49 @@ oom:
         fresh->next = l->spare;
         l->spare = fresh;
     }
+    return -1;
+}
+
+int log_append(seqlog *l, const char *name, uint8_t len, uint64_t value, log_done_fn done, void *arg)
+{
+    if (atomic_load(&l->fatal))
+        return -EIO;
+    if (l->closing)
+        return -ESHUTDOWN;
+    if (table_raise(l->t, name, len, value) < 0)
+        return -ENOMEM;
+    if (l->next_ticket - l->polled + 1 > l->cb_cap && log_cb_grow(l) < 0)
+        return -ENOMEM;
+    log_buf snap = { 0 };
+    long planned = log_plan_switch(l, log_rec_size(len), &snap);
+    if (planned < 0)
+        return -ENOMEM;
+    size_t new_size = (size_t)planned;
+
+    pthread_mutex_lock(&l->mu);
+    if (atomic_load(&l->fatal)) {
+        pthread_mutex_unlock(&l->mu);
+        free(snap.data);
+        return -EIO;
+    }
+    uint64_t tk;
+    if (log_queue_locked(l, name, len, value, snap, new_size, &tk) < 0) {
+        pthread_mutex_unlock(&l->mu);
+        free(snap.data);
+        if (new_size)
+            atomic_store(&l->switch_retry, 1);
+        return -ENOMEM;
+    }
     pthread_mutex_unlock(&l->mu);
-    free(snap.data);
-    if (new_size)
-        atomic_store(&l->switch_retry, 1);
-    return -ENOMEM;
+    /* Signalled after the unlock: a sync thread woken while the loop still
+     * held mu would block on it at once and need a second wake-up (two
+     * futex calls and a context switch more on every append). Safe: the
+     * queue changed under mu, and the thread tests it under mu before it
+     * waits, so it either sees the record or is already waiting. */
+    pthread_cond_signal(&l->wake);
+    l->cbs[tk & (l->cb_cap - 1)] = (log_cb){ done, arg };
+    atomic_fetch_add(&l->st_appends, 1);
+    return 0;
 }
 
 int log_notify_fd(const seqlog *l)
