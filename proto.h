@@ -29,6 +29,10 @@
 #ifndef SEQD_PROTO_H
 #define SEQD_PROTO_H
 
+#ifdef NDEBUG
+#error "seqd keeps its assertions on in every build"
+#endif
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -11,6 +11,7 @@
  */
 #include "frame.h"
 
+#include <assert.h>
 #include <event2/buffer.h>
 
 /* ---- big-endian helpers ------------------------------------------------ */
@@ -424,6 +425,7 @@ int frame_parse(const uint8_t *buf, size_t len, seqd_msg *out)
     int rc = head_check(buf, len, &flen);
     if (rc != FRAME_OK)
         return rc;
+    assert(flen >= SEQD_HDR_LEN && flen <= SEQD_MAX_FRAME);   /* head_check validated it */
     if (len < flen)
         return FRAME_NEED_MORE;
     memset(out, 0, sizeof *out);

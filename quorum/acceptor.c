@@ -12,9 +12,10 @@
  */
 #include "acceptor.h"
 
+#include <assert.h>
 #include <stdlib.h>
 
-#include "qmap.h"
+#include "qmem.h"
 
 /* Snapshot entries per chunk: the whole frame (header + u8 flags + u32 next
  * + u16 n + entries) must fit in SEQD_MAX_FRAME. */
@@ -106,6 +107,7 @@ static void acc_unlink(acc_pending *p)
 static void acc_raise_done(void *arg, int err)
 {
     acc_pending *p = arg;
+    assert(p->a && (p->prev || p->a->pending == p));   /* still pending: done once */
     acc_unlink(p);
     if (err == 0) {
         seqd_msg r = {.type = MSG_ACK, .reqid = p->reqid};
@@ -168,6 +170,7 @@ static void acc_accept(acceptor *a, const seqd_msg *req, q_reply_fn reply, void 
         reply(cookie, &r);
         return;
     }
+    assert(cur < new_);   /* both rules only ever raise cur */
     acc_pending *p = q_xcalloc(1, sizeof *p);
     p->a = a;
     p->reply = reply;
@@ -182,7 +185,11 @@ static void acc_accept(acceptor *a, const seqd_msg *req, q_reply_fn reply, void 
         acc_unlink(p);
         free(p);
         acc_reply_err(req->reqid, ERR_STORAGE, "the log could not be written", reply, cookie);
+        return;
     }
+    /* q_store.raise raises in memory at once: cur only grows, and a READ
+     * from now on sees at least new (the ACK waits for durability). */
+    assert(a->store.get(a->store.ctx, name) >= new_);
 }
 
 /* Snapshots are served in every state: a recovering member that has state

@@ -77,7 +77,9 @@
 
 #include <stdlib.h>
 
-#include "qmap.h"
+#include "qmem.h"
+
+#include <assert.h>
 
 #define COORD_BACKOFF_BASE_US 200u
 #define COORD_BACKOFF_CAP_US 20000u
@@ -123,6 +125,9 @@ typedef struct cround {
     uint32_t known;         /* members whose cur[] is set */
 } cround;
 
+_Static_assert(SEQD_MAX_MEMBERS <= sizeof(uint32_t) * 8,
+               "cround.answered and cround.known hold one bit per member");
+
 typedef struct cseq {
     struct coord *c;
     uint32_t idx;
@@ -149,7 +154,7 @@ struct coord {
     bool fast_path, coalescing;
     int pipeline;
     coord_stats st;
-    qmap *names;            /* name -> index in seqs */
+    map *names;            /* name -> index in seqs */
     cseq **seqs;
     size_t nseqs, cap;
     uint32_t next_rid;
@@ -165,7 +170,7 @@ coord *coord_new(const q_env *env)
     c->fast_path = true;
     c->coalescing = true;
     c->pipeline = COORD_PIPELINE_DEFAULT;
-    c->names = qmap_new();
+    c->names = q_map_new();
     /* Random first id: a restarted member does not reuse its old ids. */
     c->next_rid = (uint32_t)env->random(env->ctx);
     return c;
@@ -372,6 +377,9 @@ static void round_new_phase(cround *r, enum cround_phase phase)
 /* Frees the slot; its batch must have been taken already. */
 static void round_end(cround *r)
 {
+    assert(r->phase != CR_FREE);
+    assert(!r->batch.head && !r->batch.tail);
+    assert(r->s->nflight > 0);
     coord_timer_stop(r->s->c, &r->timer);
     r->phase = CR_FREE;
     r->rid = 0;
@@ -447,9 +455,11 @@ static bool round_send_accept(cround *r, uint64_t h)
         seq_finish(s, exhausted, ERR_EXHAUSTED);
         return false;
     }
+    assert(sum >= 1 && sum <= room);
     round_new_phase(r, CR_ACCEPT);
     r->h = h;
     r->new_ = h + sum;
+    assert(r->new_ > r->h);
     s->head = r->new_;
     s->head_ok = true;
     c->st.rounds++;
@@ -508,6 +518,7 @@ static bool seq_start_one(cseq *s)
     r->batch = batch;
     r->phase = CR_READ;   /* taken; round_send_* set the real phase */
     s->nflight++;
+    assert(s->nflight <= c->pipeline && c->pipeline <= COORD_PIPELINE_MAX);
     if (!idle)
         round_send_accept(r, s->head);   /* fits: always sends */
     else if (c->fast_path && s->learned_ok && sum <= UINT64_MAX - s->learned)
@@ -580,16 +591,23 @@ static void round_commit(cround *r)
 {
     cseq *s = r->s;
     coord *c = s->c;
+    assert(r->phase == CR_ACCEPT);
+    assert(r->oks >= q_quorum(c->env.n));
+    /* Each ACK counted came from a distinct member of this round. */
+    assert(r->oks + r->bad <= __builtin_popcount(r->answered));
+    assert(r->h >= 1 && r->new_ > r->h && list_sum(&r->batch) <= r->new_ - r->h);
+    /* (<: seq_expire may have taken expired requests out of the batch.) */
     if (!s->learned_ok || r->new_ > s->learned)
         s->learned = r->new_;   /* rounds may commit out of order */
     s->learned_ok = true;
     s->fails = 0;
     creq_list done = list_take(&r->batch);
-    uint64_t first = r->h, now = coord_now(c);
+    uint64_t first = r->h, end = r->new_, now = coord_now(c);
     round_end(r);
     s->busy++;
     for (creq *q = done.head, *next; q; q = next) {
         next = q->next;
+        assert(q->count >= 1 && first >= r->h && q->count <= end - first);   /* slice within */
         if (q->deadline <= now) {
             c->st.timeouts++;
             q->done(q->arg, ERR_TIMEOUT, 0, 0);
@@ -601,6 +619,9 @@ static void round_commit(cround *r)
         first += q->count;
         free(q);
     }
+    /* The slices tile [h, first) within the committed range; any rest was
+     * left by requests that expired in flight (seq_expire), a gap. */
+    assert(first <= end);
     s->busy--;
     seq_after_round(s);
 }
@@ -609,6 +630,7 @@ static void round_commit(cround *r)
  * to pick the next h (round_retry_h). */
 static void round_note_cur(cround *r, int member, uint64_t cur)
 {
+    assert(member >= 0 && member < r->s->c->env.n);
     r->cur[member] = cur;
     r->known |= UINT32_C(1) << member;
 }
@@ -628,6 +650,7 @@ static uint64_t round_retry_h(const cround *r)
     for (int i = 0; i < n; i++)
         if (r->known & (UINT32_C(1) << i))
             v[k++] = r->cur[i];
+    assert(k <= n);
     if (k < q)
         return 0;
     for (int i = 1; i < k; i++)   /* insertion sort: k <= 15 */
@@ -712,6 +735,7 @@ static void round_on_read_reply(cround *r, const seqd_msg *m, bool fresh)
     }
     if (m->u.value.cur > r->h)
         r->h = m->u.value.cur;
+    assert(r->phase == CR_READ && r->oks < q_quorum(s->c->env.n));
     if (++r->oks < q_quorum(s->c->env.n))
         return;
     if (r->h < 1)
@@ -736,6 +760,7 @@ static void round_on_accept_reply(cround *r, int member, const seqd_msg *m, bool
             round_failed(r);   /* the round is over: never count it */
             return;
         }
+        assert(r->phase == CR_ACCEPT && r->oks < q_quorum(r->s->c->env.n));
         if (++r->oks >= q_quorum(r->s->c->env.n))
             round_commit(r);
         return;
@@ -770,8 +795,9 @@ void coord_on_reply(coord *c, int member, const seqd_msg *reply)
         return;
     uint32_t bit = UINT32_C(1) << member;
     if (r->answered & bit)
-        return;
+        return;   /* a duplicate reply is never counted twice */
     r->answered |= bit;
+    assert(r->oks + r->bad < __builtin_popcount(r->answered));
     /* The round's age by the clock, now: see the top of this file. */
     bool fresh = coord_now(c) - r->sent_us < c->env.round_us;
     if (r->phase == CR_READ)
@@ -784,9 +810,9 @@ void coord_on_reply(coord *c, int member, const seqd_msg *reply)
 
 static cseq *coord_seq(coord *c, const struct seqd_name *name)
 {
-    size_t i = qmap_insert(c->names, name->s, name->len, c->nseqs);
+    size_t i = q_map_insert(c->names, name->s, name->len, c->nseqs);
     if (i < c->nseqs)
-        return c->seqs[qmap_value(c->names, i)];
+        return c->seqs[map_value(c->names, i)];
     if (c->nseqs >= (UINT64_C(1) << 31))
         q_oom();   /* 2^31 sequences: the reqid layout has no room */
     if (c->nseqs == c->cap) {
@@ -856,6 +882,6 @@ void coord_free(coord *c)
         free(c->seqs[i]);
     }
     free(c->seqs);
-    qmap_free(c->names);
+    map_free(c->names);
     free(c);
 }

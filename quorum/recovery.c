@@ -30,7 +30,9 @@
 
 #include <stdlib.h>
 
-#include "qmap.h"
+#include "qmem.h"
+
+#include <assert.h>
 
 enum rec_phase { REC_WAIT, REC_READ, REC_UNSAFE_WAIT, REC_RAISE, REC_DONE };
 
@@ -58,7 +60,7 @@ struct recovery {
     void *arg;
     enum rec_phase phase;
     void *timer;
-    qmap *seen;                     /* name -> max cur read */
+    map *seen;                     /* name -> max cur read */
     rec_member m[SEQD_MAX_MEMBERS];
     uint64_t next_reqid;
     int complete;                   /* members read completely, with state */
@@ -96,6 +98,7 @@ static void rec_timer(recovery *r, uint64_t after_us, q_timer_fn fn)
  * asked again after a silent R) can then never be taken for the new one. */
 static void rec_ask(recovery *r, int i, uint32_t start)
 {
+    assert(r->phase == REC_READ && i >= 0 && i < r->env.n && i != r->env.self);
     r->m[i].reqid = Q_REQID_RECOVERY | (r->next_reqid++ & ~Q_REQID_RECOVERY);
     r->m[i].start = start;
     seqd_msg q = {.type = MSG_SNAP_REQ, .reqid = r->m[i].reqid};
@@ -105,6 +108,7 @@ static void rec_ask(recovery *r, int i, uint32_t start)
 
 static void rec_begin_read(recovery *r)
 {
+    assert(r->phase == REC_WAIT && r->env.n > 1);
     r->phase = REC_READ;
     for (int i = 0; i < r->env.n; i++) {
         if (i == r->env.self)
@@ -132,6 +136,7 @@ static void rec_tick(void *arg)
 {
     recovery *r = arg;
     r->timer = NULL;
+    assert(r->phase == REC_READ);   /* rec_finish stops this timer */
     for (int i = 0; i < r->env.n; i++) {
         rec_member *m = &r->m[i];
         if (i == r->env.self || m->st == RM_COMPLETE)
@@ -153,9 +158,10 @@ static void rec_merge(recovery *r, const seqd_msg *c)
     struct seqd_name name;
     uint64_t cur;
     while (snap_entry_next(&p, end, &name, &cur)) {
-        size_t i = qmap_insert(r->seen, name.s, name.len, cur);
-        if (qmap_value(r->seen, i) < cur)
-            qmap_set(r->seen, i, cur);
+        size_t i = q_map_insert(r->seen, name.s, name.len, cur);
+        if (map_value(r->seen, i) < cur)
+            map_set(r->seen, i, cur);
+        assert(map_value(r->seen, i) >= cur);   /* seen keeps the maximum */
     }
 }
 
@@ -184,6 +190,7 @@ static void rec_check_new_cluster(recovery *r)
     int stateless = 0;
     for (int i = 0; i < r->env.n; i++)
         stateless += (i != r->env.self && r->m[i].st == RM_STATELESS);
+    assert(stateless + r->complete <= r->env.n - 1);
     if (stateless >= rec_need_stateless(r))
         rec_finish(r, true);
 }
@@ -212,6 +219,7 @@ static void rec_check_enough(recovery *r)
 static void rec_on_chunk(recovery *r, int i, const seqd_msg *c)
 {
     rec_member *m = &r->m[i];
+    assert(r->phase == REC_READ && (m->st == RM_ASKED || m->st == RM_CHAIN));
     m->progress = true;
     if (!(c->u.snap.flags & SNAP_HAS_STATE)) {
         /* Never had state, or lost it mid-chain: either way it does not
@@ -226,6 +234,7 @@ static void rec_on_chunk(recovery *r, int i, const seqd_msg *c)
         m->st = RM_COMPLETE;
         m->reqid = 0;
         r->complete++;
+        assert(r->complete <= r->env.n - 1);   /* each other member once */
         rec_check_enough(r);
         return;
     }
@@ -257,6 +266,8 @@ void recovery_on_reply(recovery *r, int member, const seqd_msg *reply)
 
 static void rec_done_now(recovery *r)
 {
+    assert((r->phase == REC_RAISE && r->pending_raises == 0 && !r->raise_failed) ||
+           (r->phase == REC_WAIT && r->env.n <= 1));
     r->phase = REC_DONE;
     if (r->timer) {
         r->env.timer_stop(r->env.ctx, r->timer);
@@ -279,6 +290,7 @@ static void rec_retry_raises(void *arg)
  * raise may have left the value in memory but not on disk. */
 static void rec_maybe_done(recovery *r)
 {
+    assert(r->phase == REC_RAISE && r->pending_raises >= 0);
     if (r->pending_raises > 0)
         return;
     if (r->raise_failed) {
@@ -293,6 +305,7 @@ static void rec_maybe_done(recovery *r)
 static void rec_raise_done(void *arg, int err)
 {
     recovery *r = arg;
+    assert(r->phase == REC_RAISE && r->pending_raises > 0);   /* paired with raise */
     r->pending_raises--;
     if (err)
         r->raise_failed = true;
@@ -303,13 +316,14 @@ static void rec_raise_done(void *arg, int err)
  * still being queued (a store may complete some before raise returns). */
 static void rec_raise_all(recovery *r)
 {
+    assert(r->phase == REC_RAISE && r->pending_raises == 0);
     r->pending_raises = 1;
-    for (size_t i = 0; i < qmap_count(r->seen); i++) {
+    for (size_t i = 0; i < map_count(r->seen); i++) {
         struct seqd_name name;
         uint8_t len;
-        const char *s = qmap_name(r->seen, i, &len);
+        const char *s = map_name(r->seen, i, &len);
         seqd_name_set(&name, s, len);
-        uint64_t v = qmap_value(r->seen, i);
+        uint64_t v = map_value(r->seen, i);
         if (!r->retry_all && v <= r->store.get(r->store.ctx, &name))
             continue;
         r->pending_raises++;
@@ -324,6 +338,7 @@ static void rec_raise_all(recovery *r)
 
 static void rec_finish(recovery *r, bool new_cluster)
 {
+    assert(r->phase == REC_READ || r->phase == REC_UNSAFE_WAIT);
     r->phase = REC_RAISE;
     r->new_cluster = new_cluster;
     if (r->timer) {
@@ -350,7 +365,7 @@ recovery *recovery_start(const q_env *env, const q_store *store, bool has_state,
     r->has_state = has_state;
     r->done = done;
     r->arg = arg;
-    r->seen = qmap_new();
+    r->seen = q_map_new();
     r->next_reqid = env->random(env->ctx);
     r->phase = REC_WAIT;
     /* N = 1: nobody to ask and nothing to wait for. Done from a timer so
@@ -368,7 +383,7 @@ void recovery_free(recovery *r)
         return;
     if (r->timer)
         r->env.timer_stop(r->env.ctx, r->timer);
-    qmap_free(r->seen);
+    map_free(r->seen);
     free(r);
 }
 

@@ -69,6 +69,7 @@
  */
 #include "log.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -245,6 +246,8 @@ static void log_encode(log_buf *b, const char *name, uint8_t len, uint64_t value
 {
     uint8_t *p = b->data + b->len;
     uint32_t plen = LOG_PAYLOAD_MIN + len;
+    assert(LOG_REC_HDR + plen == log_rec_size(len));
+    assert(b->cap - b->len >= log_rec_size(len));   /* the caller reserved it */
     uint8_t *pl = p + LOG_REC_HDR;
     pl[0] = LOG_KIND_SET;
     pl[1] = len;
@@ -351,6 +354,9 @@ static int log_meta_sync(seqlog *l, int fd)
 static void log_publish(seqlog *l, uint64_t upto, int err)
 {
     pthread_mutex_lock(&l->mu);
+    /* Items are written in queue order and hold consecutive tickets: every
+     * publish completes a later ticket than the one before. */
+    assert(upto > l->completed);
     if (l->nres > 0 && l->res[l->nres - 1].err == err) {
         l->res[l->nres - 1].upto = upto;
     } else {
@@ -604,6 +610,8 @@ static int log_create_segment(seqlog *l, uint64_t seq, size_t size, size_t *size
 /* Writes and syncs one batch of records into the current segment. */
 static void log_do_records(seqlog *l, log_item *it)
 {
+    assert(it->kind == LOG_ITEM_RECORDS && it->first >= 1 && it->first <= it->last);
+    assert(it->buf.len >= (it->last - it->first + 1) * log_rec_size(0));   /* a record per ticket */
     if (atomic_load(&l->fatal)) {
         log_publish(l, it->last, EIO);
         return;
@@ -1019,13 +1027,13 @@ static int log_start_thread(seqlog *l)
     return 0;
 }
 
-seqlog *log_open(const char *dir, const log_opts *o, table *t, char *err, size_t errlen)
+/* The seqlog with its options and buffers, nothing opened yet (every fd
+ * -1, so that log_destroy can take it back at any point). */
+static seqlog *log_alloc(const char *dir, const log_opts *o, table *t)
 {
     seqlog *l = calloc(1, sizeof *l);
-    if (!l) {
-        snprintf(err, errlen, "out of memory");
+    if (!l)
         return NULL;
-    }
     l->dirfd = l->efd = l->seg_fd = l->prep_fd = -1;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->wake, NULL);
@@ -1040,35 +1048,34 @@ seqlog *log_open(const char *dir, const log_opts *o, table *t, char *err, size_t
     l->cb_cap = 1024;
     l->cbs = calloc(l->cb_cap, sizeof *l->cbs);
     if (!l->dir || !l->zeros || !l->cbs) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
+        log_destroy(l);
+        return NULL;
     }
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-        goto fail;
-    }
-    l->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (l->dirfd < 0) {
-        snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno));
-        goto fail;
-    }
+    return l;
+}
+
+/* Replays every segment into the table, oldest first; the newest stays
+ * open for appending and the older ones are remembered for retirement.
+ * Without any, creates segment 1. Returns 0 or -1 (err set). */
+static int log_replay_all(seqlog *l, const char *dir, char *err, size_t errlen)
+{
     uint64_t *segs = NULL;
     size_t nsegs = 0;
     if (log_list_segments(l, &segs, &nsegs, err, errlen) < 0)
-        goto fail;
+        return -1;
     for (size_t i = 0; i < nsegs; i++) {
         size_t end = 0, size = 0;
         int fd = log_replay_segment(l, segs[i], &end, &size, err, errlen);
         if (fd < 0) {
             free(segs);
-            goto fail;
+            return -1;
         }
         if (i + 1 < nsegs) {
             close(fd);
             if (log_remember_old(l, segs[i]) < 0) {
                 snprintf(err, errlen, "out of memory");
                 free(segs);
-                goto fail;
+                return -1;
             }
         } else {
             l->seg_fd = fd;
@@ -1082,12 +1089,34 @@ seqlog *log_open(const char *dir, const log_opts *o, table *t, char *err, size_t
         int fd = log_create_segment(l, 1, l->seg_default, &l->seg_size);
         if (fd < 0) {
             snprintf(err, errlen, "cannot create log segment in %s: %s", dir, strerror(-fd));
-            goto fail;
+            return -1;
         }
         l->seg_fd = fd;
         l->seg_seq = 1;
         l->seg_off = LOG_HDR;
     }
+    assert(l->seg_off >= LOG_HDR && l->seg_off <= l->seg_size);
+    return 0;
+}
+
+seqlog *log_open(const char *dir, const log_opts *o, table *t, char *err, size_t errlen)
+{
+    seqlog *l = log_alloc(dir, o, t);
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    l->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (l->dirfd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    if (log_replay_all(l, dir, err, errlen) < 0)
+        goto fail;
     l->est_used = l->seg_off;
     l->est_size = l->seg_size;
     l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -1163,39 +1192,37 @@ static void log_enqueue(seqlog *l, log_item *it)
     l->q_tail = it;
 }
 
-int log_append(seqlog *l, const char *name, uint8_t len, uint64_t value, log_done_fn done, void *arg)
+/* When the newest segment (as queued) would pass 3/4 full with a record of
+ * rsz bytes, or a switch failed: the snapshot for a new segment, taken at
+ * point P (the table already includes the record's value), in *snap, and
+ * the new segment's size. Returns that size, 0 if no switch is due, or -1
+ * on OOM (switch_retry kept as it was). */
+static long log_plan_switch(seqlog *l, size_t rsz, log_buf *snap)
 {
-    if (atomic_load(&l->fatal))
-        return -EIO;
-    if (l->closing)
-        return -ESHUTDOWN;
-    if (table_raise(l->t, name, len, value) < 0)
-        return -ENOMEM;
-    if (l->next_ticket - l->polled + 1 > l->cb_cap && log_cb_grow(l) < 0)
-        return -ENOMEM;
-    size_t rsz = log_rec_size(len);
-    log_buf snap = { 0 };
-    size_t new_size = 0;
     int retry = atomic_exchange(&l->switch_retry, 0);
-    if (retry || l->est_used + rsz > l->est_size / 4 * 3) {
-        /* Point P: the table now includes this record's value. */
-        if (log_snapshot(l, &snap) < 0) {
-            free(snap.data);
-            atomic_store(&l->switch_retry, retry);
-            return -ENOMEM;
-        }
-        new_size = 4 * (snap.len + rsz) + LOG_HDR;
-        new_size = (new_size + 4095) / 4096 * 4096;
-        if (new_size < l->seg_default)
-            new_size = l->seg_default;
+    if (!retry && l->est_used + rsz <= l->est_size / 4 * 3)
+        return 0;
+    if (log_snapshot(l, snap) < 0) {
+        free(snap->data);
+        snap->data = NULL;
+        atomic_store(&l->switch_retry, retry);
+        return -1;
     }
+    size_t new_size = 4 * (snap->len + rsz) + LOG_HDR;
+    new_size = (new_size + 4095) / 4096 * 4096;
+    if (new_size < l->seg_default)
+        new_size = l->seg_default;
+    return (long)new_size;
+}
 
-    pthread_mutex_lock(&l->mu);
-    if (atomic_load(&l->fatal)) {
-        pthread_mutex_unlock(&l->mu);
-        free(snap.data);
-        return -EIO;
-    }
+/* Under mu: queues the record (after a switch item holding snap when
+ * new_size is set; the item then owns snap) and hands out its ticket in
+ * *tk. Returns 0, or -1 on OOM with nothing queued (snap still the
+ * caller's). */
+static int log_queue_locked(seqlog *l, const char *name, uint8_t len, uint64_t value,
+                            log_buf snap, size_t new_size, uint64_t *tk)
+{
+    size_t rsz = log_rec_size(len);
     log_item *sw = NULL, *fresh = NULL, *tail = l->q_tail;
     if (new_size) {
         if (!(sw = log_item_get(l, LOG_ITEM_SWITCH)))
@@ -1221,18 +1248,13 @@ int log_append(seqlog *l, const char *name, uint8_t len, uint64_t value, log_don
     if (fresh)
         log_enqueue(l, fresh);
     log_encode(&tail->buf, name, len, value);
-    uint64_t tk = ++l->next_ticket;
-    tail->last = tk;
+    *tk = ++l->next_ticket;
+    /* Tickets are consecutive within an item (log_do_records publishes
+     * first..last as one). */
+    assert(tail->last ? tail->last + 1 == *tk : tail->first == *tk);
+    assert(l->next_ticket - l->polled <= l->cb_cap);   /* its ring slot is free */
+    tail->last = *tk;
     l->est_used += rsz;
-    pthread_mutex_unlock(&l->mu);
-    /* Signalled after the unlock: a sync thread woken while the loop still
-     * held mu would block on it at once and need a second wake-up (two
-     * futex calls and a context switch more on every append). Safe: the
-     * queue changed under mu, and the thread tests it under mu before it
-     * waits, so it either sees the record or is already waiting. */
-    pthread_cond_signal(&l->wake);
-    l->cbs[tk & (l->cb_cap - 1)] = (log_cb){ done, arg };
-    atomic_fetch_add(&l->st_appends, 1);
     return 0;
 oom:
     if (sw) {
@@ -1243,11 +1265,49 @@ oom:
         fresh->next = l->spare;
         l->spare = fresh;
     }
+    return -1;
+}
+
+int log_append(seqlog *l, const char *name, uint8_t len, uint64_t value, log_done_fn done, void *arg)
+{
+    if (atomic_load(&l->fatal))
+        return -EIO;
+    if (l->closing)
+        return -ESHUTDOWN;
+    if (table_raise(l->t, name, len, value) < 0)
+        return -ENOMEM;
+    if (l->next_ticket - l->polled + 1 > l->cb_cap && log_cb_grow(l) < 0)
+        return -ENOMEM;
+    log_buf snap = { 0 };
+    long planned = log_plan_switch(l, log_rec_size(len), &snap);
+    if (planned < 0)
+        return -ENOMEM;
+    size_t new_size = (size_t)planned;
+
+    pthread_mutex_lock(&l->mu);
+    if (atomic_load(&l->fatal)) {
+        pthread_mutex_unlock(&l->mu);
+        free(snap.data);
+        return -EIO;
+    }
+    uint64_t tk;
+    if (log_queue_locked(l, name, len, value, snap, new_size, &tk) < 0) {
+        pthread_mutex_unlock(&l->mu);
+        free(snap.data);
+        if (new_size)
+            atomic_store(&l->switch_retry, 1);
+        return -ENOMEM;
+    }
     pthread_mutex_unlock(&l->mu);
-    free(snap.data);
-    if (new_size)
-        atomic_store(&l->switch_retry, 1);
-    return -ENOMEM;
+    /* Signalled after the unlock: a sync thread woken while the loop still
+     * held mu would block on it at once and need a second wake-up (two
+     * futex calls and a context switch more on every append). Safe: the
+     * queue changed under mu, and the thread tests it under mu before it
+     * waits, so it either sees the record or is already waiting. */
+    pthread_cond_signal(&l->wake);
+    l->cbs[tk & (l->cb_cap - 1)] = (log_cb){ done, arg };
+    atomic_fetch_add(&l->st_appends, 1);
+    return 0;
 }
 
 int log_notify_fd(const seqlog *l)
@@ -1282,6 +1342,8 @@ int log_poll(seqlog *l)
     l->nres = 0;
     pthread_mutex_unlock(&l->mu);
     for (size_t i = 0; i < nres; i++) {
+        /* Results come in ticket order, for tickets handed out. */
+        assert(res[i].upto <= l->next_ticket && (i == 0 || res[i].upto > res[i - 1].upto));
         while (l->polled < res[i].upto) {
             uint64_t tk = ++l->polled;
             log_cb cb = l->cbs[tk & (l->cb_cap - 1)];

@@ -1,8 +1,9 @@
 /* storage/table.h — the live table: sequence name -> cur (the lowest ID this
- * member has not seen allocated). Values only grow: table_raise keeps the
- * maximum. Entries are kept in insertion order and never removed, so an
- * index into that order is a stable cursor for chunked snapshots even while
- * the table grows. Hashing is xxhash; lookups are O(1) expected.
+ * member has not seen allocated), the storage/map.h map under the table's
+ * rules. Values only grow: table_raise keeps the maximum. Entries are kept
+ * in insertion order and never removed, so an index into that order is a
+ * stable cursor for chunked snapshots even while the table grows. Lookups
+ * are O(1) expected.
  */
 #ifndef SEQD_TABLE_H
 #define SEQD_TABLE_H
@@ -10,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct table table;
+#include "map.h"
+
+typedef map table;
 
 table *table_new(void);
 void table_free(table *t);

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "../quorum/coord.h"
-#include "../quorum/qmap.h"
+#include "../quorum/qmem.h"
 #include "../quorum/recovery.h"
 
 #define SIM_NET_MIN_US 50u
@@ -95,11 +95,11 @@ typedef struct sim_member {
     uint64_t stall_until, last_stall_end;
     /* disk: survives crashes, not wipes */
     bool initialized;
-    qmap *disk;
+    map *disk;
     sim_rec *log;               /* durable records in order, for roll-backs */
     size_t nlog, caplog;
     /* process */
-    qmap *mem;
+    map *mem;
     sim_raise *rq_head, *rq_tail;
     uint64_t last_due;
     uint32_t store_gen;
@@ -360,17 +360,17 @@ static void sim_acc_reply(void *cookie, const seqd_msg *reply)
 
 /* ---- the simulated disk (q_store) -------------------------------------- */
 
-static uint64_t map_get(const qmap *t, const struct seqd_name *name)
+static uint64_t map_get(const map *t, const struct seqd_name *name)
 {
-    long i = qmap_find(t, name->s, name->len);
-    return i < 0 ? 1 : qmap_value(t, (size_t)i);
+    long i = map_find(t, name->s, name->len);
+    return i < 0 ? 1 : map_value(t, (size_t)i);
 }
 
-static void map_raise(qmap *t, const struct seqd_name *name, uint64_t v)
+static void map_raise(map *t, const struct seqd_name *name, uint64_t v)
 {
-    size_t i = qmap_insert(t, name->s, name->len, v);
-    if (qmap_value(t, i) < v)
-        qmap_set(t, i, v);
+    size_t i = q_map_insert(t, name->s, name->len, v);
+    if (map_value(t, i) < v)
+        map_set(t, i, v);
 }
 
 static uint64_t store_get(void *ctx, const struct seqd_name *name)
@@ -412,16 +412,16 @@ static int store_raise(void *ctx, const struct seqd_name *name, uint64_t value, 
 static uint64_t store_count(void *ctx)
 {
     sim_member *me = ctx;
-    return qmap_count(me->mem);
+    return map_count(me->mem);
 }
 
 static void store_entry(void *ctx, uint64_t i, struct seqd_name *name, uint64_t *value)
 {
     sim_member *me = ctx;
     uint8_t len;
-    const char *n = qmap_name(me->mem, (size_t)i, &len);
+    const char *n = map_name(me->mem, (size_t)i, &len);
     seqd_name_set(name, n, len);
-    *value = qmap_value(me->mem, (size_t)i);
+    *value = map_value(me->mem, (size_t)i);
 }
 
 static void disk_append(sim_member *me, const struct seqd_name *name, uint64_t v)
@@ -453,13 +453,13 @@ static void sim_fsync(sim *s, sim_member *me, uint32_t gen)
 }
 
 /* Memory after a restart: what the disk holds, in its order. */
-static qmap *disk_to_mem(const sim_member *me)
+static map *disk_to_mem(const sim_member *me)
 {
-    qmap *t = qmap_new();
-    for (size_t i = 0; i < qmap_count(me->disk); i++) {
+    map *t = q_map_new();
+    for (size_t i = 0; i < map_count(me->disk); i++) {
         uint8_t len;
-        const char *n = qmap_name(me->disk, i, &len);
-        qmap_insert(t, n, len, qmap_value(me->disk, i));
+        const char *n = map_name(me->disk, i, &len);
+        q_map_insert(t, n, len, map_value(me->disk, i));
     }
     return t;
 }
@@ -552,7 +552,7 @@ static void member_stop(sim *s, sim_member *me)
         me->cookies = c->next;
         free(c);
     }
-    qmap_free(me->mem);
+    map_free(me->mem);
     me->mem = NULL;
     me->up = me->ready = me->dying = false;
     me->inc++;
@@ -562,8 +562,8 @@ static void member_stop(sim *s, sim_member *me)
 /* Rebuilds the disk table from the first `keep` log records. */
 static void disk_rollback(sim_member *me, size_t keep)
 {
-    qmap_free(me->disk);
-    me->disk = qmap_new();
+    map_free(me->disk);
+    me->disk = q_map_new();
     me->nlog = keep;
     for (size_t i = 0; i < keep; i++)
         map_raise(me->disk, &me->log[i].name, me->log[i].value);
@@ -1161,7 +1161,7 @@ static void sim_schedule(sim *s)
         sim_member *me = &s->m[i];
         me->s = s;
         me->idx = i;
-        me->disk = qmap_new();
+        me->disk = q_map_new();
         me->initialized = !c->fresh_start;
         for (int k = 0; k < c->names && c->start_value > 1; k++)
             disk_append(me, &s->names[k], c->start_value);
@@ -1188,7 +1188,7 @@ static void sim_teardown(sim *s)
         sim_member *me = &s->m[i];
         if (me->up)
             member_stop(s, me);
-        qmap_free(me->disk);
+        map_free(me->disk);
         free(me->log);
     }
     sim_ev *e;

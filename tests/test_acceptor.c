@@ -10,12 +10,12 @@
 
 #include "../net/frame.h"
 #include "../quorum/acceptor.h"
-#include "../quorum/qmap.h"
+#include "../quorum/qmem.h"
 
 #define FAKE_PENDING_MAX 64
 
 typedef struct fake_store {
-    qmap *t;
+    map *t;
     struct { q_done_fn done; void *arg; } pend[FAKE_PENDING_MAX];
     int npend;
     int raise_rc;          /* returned by raise (0, or -errno) */
@@ -35,8 +35,8 @@ typedef struct fake_replies {
 static uint64_t fake_get(void *ctx, const struct seqd_name *name)
 {
     fake_store *f = ctx;
-    long i = qmap_find(f->t, name->s, name->len);
-    return i < 0 ? 1 : qmap_value(f->t, (size_t)i);
+    long i = map_find(f->t, name->s, name->len);
+    return i < 0 ? 1 : map_value(f->t, (size_t)i);
 }
 
 static int fake_raise(void *ctx, const struct seqd_name *name, uint64_t value, q_done_fn done,
@@ -45,9 +45,9 @@ static int fake_raise(void *ctx, const struct seqd_name *name, uint64_t value, q
     fake_store *f = ctx;
     if (f->raise_rc)
         return f->raise_rc;
-    size_t i = qmap_insert(f->t, name->s, name->len, value);
-    if (qmap_value(f->t, i) < value)
-        qmap_set(f->t, i, value);
+    size_t i = q_map_insert(f->t, name->s, name->len, value);
+    if (map_value(f->t, i) < value)
+        map_set(f->t, i, value);
     cr_assert(f->npend < FAKE_PENDING_MAX);
     f->pend[f->npend].done = done;
     f->pend[f->npend].arg = arg;
@@ -58,16 +58,16 @@ static int fake_raise(void *ctx, const struct seqd_name *name, uint64_t value, q
 static uint64_t fake_count(void *ctx)
 {
     fake_store *f = ctx;
-    return qmap_count(f->t);
+    return map_count(f->t);
 }
 
 static void fake_entry(void *ctx, uint64_t i, struct seqd_name *name, uint64_t *value)
 {
     fake_store *f = ctx;
     uint8_t len;
-    const char *s = qmap_name(f->t, (size_t)i, &len);
+    const char *s = map_name(f->t, (size_t)i, &len);
     seqd_name_set(name, s, len);
-    *value = qmap_value(f->t, (size_t)i);
+    *value = map_value(f->t, (size_t)i);
 }
 
 /* The log's fsync completes: every pending raise ends with err. */
@@ -110,7 +110,7 @@ static acceptor *acc;
 static void setup(void)
 {
     memset(&store_ctx, 0, sizeof store_ctx);
-    store_ctx.t = qmap_new();
+    store_ctx.t = q_map_new();
     store = (q_store){.ctx = &store_ctx, .get = fake_get, .raise = fake_raise,
                       .count = fake_count, .entry = fake_entry};
     memset(&replies, 0, sizeof replies);
@@ -120,7 +120,7 @@ static void setup(void)
 static void teardown(void)
 {
     acc_free(acc);
-    qmap_free(store_ctx.t);
+    map_free(store_ctx.t);
     replies_clear(&replies);
 }
 
@@ -340,7 +340,7 @@ Test(acceptor, snapshot_chunks_cover_the_table)
     for (int i = 0; i < NAMES; i++) {
         int len = snprintf(name, sizeof name, "%05d-", i);
         memset(name + len, 'n', (size_t)(100 - len));   /* 100-byte names */
-        qmap_insert(store_ctx.t, name, 100, 1000 + (uint64_t)i);
+        q_map_insert(store_ctx.t, name, 100, 1000 + (uint64_t)i);
     }
     acc_set_has_state(acc, true);
     uint32_t start = 0;
