@@ -1,8 +1,9 @@
 /* seqd.c — the one executable: `seqd serve` runs a member, `seqd fetch`
  * and `seqd status` are clients. This file parses the command line
  * (DESIGN.md §1, fixed: scripts depend on it) and wires the modules
- * together; it holds the only process-wide state (the server being run). */
+ * together; it holds the only process-wide state (the member being run). */
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -28,61 +29,8 @@
 /* Exit codes: DESIGN.md §1. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
-static const char usage_main[] =
-    "usage: seqd COMMAND [OPTIONS]\n"
-    "\n"
-    "Unique, increasing 64-bit IDs from a leaderless cluster.\n"
-    "\n"
-    "commands:\n"
-    "  serve   run a cluster member\n"
-    "  fetch   allocate IDs of a sequence\n"
-    "  status  show every member's state\n"
-    "  stream  print IDs from a buffered stream until interrupted\n"
-    "\n"
-    "`seqd COMMAND --help` describes a command; `seqd --version` prints the version.\n";
-
-static const char usage_serve[] =
-    "usage: seqd serve --listen HOST:PORT --data DIR [--peers HOST:PORT,...]\n"
-    "                  [--fsync always|never] [--round-timeout MS]\n"
-    "\n"
-    "Runs one member. The member set is --listen plus --peers (the other members);\n"
-    "every member must be given the same set and the same --round-timeout.\n"
-    "  --listen HOST:PORT   address for clients and peers\n"
-    "  --data DIR           data directory (created if missing, locked while running)\n"
-    "  --peers LIST         the other members, comma-separated\n"
-    "  --fsync MODE         always (default): every acknowledged ID is on disk;\n"
-    "                       never: for benchmarks only\n"
-    "  --round-timeout MS   R, how long a quorum round may take (default 1000)\n";
-
-static const char usage_fetch[] =
-    "usage: seqd fetch [--servers HOST:PORT,...] [--count N] [--range] [--timeout MS] NAME\n"
-    "\n"
-    "Allocates N consecutive IDs of sequence NAME and prints them, one per line.\n"
-    "  --servers LIST  members to ask (default: $SEQD_SERVERS, else " DEFAULT_SERVERS ")\n"
-    "  --count N       how many IDs, 1 to 1000000 (default 1)\n"
-    "  --range         print FIRST LAST (inclusive) on one line instead\n"
-    "  --timeout MS    deadline for the whole call (default 5000)\n"
-    "NAME is 1 to 128 bytes of [A-Za-z0-9._-].\n"
-    "Exit status: 0 ok, 1 the cluster could not serve, 2 usage error.\n";
-
-static const char usage_status[] =
-    "usage: seqd status [--servers HOST:PORT,...]\n"
-    "\n"
-    "Prints one line per member: address, ready / recovering / down, counters.\n"
-    "Exits 0 only when every member is ready.\n";
-
-static const char usage_stream[] =
-    "usage: seqd stream [--servers HOST:PORT,...] [--buffer N] [--interval MS] NAME\n"
-    "\n"
-    "Prints IDs of sequence NAME from a buffered stream, one per line, until\n"
-    "interrupted (SIGINT, or the reader going away: `seqd stream x | head -5`).\n"
-    "The stream fetches ranges of N IDs in the background, refilling when half\n"
-    "is used; it keeps going while members die and come back as long as a\n"
-    "quorum is up, and says on stderr when it has to wait for the cluster.\n"
-    "  --servers LIST  members to ask (default: $SEQD_SERVERS, else " DEFAULT_SERVERS ")\n"
-    "  --buffer N      IDs per range, 0 to 1000000 (default 1024; 0 = a fetch per ID)\n"
-    "  --interval MS   pause between IDs (default 0)\n";
-
+/* Every command fills the same record; each reads only its own fields, so
+ * the defaults of all commands can live side by side. */
 typedef struct opts {
     const char *listen, *data, *peers, *servers, *name;
     const char *fsync;
@@ -90,13 +38,156 @@ typedef struct opts {
     bool range, help;
 } opts;
 
-static int usage_error(const char *usage, const char *fmt, const char *arg)
+static const opts opts_defaults = {.fsync = "always", .round_ms = 1000, .count = 1,
+                                   .timeout_ms = 5000, .buffer = 1024};
+
+/* getopt_long's `val` for each long option; above any char so that they
+ * never clash with the short -h. */
+enum {
+    OPT_LISTEN = 256, OPT_DATA, OPT_PEERS, OPT_SERVERS, OPT_FSYNC, OPT_COUNT,
+    OPT_RANGE, OPT_ROUND_TIMEOUT, OPT_BUFFER, OPT_INTERVAL, OPT_TIMEOUT,
+};
+
+/* An option as getopt_long wants it, with the words `CMD --help` shows for
+ * it, so that what is accepted and what is documented cannot drift. */
+typedef struct cmd_opt {
+    struct option lo;
+    const char *arg;    /* shown after the flag, NULL for none */
+    const char *help;   /* a '\n' continues under the same column */
+} cmd_opt;
+
+typedef struct cmd_entry cmd_entry;
+struct cmd_entry {
+    const char *name;
+    int (*run)(const opts *o, const cmd_entry *cmd);
+    const char *summary;    /* its line in `seqd --help` */
+    const char *synopsis;   /* after "usage: seqd " */
+    const char *about;      /* between the synopsis and the options */
+    const cmd_opt *options; /* ends with an all-zero entry */
+    int help_col;           /* where option descriptions start */
+    const char *footer;     /* after the options */
+    bool takes_name;        /* one positional NAME */
+};
+
+#define SERVERS_HELP "members to ask (default: $SEQD_SERVERS, else " DEFAULT_SERVERS ")"
+#define CMD_OPT(name, has_arg, val, arg, help) {{name, has_arg, NULL, val}, arg, help}
+
+static const cmd_opt serve_options[] = {
+    CMD_OPT("listen", required_argument, OPT_LISTEN, "HOST:PORT", "address for clients and peers"),
+    CMD_OPT("data", required_argument, OPT_DATA, "DIR",
+            "data directory (created if missing, locked while running)"),
+    CMD_OPT("peers", required_argument, OPT_PEERS, "LIST", "the other members, comma-separated"),
+    CMD_OPT("fsync", required_argument, OPT_FSYNC, "MODE",
+            "always (default): every acknowledged ID is on disk;\nnever: for benchmarks only"),
+    CMD_OPT("round-timeout", required_argument, OPT_ROUND_TIMEOUT, "MS",
+            "R, how long a quorum round may take (default 1000)"),
+    {{0}, 0, 0},
+};
+
+static const cmd_opt fetch_options[] = {
+    CMD_OPT("servers", required_argument, OPT_SERVERS, "LIST", SERVERS_HELP),
+    CMD_OPT("count", required_argument, OPT_COUNT, "N", "how many IDs, 1 to 1000000 (default 1)"),
+    /* optional: "--range=anything" has always been accepted, the value ignored. */
+    CMD_OPT("range", optional_argument, OPT_RANGE, NULL, "print FIRST LAST (inclusive) on one line instead"),
+    CMD_OPT("timeout", required_argument, OPT_TIMEOUT, "MS", "deadline for the whole call (default 5000)"),
+    {{0}, 0, 0},
+};
+
+/* status documents --servers in its synopsis only, as it always has. */
+static const cmd_opt status_options[] = {
+    CMD_OPT("servers", required_argument, OPT_SERVERS, "LIST", NULL),
+    {{0}, 0, 0},
+};
+
+static const cmd_opt stream_options[] = {
+    CMD_OPT("servers", required_argument, OPT_SERVERS, "LIST", SERVERS_HELP),
+    CMD_OPT("buffer", required_argument, OPT_BUFFER, "N",
+            "IDs per range, 0 to 1000000 (default 1024; 0 = a fetch per ID)"),
+    CMD_OPT("interval", required_argument, OPT_INTERVAL, "MS", "pause between IDs (default 0)"),
+    {{0}, 0, 0},
+};
+
+static int cmd_serve(const opts *o, const cmd_entry *cmd);
+static int cmd_fetch(const opts *o, const cmd_entry *cmd);
+static int cmd_status(const opts *o, const cmd_entry *cmd);
+static int cmd_stream(const opts *o, const cmd_entry *cmd);
+
+static const cmd_entry commands[] = {
+    {"serve", cmd_serve, "run a cluster member",
+     "serve --listen HOST:PORT --data DIR [--peers HOST:PORT,...]\n"
+     "                  [--fsync always|never] [--round-timeout MS]\n",
+     "Runs one member. The member set is --listen plus --peers (the other members);\n"
+     "every member must be given the same set and the same --round-timeout.\n",
+     serve_options, 23, NULL, false},
+    {"fetch", cmd_fetch, "allocate IDs of a sequence",
+     "fetch [--servers HOST:PORT,...] [--count N] [--range] [--timeout MS] NAME\n",
+     "Allocates N consecutive IDs of sequence NAME and prints them, one per line.\n",
+     fetch_options, 18,
+     "NAME is 1 to 128 bytes of [A-Za-z0-9._-].\n"
+     "Exit status: 0 ok, 1 the cluster could not serve, 2 usage error.\n",
+     true},
+    {"status", cmd_status, "show every member's state",
+     "status [--servers HOST:PORT,...]\n",
+     "Prints one line per member: address, ready / recovering / down, counters.\n"
+     "Exits 0 only when every member is ready.\n",
+     status_options, 0, NULL, false},
+    {"stream", cmd_stream, "print IDs from a buffered stream until interrupted",
+     "stream [--servers HOST:PORT,...] [--buffer N] [--interval MS] NAME\n",
+     "Prints IDs of sequence NAME from a buffered stream, one per line, until\n"
+     "interrupted (SIGINT, or the reader going away: `seqd stream x | head -5`).\n"
+     "The stream fetches ranges of N IDs in the background, refilling when half\n"
+     "is used; it keeps going while members die and come back as long as a\n"
+     "quorum is up, and says on stderr when it has to wait for the cluster.\n",
+     stream_options, 18, NULL, true},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+/* ---- usage texts, generated from the table ------------------------------ */
+
+static void print_main_usage(FILE *f)
+{
+    fputs("usage: seqd COMMAND [OPTIONS]\n"
+          "\n"
+          "Unique, increasing 64-bit IDs from a leaderless cluster.\n"
+          "\n"
+          "commands:\n", f);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].summary);
+    fputs("\n`seqd COMMAND --help` describes a command; `seqd --version` prints the version.\n", f);
+}
+
+static void print_opt_help(FILE *f, const cmd_opt *co, int col)
+{
+    int len = fprintf(f, "  --%s%s%s", co->lo.name, co->arg ? " " : "", co->arg ? co->arg : "");
+    fprintf(f, "%*s", len < col ? col - len : 1, "");
+    for (const char *p = co->help; *p; p++) {
+        fputc(*p, f);
+        if (*p == '\n')
+            fprintf(f, "%*s", col, "");
+    }
+    fputc('\n', f);
+}
+
+static void print_cmd_usage(FILE *f, const cmd_entry *cmd)
+{
+    fprintf(f, "usage: seqd %s\n%s", cmd->synopsis, cmd->about);
+    for (const cmd_opt *co = cmd->options; co->lo.name; co++)
+        if (co->help)
+            print_opt_help(f, co, cmd->help_col);
+    if (cmd->footer)
+        fputs(cmd->footer, f);
+}
+
+static int usage_error(const cmd_entry *cmd, const char *fmt, const char *arg)
 {
     fprintf(stderr, "seqd: ");
     fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s", usage);
+    fputc('\n', stderr);
+    print_cmd_usage(stderr, cmd);
     return EXIT_USAGE;
 }
+
+/* ---- option parsing ------------------------------------------------------ */
 
 /* Strict decimal: the whole string, no sign, no overflow. */
 static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
@@ -111,78 +202,127 @@ static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
     return true;
 }
 
-/* Splits "--opt=value" or takes the next argument. Returns NULL when the
- * option is missing its value. */
-static const char *opt_value(int argc, char **argv, int *i, const char *eq)
+/* A number flag in [min, max]; the message names the range users may give. */
+static int set_u64(const cmd_entry *cmd, const char *v, uint64_t min, uint64_t max, uint64_t *out,
+                   const char *bad)
 {
-    if (eq)
-        return eq + 1;
-    if (*i + 1 >= argc)
-        return NULL;
-    return argv[++*i];
+    if (!parse_u64(v, max, out) || *out < min)
+        return usage_error(cmd, bad, v);
+    return EXIT_OK;
 }
 
-/* One parser for every command: each accepts only its own options. */
-static int parse_opts(int argc, char **argv, const char *allowed, const char *usage, opts *o)
+/* The range checks live here, next to their messages, so that a bad value
+ * is refused at the flag that carries it, before anything else happens. */
+static int set_opt(const cmd_entry *cmd, opts *o, int key, const char *v)
 {
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            o->help = true;
-            continue;
-        }
-        if (strncmp(a, "--", 2) != 0) {
-            if (o->name || !strstr(allowed, "NAME"))
-                return usage_error(usage, "unexpected argument '%s'", a);
-            o->name = a;
-            continue;
-        }
-        const char *eq = strchr(a, '=');
-        size_t klen = eq ? (size_t)(eq - a) : strlen(a);
-        char key[32];
-        if (klen >= sizeof key)
-            return usage_error(usage, "unknown option '%s'", a);
-        memcpy(key, a, klen);
-        key[klen] = '\0';
-        char pat[40];
-        snprintf(pat, sizeof pat, " %s ", key);
-        if (!strstr(allowed, pat))
-            return usage_error(usage, "unknown option '%s'", key);
-        if (strcmp(key, "--range") == 0) {
-            o->range = true;
-            continue;
-        }
-        const char *v = opt_value(argc, argv, &i, eq);
-        if (!v)
-            return usage_error(usage, "option %s needs a value", key);
-        if (strcmp(key, "--listen") == 0)
-            o->listen = v;
-        else if (strcmp(key, "--data") == 0)
-            o->data = v;
-        else if (strcmp(key, "--peers") == 0)
-            o->peers = v;
-        else if (strcmp(key, "--servers") == 0)
-            o->servers = v;
-        else if (strcmp(key, "--fsync") == 0)
-            o->fsync = v;
-        else if (strcmp(key, "--count") == 0) {
-            if (!parse_u64(v, UINT64_MAX, &o->count) || !seqd_count_valid(o->count))
-                return usage_error(usage, "bad --count '%s': want 1 to 1000000", v);
-        } else if (strcmp(key, "--round-timeout") == 0) {
-            if (!parse_u64(v, 600000, &o->round_ms) || o->round_ms < 10)
-                return usage_error(usage, "bad --round-timeout '%s': want 10 to 600000 ms", v);
-        } else if (strcmp(key, "--buffer") == 0) {
-            if (!parse_u64(v, SEQD_COUNT_MAX, &o->buffer))
-                return usage_error(usage, "bad --buffer '%s': want 0 to 1000000", v);
-        } else if (strcmp(key, "--interval") == 0) {
-            if (!parse_u64(v, 3600000, &o->interval_ms))
-                return usage_error(usage, "bad --interval '%s': want 0 to 3600000 ms", v);
-        } else if (strcmp(key, "--timeout") == 0) {
-            if (!parse_u64(v, 3600000, &o->timeout_ms) || o->timeout_ms < 1)
-                return usage_error(usage, "bad --timeout '%s': want 1 to 3600000 ms", v);
-        }
+    switch (key) {
+    case OPT_LISTEN: o->listen = v; break;
+    case OPT_DATA: o->data = v; break;
+    case OPT_PEERS: o->peers = v; break;
+    case OPT_SERVERS: o->servers = v; break;
+    case OPT_FSYNC: o->fsync = v; break;
+    case OPT_RANGE: o->range = true; break;
+    case OPT_COUNT:
+        return set_u64(cmd, v, 1, SEQD_COUNT_MAX, &o->count, "bad --count '%s': want 1 to 1000000");
+    case OPT_ROUND_TIMEOUT:
+        return set_u64(cmd, v, 10, 600000, &o->round_ms,
+                       "bad --round-timeout '%s': want 10 to 600000 ms");
+    case OPT_BUFFER:
+        return set_u64(cmd, v, 0, SEQD_COUNT_MAX, &o->buffer, "bad --buffer '%s': want 0 to 1000000");
+    case OPT_INTERVAL:
+        return set_u64(cmd, v, 0, 3600000, &o->interval_ms, "bad --interval '%s': want 0 to 3600000 ms");
+    case OPT_TIMEOUT:
+        return set_u64(cmd, v, 1, 3600000, &o->timeout_ms, "bad --timeout '%s': want 1 to 3600000 ms");
     }
     return EXIT_OK;
+}
+
+static int set_name(const cmd_entry *cmd, opts *o, const char *arg)
+{
+    if (o->name || !cmd->takes_name)
+        return usage_error(cmd, "unexpected argument '%s'", arg);
+    o->name = arg;
+    return EXIT_OK;
+}
+
+/* The token getopt_long just looked at, cut at '=', for error messages. */
+static const char *opt_key(const char *tok, char *buf, size_t len)
+{
+    size_t klen = strcspn(tok, "=");
+    snprintf(buf, len, "%.*s", (int)(klen < len ? klen : len - 1), tok);
+    return buf;
+}
+
+/* getopt_long would take "--lis" for "--listen"; scripts rely on the exact
+ * names only, and a prefix accepted today would be a name frozen forever. */
+static bool exact_long(const char *tok, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(tok, "--", 2) == 0 && strncmp(tok + 2, name, n) == 0 &&
+           (tok[2 + n] == '\0' || tok[2 + n] == '=');
+}
+
+#define LONGOPTS_MAX 16
+
+/* A sequence name may start with '-' ("-x" is valid), and such names have
+ * always been taken as NAME: getopt_long would see short options there. */
+static bool dash_name(const char *tok)
+{
+    return tok[0] == '-' && tok[1] != '-' && tok[1] != '\0' && strcmp(tok, "-h") != 0;
+}
+
+/* argv[0] is the command. The leading '-' keeps arguments in order (errors
+ * are reported at the first bad one, and NAME may come anywhere); the ':'
+ * tells a missing value apart from an unknown option. */
+static int parse_opts(const cmd_entry *cmd, int argc, char **argv, opts *o)
+{
+    struct option lo[LONGOPTS_MAX + 2];
+    int n = 0;
+    for (const cmd_opt *co = cmd->options; co->lo.name && n < LONGOPTS_MAX; co++)
+        lo[n++] = co->lo;
+    lo[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[n] = (struct option){0};
+
+    opterr = 0;
+    optind = 1;
+    int rc = EXIT_OK;
+    while (rc == EXIT_OK) {
+        int at = optind, idx = -1;
+        int c = getopt_long(argc, argv, "-:h", lo, &idx);
+        char key[64];
+        if (c == -1) {
+            /* "--" was never an end-of-options marker here. */
+            if (at < optind && strcmp(argv[at], "--") == 0)
+                return usage_error(cmd, "unknown option '%s'", "--");
+            break;
+        }
+        const char *tok = argv[at];
+        if (c != 1 && dash_name(tok)) {
+            while (optind == at)   /* the rest of "-xyz", one letter per call */
+                getopt_long(argc, argv, "-:h", lo, &idx);
+            rc = set_name(cmd, o, tok);
+            continue;
+        }
+        if (idx >= 0 && !exact_long(tok, lo[idx].name))
+            return usage_error(cmd, "unknown option '%s'", opt_key(tok, key, sizeof key));
+        switch (c) {
+        case 1:
+            rc = set_name(cmd, o, optarg);
+            break;
+        case 'h':
+            o->help = true;
+            break;
+        case ':':
+            rc = usage_error(cmd, "option %s needs a value", opt_key(tok, key, sizeof key));
+            break;
+        case '?':
+            rc = usage_error(cmd, "unknown option '%s'", opt_key(tok, key, sizeof key));
+            break;
+        default:
+            rc = set_opt(cmd, o, c, optarg);
+        }
+    }
+    return rc;
 }
 
 /* ---- serve -------------------------------------------------------------- */
@@ -202,12 +342,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         member_stop(running);
 }
 
-/* Builds the sorted member set from --listen and --peers. */
-static int member_set(const opts *o, char **members, int *n, int *self, char *err, size_t errlen)
+/* The one place that splits and checks a HOST:PORT list, so that moving
+ * that parsing into its own module touches nothing else here. Tokens point
+ * into buf. */
+static int parse_addr_list(char *buf, char **members, int *n, char *err, size_t errlen)
 {
-    static char buf[DATADIR_MEMBERS_MAX * 2];
-    snprintf(buf, sizeof buf, "%s%s%s", o->listen, o->peers && *o->peers ? "," : "",
-             o->peers ? o->peers : "");
     *n = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (*n == SEQD_MAX_MEMBERS) {
@@ -225,8 +364,84 @@ static int member_set(const opts *o, char **members, int *n, int *self, char *er
         }
         members[(*n)++] = tok;
     }
-    *self = -1;
     return 0;
+}
+
+/* What `serve` runs with once its flags are checked. */
+typedef struct serve_plan {
+    char *members[SEQD_MAX_MEMBERS];
+    char joined[DATADIR_MEMBERS_MAX];
+    int n, self;
+    uint64_t cluster_id;
+    bool has_state;   /* the data directory already holds a log */
+} serve_plan;
+
+/* The member set is --listen plus --peers; the cluster id is derived from
+ * it, so every member given the same set agrees on it. */
+static int member_set(const opts *o, serve_plan *p, char *err, size_t errlen)
+{
+    static char buf[DATADIR_MEMBERS_MAX * 2];
+    snprintf(buf, sizeof buf, "%s%s%s", o->listen, o->peers && *o->peers ? "," : "",
+             o->peers ? o->peers : "");
+    if (parse_addr_list(buf, p->members, &p->n, err, errlen) < 0)
+        return -1;
+    p->cluster_id = datadir_cluster_id(p->members, p->n, p->joined, sizeof p->joined);
+    p->self = -1;
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->members[i], o->listen) == 0)
+            p->self = i;
+    return 0;
+}
+
+static int serve_validate(const opts *o, const cmd_entry *cmd)
+{
+    if (!o->listen || !o->data)
+        return usage_error(cmd, "%s", "--listen and --data are required");
+    if (strcmp(o->fsync, "always") != 0 && strcmp(o->fsync, "never") != 0)
+        return usage_error(cmd, "bad --fsync '%s': want always or never", o->fsync);
+    return EXIT_OK;
+}
+
+/* Locks the data directory before reading it, so that a second member on
+ * the same directory is refused before it can disturb the first; then
+ * refuses a directory recorded for another member set. */
+static int serve_open_data(const opts *o, serve_plan *p)
+{
+    char err[512];
+    if (datadir_lock(o->data, err, sizeof err) < 0) {
+        fprintf(stderr, "seqd: %s\n", err);
+        return EXIT_FAIL;
+    }
+    datadir_identity id;
+    int have = datadir_read_identity(o->data, &id, err, sizeof err);
+    if (have < 0) {
+        fprintf(stderr, "seqd: %s\n", err);
+        return EXIT_FAIL;
+    }
+    if (have && (id.cluster_id != p->cluster_id || strcmp(id.members, p->joined) != 0)) {
+        fprintf(stderr,
+                "seqd: refusing to start: %s belongs to the cluster of members %s, "
+                "but --listen/--peers name %s\n",
+                o->data, id.members, p->joined);
+        return EXIT_FAIL;
+    }
+    p->has_state = have == 1;
+    return EXIT_OK;
+}
+
+static int serve_open_log(const opts *o, table **t, seqlog **log)
+{
+    char err[512];
+    *t = table_new();
+    /* 16 MiB segments: preallocating one costs ~30 ms at start, and a
+     * compaction every ~300k records is cheap. */
+    log_opts lo = {.fsync = strcmp(o->fsync, "always") == 0, .segment_bytes = 16u << 20};
+    *log = *t ? log_open(o->data, &lo, *t, err, sizeof err) : NULL;
+    if (!*log) {
+        fprintf(stderr, "seqd: cannot open the log in %s: %s\n", o->data, *t ? err : "out of memory");
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
 }
 
 /* Testing hook for the fault campaign: SEQD_TEST_FAULTS="key=value,..."
@@ -271,74 +486,23 @@ static int apply_fault_hooks(seqlog *log, char *err, size_t errlen)
     return 0;
 }
 
-static int cmd_serve(int argc, char **argv)
+/* The one place that creates and drives the member (core/member.h) and its
+ * binary front end, until SIGINT/SIGTERM stops them. */
+static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
 {
-    opts o = {.fsync = "always", .round_ms = 1000};
-    int rc = parse_opts(argc, argv, " --listen --data --peers --fsync --round-timeout ", usage_serve, &o);
-    if (rc != EXIT_OK)
-        return rc;
-    if (o.help) {
-        fputs(usage_serve, stdout);
-        return EXIT_OK;
-    }
-    if (!o.listen || !o.data)
-        return usage_error(usage_serve, "%s", "--listen and --data are required");
-    if (strcmp(o.fsync, "always") != 0 && strcmp(o.fsync, "never") != 0)
-        return usage_error(usage_serve, "bad --fsync '%s': want always or never", o.fsync);
-
     char err[512];
-    char *members[SEQD_MAX_MEMBERS];
-    char joined[DATADIR_MEMBERS_MAX];
-    int n, self;
-    if (member_set(&o, members, &n, &self, err, sizeof err) < 0)
-        return usage_error(usage_serve, "%s", err);
-    uint64_t cluster_id = datadir_cluster_id(members, n, joined, sizeof joined);
-    for (int i = 0; i < n; i++)
-        if (strcmp(members[i], o.listen) == 0)
-            self = i;
-
-    if (datadir_lock(o.data, err, sizeof err) < 0) {
-        fprintf(stderr, "seqd: %s\n", err);
-        return EXIT_FAIL;
-    }
-    datadir_identity id;
-    int have = datadir_read_identity(o.data, &id, err, sizeof err);
-    if (have < 0) {
-        fprintf(stderr, "seqd: %s\n", err);
-        return EXIT_FAIL;
-    }
-    if (have && (id.cluster_id != cluster_id || strcmp(id.members, joined) != 0)) {
-        fprintf(stderr,
-                "seqd: refusing to start: %s belongs to the cluster of members %s, "
-                "but --listen/--peers name %s\n",
-                o.data, id.members, joined);
-        return EXIT_FAIL;
-    }
-
-    table *t = table_new();
-    /* 16 MiB segments: preallocating one costs ~30 ms at start, and a
-     * compaction every ~300k records is cheap. */
-    log_opts lo = {.fsync = strcmp(o.fsync, "always") == 0, .segment_bytes = 16u << 20};
-    seqlog *log = t ? log_open(o.data, &lo, t, err, sizeof err) : NULL;
-    if (!log) {
-        fprintf(stderr, "seqd: cannot open the log in %s: %s\n", o.data, t ? err : "out of memory");
-        return EXIT_FAIL;
-    }
-
-    if (apply_fault_hooks(log, err, sizeof err) < 0)
-        return usage_error(usage_serve, "%s", err);
     signal(SIGPIPE, SIG_IGN);
     struct event_base *base = event_base_new();
-    member_config cfg = {.data_dir = o.data, .members = members, .n = n, .self = self,
-                         .cluster_id = cluster_id, .members_joined = joined,
-                         .round_ms = (uint32_t)o.round_ms, .has_state = have == 1,
+    member_config cfg = {.data_dir = o->data, .members = p->members, .n = p->n, .self = p->self,
+                         .cluster_id = p->cluster_id, .members_joined = p->joined,
+                         .round_ms = (uint32_t)o->round_ms, .has_state = p->has_state,
                          .peer_route = getenv("SEQD_TEST_PEER_ROUTE")};
     running = base ? member_new(base, &cfg, log, t, err, sizeof err) : NULL;
     if (!running) {
         fprintf(stderr, "seqd: %s\n", base ? err : "cannot create the event loop");
         return EXIT_FAIL;
     }
-    running_front = front_bin_new(base, running, o.listen, err, sizeof err);
+    running_front = front_bin_new(base, running, o->listen, err, sizeof err);
     if (!running_front || member_start(running, err, sizeof err) < 0) {
         fprintf(stderr, "seqd: %s\n", err);
         return EXIT_FAIL;
@@ -362,6 +526,26 @@ static int cmd_serve(int argc, char **argv)
     event_base_free(base);
     fprintf(stderr, "seqd: stopped\n");
     return EXIT_OK;
+}
+
+static int cmd_serve(const opts *o, const cmd_entry *cmd)
+{
+    int rc = serve_validate(o, cmd);
+    if (rc != EXIT_OK)
+        return rc;
+    char err[512];
+    serve_plan p = {0};
+    if (member_set(o, &p, err, sizeof err) < 0)
+        return usage_error(cmd, "%s", err);
+    if ((rc = serve_open_data(o, &p)) != EXIT_OK)
+        return rc;
+    table *t;
+    seqlog *log;
+    if ((rc = serve_open_log(o, &t, &log)) != EXIT_OK)
+        return rc;
+    if (apply_fault_hooks(log, err, sizeof err) < 0)
+        return usage_error(cmd, "%s", err);
+    return serve_run(o, &p, log, t);
 }
 
 /* ---- fetch and status --------------------------------------------------- */
@@ -398,36 +582,28 @@ static void print_ids(uint64_t first, uint64_t count)
     fwrite(buf, 1, used, stdout);
 }
 
-static int cmd_fetch(int argc, char **argv)
+static int cmd_fetch(const opts *o, const cmd_entry *cmd)
 {
-    opts o = {.count = 1, .timeout_ms = 5000};
-    int rc = parse_opts(argc, argv, " --servers --count --range --timeout NAME ", usage_fetch, &o);
-    if (rc != EXIT_OK)
-        return rc;
-    if (o.help) {
-        fputs(usage_fetch, stdout);
-        return EXIT_OK;
-    }
-    if (!o.name)
-        return usage_error(usage_fetch, "%s", "missing sequence NAME");
-    if (!seqd_name_valid(o.name, strlen(o.name)))
-        return usage_error(usage_fetch, "bad sequence name '%s': want 1 to 128 bytes of [A-Za-z0-9._-]",
-                           o.name);
+    if (!o->name)
+        return usage_error(cmd, "%s", "missing sequence NAME");
+    if (!seqd_name_valid(o->name, strlen(o->name)))
+        return usage_error(cmd, "bad sequence name '%s': want 1 to 128 bytes of [A-Za-z0-9._-]",
+                           o->name);
     char err[1024];
-    client *c = client_new(servers_of(&o), err, sizeof err);
+    client *c = client_new(servers_of(o), err, sizeof err);
     if (!c)
-        return usage_error(usage_fetch, "%s", err);
+        return usage_error(cmd, "%s", err);
     uint64_t first = 0;
-    rc = client_fetch(c, o.name, (uint32_t)o.count, (uint32_t)o.timeout_ms, &first, err, sizeof err);
+    int rc = client_fetch(c, o->name, (uint32_t)o->count, (uint32_t)o->timeout_ms, &first, err, sizeof err);
     client_free(c);
     if (rc != CLIENT_OK) {
         fprintf(stderr, "seqd: %s\n", err);
         return rc == CLIENT_EUSAGE ? EXIT_USAGE : EXIT_FAIL;
     }
-    if (o.range)
-        printf("%llu %llu\n", (unsigned long long)first, (unsigned long long)(first + o.count - 1));
+    if (o->range)
+        printf("%llu %llu\n", (unsigned long long)first, (unsigned long long)(first + o->count - 1));
     else
-        print_ids(first, o.count);
+        print_ids(first, o->count);
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
@@ -441,20 +617,12 @@ static const char *state_str(int state)
     }
 }
 
-static int cmd_status(int argc, char **argv)
+static int cmd_status(const opts *o, const cmd_entry *cmd)
 {
-    opts o = {0};
-    int rc = parse_opts(argc, argv, " --servers ", usage_status, &o);
-    if (rc != EXIT_OK)
-        return rc;
-    if (o.help) {
-        fputs(usage_status, stdout);
-        return EXIT_OK;
-    }
     char err[512];
-    client *c = client_new(servers_of(&o), err, sizeof err);
+    client *c = client_new(servers_of(o), err, sizeof err);
     if (!c)
-        return usage_error(usage_status, "%s", err);
+        return usage_error(cmd, "%s", err);
     bool all_ready = true;
     for (int i = 0; i < client_nservers(c); i++) {
         struct seqd_status st;
@@ -494,30 +662,22 @@ static void stream_report(bool ok, bool *waiting, const char *err)
     *waiting = !ok;
 }
 
-static int cmd_stream(int argc, char **argv)
+static int cmd_stream(const opts *o, const cmd_entry *cmd)
 {
-    opts o = {.buffer = 1024};
-    int rc = parse_opts(argc, argv, " --servers --buffer --interval NAME ", usage_stream, &o);
-    if (rc != EXIT_OK)
-        return rc;
-    if (o.help) {
-        fputs(usage_stream, stdout);
-        return EXIT_OK;
-    }
-    if (!o.name || !seqd_name_valid(o.name, strlen(o.name)))
-        return usage_error(usage_stream, "bad or missing sequence name '%s'", o.name ? o.name : "");
+    if (!o->name || !seqd_name_valid(o->name, strlen(o->name)))
+        return usage_error(cmd, "bad or missing sequence name '%s'", o->name ? o->name : "");
     char err[512];
-    stream *st = stream_new_client(servers_of(&o), o.name, (uint32_t)o.buffer, 5000, err, sizeof err);
+    stream *st = stream_new_client(servers_of(o), o->name, (uint32_t)o->buffer, 5000, err, sizeof err);
     if (!st)
-        return usage_error(usage_stream, "%s", err);
+        return usage_error(cmd, "%s", err);
     /* No SA_RESTART: a signal must cut a pause short. A reader that went
      * away shows up as EPIPE from the write, not as a signal. */
     struct sigaction sa = {.sa_handler = stream_on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    bool waiting = false, flush_each = o.interval_ms > 0;
-    rc = EXIT_OK;
+    bool waiting = false, flush_each = o->interval_ms > 0;
+    int rc = EXIT_OK;
     while (!stream_stop) {
         uint64_t id;
         bool ok = stream_next(st, &id, 1000, err, sizeof err) == CLIENT_OK;
@@ -526,8 +686,8 @@ static int cmd_stream(int argc, char **argv)
             continue;
         if (printf("%llu\n", (unsigned long long)id) < 0 || (flush_each && fflush(stdout) != 0))
             break;
-        if (o.interval_ms) {
-            struct timespec ts = {(time_t)(o.interval_ms / 1000), (long)(o.interval_ms % 1000) * 1000000};
+        if (o->interval_ms) {
+            struct timespec ts = {(time_t)(o->interval_ms / 1000), (long)(o->interval_ms % 1000) * 1000000};
             nanosleep(&ts, NULL);
         }
     }
@@ -537,29 +697,46 @@ static int cmd_stream(int argc, char **argv)
     return rc;
 }
 
+static const cmd_entry *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int run_command(const cmd_entry *cmd, int argc, char **argv)
+{
+    opts o = opts_defaults;
+    int rc = parse_opts(cmd, argc, argv, &o);
+    if (rc != EXIT_OK)
+        return rc;
+    if (o.help) {
+        print_cmd_usage(stdout, cmd);
+        return EXIT_OK;
+    }
+    return cmd->run(&o, cmd);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fputs(usage_main, stderr);
+        print_main_usage(stderr);
         return EXIT_USAGE;
     }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        fputs(usage_main, stdout);
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        print_main_usage(stdout);
         return EXIT_OK;
     }
-    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
         printf("seqd %s (protocol %d)\n", SEQD_VERSION, SEQD_PROTO_VERSION);
         return EXIT_OK;
     }
-    if (strcmp(cmd, "serve") == 0)
-        return cmd_serve(argc, argv);
-    if (strcmp(cmd, "fetch") == 0)
-        return cmd_fetch(argc, argv);
-    if (strcmp(cmd, "status") == 0)
-        return cmd_status(argc, argv);
-    if (strcmp(cmd, "stream") == 0)
-        return cmd_stream(argc, argv);
-    fprintf(stderr, "seqd: unknown command '%s'\n%s", cmd, usage_main);
+    const cmd_entry *cmd = find_command(name);
+    if (cmd)
+        return run_command(cmd, argc - 1, argv + 1);
+    fprintf(stderr, "seqd: unknown command '%s'\n", name);
+    print_main_usage(stderr);
     return EXIT_USAGE;
 }
