@@ -79,21 +79,63 @@ enum seqd_msg_type {
     /* peer -> member: snapshot of the live table from entry index `start`.
      * payload: u32 start */
     MSG_SNAP_REQ = 13,
-    /* reply to SNAP_REQ. payload: u8 snap_flags | u32 next | u16 n_entries |
-     * n_entries x (u8 name_len | name | u64 cur). `next` is the start of the
-     * following chunk; SNAP_DONE marks the last one. */
+    /* reply to SNAP_REQ. payload: u8 snap_flags | 16 bytes cluster id |
+     * u32 next | u16 n_entries | n_entries x (u8 name_len | name | u64 cur).
+     * `next` is the start of the following chunk; SNAP_DONE marks the last
+     * one. The cluster id is the sender's (zero when it has none). */
     MSG_SNAP_CHUNK = 14,
     /* framing error; the sender closes the connection after it.
      * payload: u16 code (enum seqd_ferr) | u16 text_len | text */
     MSG_ERROR = 15,
-    MSG_TYPE_MAX = 15
+    /* `seqd init` -> member, on an admin connection (DESIGN.md §3: peers
+     * only; without a secret, loopback only). payload: u8 init_op |
+     * 16 bytes cluster id | u64 set digest (xxh64 of the sorted,
+     * comma-joined member list init was given). INIT_PROBE changes nothing
+     * and only says where the member stands; INIT_PREPARE durably records
+     * "prepared X" on an empty member; INIT_COMMIT makes a member prepared
+     * for X initialized with X. Answered with MSG_INIT_REPLY, or with
+     * MSG_REPLY_ERR (set differs, not empty, prepared for another id). */
+    MSG_INIT = 16,
+    /* reply to MSG_INIT. payload: u8 init_state | 16 bytes cluster id (the
+     * prepared or recorded id; zero for INIT_EMPTY) */
+    MSG_INIT_REPLY = 17,
+    MSG_TYPE_MAX = 17
 };
+
+/* init_op of MSG_INIT */
+enum seqd_init_op { INIT_PROBE = 1, INIT_PREPARE = 2, INIT_COMMIT = 3 };
+/* init_state of MSG_INIT_REPLY: where a member stands (DESIGN.md §3). */
+enum seqd_init_state {
+    INIT_EMPTY = 1,        /* no cluster id, no prepared record, no table records */
+    INIT_PREPARED = 2,     /* prepared for the id given (sticky) */
+    INIT_INITIALIZED = 3,  /* belongs to the cluster of the id given */
+    INIT_RECOVERING = 4    /* no id yet but holds values: recovering into a
+                              cluster it has not yet learned the id of */
+};
+
+/* A cluster id: 128 random bits chosen by `seqd init`, never derived from
+ * the addresses. All zero means "none". */
+#define SEQD_CID_LEN 16
+struct seqd_cid {
+    uint8_t b[SEQD_CID_LEN];
+};
+
+static inline bool seqd_cid_eq(const struct seqd_cid *a, const struct seqd_cid *b)
+{
+    return memcmp(a->b, b->b, SEQD_CID_LEN) == 0;
+}
+
+static inline bool seqd_cid_none(const struct seqd_cid *a)
+{
+    static const struct seqd_cid zero;
+    return seqd_cid_eq(a, &zero);
+}
 
 /* fetch_flags */
 #define FETCH_NO_FORWARD 0x01   /* reserved for coordinator forwarding */
 
 /* snap_flags */
-#define SNAP_HAS_STATE 0x01     /* sender replayed a non-empty log or is initialized */
+#define SNAP_HAS_STATE 0x01     /* sender is initialized (has a cluster id and its values) */
 #define SNAP_DONE 0x02          /* no entries after this chunk */
 
 /* Per-request error codes (MSG_REPLY_ERR). The connection stays open. */
@@ -107,7 +149,8 @@ enum seqd_err {
     ERR_STORAGE = 7,      /* the log could not be written (ENOSPC, EIO) */
     ERR_SHUTDOWN = 8,     /* the member is stopping */
     ERR_BAD_REQUEST = 9,  /* e.g. ACCEPT with new <= expect */
-    ERR_MAX = 9
+    ERR_INIT_REFUSED = 10, /* MSG_INIT refused: set differs, not empty, ... */
+    ERR_MAX = 10
 };
 
 /* Framing error codes (MSG_ERROR). The connection is closed. */
@@ -157,8 +200,10 @@ typedef struct seqd_msg {
         struct { uint64_t expect, new_; struct seqd_name name; } accept;
         struct { uint64_t new_; } ack;
         struct { uint32_t start; } snap_req;
+        struct { uint8_t op; struct seqd_cid cid; uint64_t set_digest; } init;
+        struct { uint8_t state; struct seqd_cid cid; } init_reply;
         struct {
-            uint8_t flags; uint32_t next; uint16_t n;
+            uint8_t flags; struct seqd_cid cid; uint32_t next; uint16_t n;
             const uint8_t *entries; uint32_t entries_len;  /* validated by the decoder */
         } snap;
     } u;

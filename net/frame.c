@@ -126,6 +126,7 @@ static void pack_snap(struct wr *w, const seqd_msg *m)
         return;
     }
     wr_uint(w, m->u.snap.flags, 1);
+    wr_bytes(w, m->u.snap.cid.b, SEQD_CID_LEN);
     wr_uint(w, m->u.snap.next, 4);
     wr_uint(w, m->u.snap.n, 2);
     wr_bytes(w, m->u.snap.entries, elen);
@@ -191,6 +192,15 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
         break;
     case MSG_SNAP_CHUNK:
         pack_snap(w, m);
+        break;
+    case MSG_INIT:
+        wr_uint(w, m->u.init.op, 1);
+        wr_bytes(w, m->u.init.cid.b, SEQD_CID_LEN);
+        wr_uint(w, m->u.init.set_digest, 8);
+        break;
+    case MSG_INIT_REPLY:
+        wr_uint(w, m->u.init_reply.state, 1);
+        wr_bytes(w, m->u.init_reply.cid.b, SEQD_CID_LEN);
         break;
     default:
         w->bad = true;
@@ -302,11 +312,19 @@ static const char *rd_lenbytes(struct rd *r, int lenbytes, size_t max, size_t *l
 
 /* ---- parser ------------------------------------------------------------- */
 
+static void rd_cid(struct rd *r, struct seqd_cid *cid)
+{
+    const uint8_t *p = rd_bytes(r, SEQD_CID_LEN);
+    if (p)
+        memcpy(cid->b, p, SEQD_CID_LEN);
+}
+
 /* Snapshot entries are validated all at once so callers can walk them with
  * snap_entry_next and never see a truncated entry. */
 static void parse_snap(struct rd *r, seqd_msg *m)
 {
     m->u.snap.flags = (uint8_t)rd_uint(r, 1);
+    rd_cid(r, &m->u.snap.cid);
     m->u.snap.next = (uint32_t)rd_uint(r, 4);
     m->u.snap.n = (uint16_t)rd_uint(r, 2);
     if (r->err)
@@ -384,6 +402,15 @@ static void parse_payload(struct rd *r, seqd_msg *m)
         break;
     case MSG_SNAP_CHUNK:
         parse_snap(r, m);
+        break;
+    case MSG_INIT:
+        m->u.init.op = (uint8_t)rd_uint(r, 1);
+        rd_cid(r, &m->u.init.cid);
+        m->u.init.set_digest = rd_uint(r, 8);
+        break;
+    case MSG_INIT_REPLY:
+        m->u.init_reply.state = (uint8_t)rd_uint(r, 1);
+        rd_cid(r, &m->u.init_reply.cid);
         break;
     default:
         r->err = FERR_TYPE;  /* head_check already refused it */
@@ -494,6 +521,7 @@ const char *seqd_err_str(int err)
         [ERR_STORAGE] = "storage error",
         [ERR_SHUTDOWN] = "shutting down",
         [ERR_BAD_REQUEST] = "bad request",
+        [ERR_INIT_REFUSED] = "init refused",
     };
     return err >= 1 && err <= ERR_MAX ? s[err] : "unknown error";
 }
@@ -517,6 +545,8 @@ const char *msg_type_str(int type)
         [MSG_SNAP_REQ] = "SNAP_REQ",
         [MSG_SNAP_CHUNK] = "SNAP_CHUNK",
         [MSG_ERROR] = "ERROR",
+        [MSG_INIT] = "INIT",
+        [MSG_INIT_REPLY] = "INIT_REPLY",
     };
     return type >= 1 && type <= MSG_TYPE_MAX ? s[type] : "UNKNOWN";
 }

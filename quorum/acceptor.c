@@ -19,7 +19,8 @@
 
 /* Snapshot entries per chunk: the whole frame (header + u8 flags + u32 next
  * + u16 n + entries) must fit in SEQD_MAX_FRAME. */
-#define ACC_SNAP_ENTRIES_MAX (SEQD_MAX_FRAME - SEQD_HDR_LEN - 7u)
+/* flags, cluster id, next, n */
+#define ACC_SNAP_ENTRIES_MAX (SEQD_MAX_FRAME - SEQD_HDR_LEN - 7u - SEQD_CID_LEN)
 
 /* An ACCEPT whose raise is not durable yet. */
 typedef struct acc_pending {
@@ -33,6 +34,7 @@ typedef struct acc_pending {
 struct acceptor {
     q_store store;
     bool ready, has_state;
+    struct seqd_cid cid;        /* sent with every snapshot chunk */
     enum acc_rule rule;
     acc_pending *pending;   /* doubly linked, so a completion unlinks in O(1) */
 };
@@ -59,6 +61,7 @@ void acc_free(acceptor *a)
 
 void acc_set_ready(acceptor *a, bool ready) { a->ready = ready; }
 void acc_set_has_state(acceptor *a, bool has_state) { a->has_state = has_state; }
+void acc_set_cid(acceptor *a, const struct seqd_cid *cid) { a->cid = *cid; }
 bool acc_ready(const acceptor *a) { return a->ready; }
 void acc_set_rule(acceptor *a, enum acc_rule rule) { a->rule = rule; }
 
@@ -217,6 +220,7 @@ static void acc_snapshot(acceptor *a, const seqd_msg *req, q_reply_fn reply, voi
     }
     seqd_msg r = {.type = MSG_SNAP_CHUNK, .reqid = req->reqid};
     r.u.snap.flags = (uint8_t)((a->has_state ? SNAP_HAS_STATE : 0) | (i >= count ? SNAP_DONE : 0));
+    r.u.snap.cid = a->cid;
     r.u.snap.next = (uint32_t)(i > UINT32_MAX ? UINT32_MAX : i);
     r.u.snap.n = n;
     r.u.snap.entries = buf;

@@ -24,7 +24,11 @@ acceptor *acc_new(const q_store *store);
 void acc_free(acceptor *a);
 
 void acc_set_ready(acceptor *a, bool ready);       /* starts not ready */
+/* has_state: initialized and not rolled back (DESIGN.md §3), what lets
+ * this member's snapshots count in another member's recovery. */
 void acc_set_has_state(acceptor *a, bool has_state);
+/* The cluster id its snapshots carry (none until it has one). */
+void acc_set_cid(acceptor *a, const struct seqd_cid *cid);
 bool acc_ready(const acceptor *a);
 void acc_set_rule(acceptor *a, enum acc_rule rule);
 

@@ -2,7 +2,8 @@
  * (DESIGN.md §3); see recovery.h for the contract.
  *
  * Phases: WAIT (2R) -> READ (snapshot chains from the other members, asked
- * again every R) -> RAISE (make the maxima durable locally) -> DONE.
+ * again every R) -> RAISE (make the maxima durable locally) -> DONE; a
+ * prepared member may go from WAIT or READ to COMMIT -> RAISE -> DONE.
  *
  * Why wait first: an ACCEPT this member ACKed before it stopped may still be
  * counted by a round that is younger than R. Had it read the others before
@@ -22,6 +23,28 @@
  * chains are merged too: every value a member holds was set by some ACCEPT,
  * and raising cur only makes later ranges start higher, so that is safe.
  *
+ * Why a member never founds a cluster by itself: a member with an empty
+ * directory cannot tell "new" from "lost its disk", and counting the
+ * others that answer "no state" is unsafe: one wiped member plus one that
+ * had been down since the start (or missed init's COMMIT) are N-Q+1
+ * members without state for N = 3, and wave 1's rule let them found a
+ * second cluster that handed out IDs 1.. again (kept as the mutation
+ * recovery_set_relaxed_bootstrap; tests/test_sim.c shows it is caught).
+ * Only `seqd init` founds one, and COMMIT of X happens only once every
+ * member answered PREPARE(X) while empty — so no cluster existed anywhere
+ * (within the fault model: fewer than N-Q+1 members lose their data at
+ * once, and all N did). Hence:
+ *  - a PREPARED member that meets a member initialized with X knows that
+ *    COMMIT of X happened; it never voted (it is not ready before it is
+ *    initialized), so its empty table is true to every ACK it gave and it
+ *    may be initialized at once, with nothing to read;
+ *  - a PREPARED member that meets a member initialized with another id Y
+ *    was reached by a stray init after it lost its data: Y's cluster
+ *    existed, so it recovers like an EMPTY member;
+ *  - an EMPTY member recovers by the N-Q+1 rule above, counting only
+ *    members of one id (the first it meets with state): a member of
+ *    another cluster never vouches for this one's values.
+ *
  * Lifetime: the raises' done callbacks point at the recovery, so free it
  * only once the store will not call them (after done, or after the log is
  * closed). done may call recovery_free: nothing touches r after done.
@@ -29,12 +52,13 @@
 #include "recovery.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "qmem.h"
 
 #include <assert.h>
 
-enum rec_phase { REC_WAIT, REC_READ, REC_UNSAFE_WAIT, REC_RAISE, REC_DONE };
+enum rec_phase { REC_WAIT, REC_READ, REC_UNSAFE_WAIT, REC_COMMIT, REC_RAISE, REC_DONE };
 
 /* What we know of one other member in the current read. */
 enum rec_mstate {
@@ -42,6 +66,7 @@ enum rec_mstate {
     RM_ASKED,       /* first chunk requested */
     RM_CHAIN,       /* a chain with state is under way */
     RM_STATELESS,   /* its latest answer said it has no state */
+    RM_FOREIGN,     /* it has state, of another cluster id: never counts */
     RM_COMPLETE     /* its whole snapshot, with state, has been merged */
 };
 
@@ -55,7 +80,9 @@ typedef struct rec_member {
 struct recovery {
     q_env env;
     q_store store;
-    bool has_state;
+    enum recovery_mode mode;
+    struct seqd_cid cid;            /* INITIALIZED: ours; PREPARED: X; EMPTY: learned */
+    bool have_cid;                  /* cid is meaningful */
     recovery_done_fn done;
     void *arg;
     enum rec_phase phase;
@@ -65,20 +92,19 @@ struct recovery {
     uint64_t next_reqid;
     int complete;                   /* members read completely, with state */
     int pending_raises;
-    bool raise_failed, retry_all, new_cluster, unsafe_read_first;
+    bool raise_failed, retry_all, committed, unsafe_read_first, relaxed_bootstrap;
 };
 
 static void rec_tick(void *arg);
-static void rec_finish(recovery *r, bool new_cluster);
+static void rec_finish(recovery *r, bool committed);
 
 static int rec_need_with_state(const recovery *r)
 {
     return r->env.n - q_quorum(r->env.n) + 1;
 }
 
-/* Members without state that, with this one, make N-Q+1 members without
- * state (at least one other, so that two members starting together form
- * a cluster of 2 or 3 and a lone member never decides alone). */
+/* The mutation's threshold: members without state that, with this one,
+ * make N-Q+1 (at least one other). */
 static int rec_need_stateless(const recovery *r)
 {
     int k = r->env.n - q_quorum(r->env.n);
@@ -128,10 +154,9 @@ static void rec_wait_over(void *arg)
 }
 
 /* Every R: a member whose chain made no progress, that answered with an
- * error, or that said it has no state, is asked again from the start. The
- * last rule keeps "no state" answers fresh: one counts for a new cluster
- * only until the next tick, so a member that has since recovered is not
- * remembered as empty (see rec_check_new_cluster). */
+ * error, that said it has no state or belongs to another cluster, is asked
+ * again from the start: it may have recovered, or been initialized, since
+ * (a prepared member learns COMMIT that way). */
 static void rec_tick(void *arg)
 {
     recovery *r = arg;
@@ -165,51 +190,82 @@ static void rec_merge(recovery *r, const seqd_msg *c)
     }
 }
 
-/* A new cluster. If N-Q+1 members (self included) have no state at once,
- * either none of them ever had state — then at most Q-1 members were ever
- * ready, so no round ever committed and starting fresh is safe — or more
- * than N-Q members lost their data at once, which is outside the fault
- * model (DESIGN.md §3). DESIGN.md's literal rule, "every other member
- * empty", deadlocks when members start one after another: A initializes
- * with B, then C sees A initialized and B empty, B sees A initialized and C
- * empty, forever.
- * "At once" is approximated by freshness: a "no state" answer counts only
- * until the next tick (R), when that member is asked again, so answers
- * older than R are never added up (without that, B empty at t1 and C empty
- * at t2 could start a fresh cluster although B recovered in between and C
- * was wiped after: two members short of data at any one time, within the
- * fault model for N = 5, and unsafe). What is left is a window of about R
- * in which one member finishes its recovery and another loses its data; a
- * SNAP flag "I lost my data" (proto.h) would close it. Whatever complete or
- * partial snapshots with state we have are adopted too, which costs
- * nothing. */
-static void rec_check_new_cluster(recovery *r)
+/* The mutation only (recovery_set_relaxed_bootstrap): wave 1's rule, a
+ * member without state founding a cluster once max(N-Q, 1) others answered
+ * "no state" within one tick. Unsafe: see the top of this file. */
+static void rec_check_relaxed(recovery *r)
 {
-    if (r->has_state || r->phase != REC_READ)
+    if (!r->relaxed_bootstrap || r->mode == RECOVERY_INITIALIZED || r->phase != REC_READ)
         return;
     int stateless = 0;
     for (int i = 0; i < r->env.n; i++)
         stateless += (i != r->env.self && r->m[i].st == RM_STATELESS);
     assert(stateless + r->complete <= r->env.n - 1);
-    if (stateless >= rec_need_stateless(r))
-        rec_finish(r, true);
+    if (stateless < rec_need_stateless(r))
+        return;
+    if (!r->have_cid) {
+        uint64_t a = r->env.random(r->env.ctx), b = r->env.random(r->env.ctx);
+        memcpy(r->cid.b, &a, 8);
+        memcpy(r->cid.b + 8, &b, 8);
+        r->have_cid = true;
+    }
+    rec_finish(r, true);
+}
+
+/* Forget what counted so far, when the mode changes under the read. */
+static void rec_recount(recovery *r)
+{
+    r->complete = 0;
+    for (int i = 0; i < r->env.n; i++)
+        if (r->m[i].st == RM_COMPLETE)
+            r->m[i].st = RM_IDLE;
+}
+
+/* Whether a snapshot with state from a member initialized with y counts
+ * (see the top of this file). A PREPARED member meeting its own id is
+ * finished here (COMMIT happened); the caller then stops. */
+static bool rec_counts(recovery *r, const struct seqd_cid *y)
+{
+    switch (r->mode) {
+    case RECOVERY_INITIALIZED:
+        return seqd_cid_eq(y, &r->cid);
+    case RECOVERY_PREPARED:
+        if (seqd_cid_eq(y, &r->cid)) {
+            rec_finish(r, true);
+            return false;
+        }
+        /* A stray init reached this member after it lost its data. */
+        r->mode = RECOVERY_EMPTY;
+        r->have_cid = false;
+        memset(&r->cid, 0, sizeof r->cid);
+        rec_recount(r);
+        break;
+    case RECOVERY_EMPTY:
+        break;
+    }
+    if (!r->have_cid) {
+        r->cid = *y;
+        r->have_cid = true;
+    }
+    return seqd_cid_eq(y, &r->cid);
 }
 
 static void rec_unsafe_wait_over(void *arg)
 {
     recovery *r = arg;
     r->timer = NULL;
-    rec_finish(r, r->new_cluster);
+    rec_finish(r, false);
 }
 
 static void rec_check_enough(recovery *r)
 {
-    if (r->phase != REC_READ || r->complete < rec_need_with_state(r))
+    if (r->phase != REC_READ || r->mode == RECOVERY_PREPARED ||
+        r->complete < rec_need_with_state(r))
         return;
+    assert(r->have_cid);   /* every member counted carried it */
     if (r->unsafe_read_first) {
         /* The broken order, for the simulator only: read, then wait. */
         r->phase = REC_UNSAFE_WAIT;
-        r->new_cluster = false;
         rec_timer(r, 2 * r->env.round_us, rec_unsafe_wait_over);
         return;
     }
@@ -226,7 +282,14 @@ static void rec_on_chunk(recovery *r, int i, const seqd_msg *c)
          * count, and the chain so far is abandoned. */
         m->st = RM_STATELESS;
         m->reqid = 0;
-        rec_check_new_cluster(r);
+        rec_check_relaxed(r);
+        return;
+    }
+    if (!rec_counts(r, &c->u.snap.cid)) {
+        m->reqid = 0;
+        if (r->phase != REC_READ)
+            return;   /* finished: COMMIT of our prepared id happened */
+        m->st = RM_FOREIGN;
         return;
     }
     rec_merge(r, c);
@@ -267,13 +330,13 @@ void recovery_on_reply(recovery *r, int member, const seqd_msg *reply)
 static void rec_done_now(recovery *r)
 {
     assert((r->phase == REC_RAISE && r->pending_raises == 0 && !r->raise_failed) ||
-           (r->phase == REC_WAIT && r->env.n <= 1));
+           (r->phase == REC_WAIT && r->env.n <= 1 && r->mode == RECOVERY_INITIALIZED));
     r->phase = REC_DONE;
     if (r->timer) {
         r->env.timer_stop(r->env.ctx, r->timer);
         r->timer = NULL;
     }
-    r->done(r->arg, 0, r->new_cluster);   /* may free r */
+    r->done(r->arg, 0, r->committed, &r->cid);   /* may free r */
 }
 
 static void rec_raise_all(recovery *r);
@@ -336,11 +399,15 @@ static void rec_raise_all(recovery *r)
     rec_maybe_done(r);
 }
 
-static void rec_finish(recovery *r, bool new_cluster)
+static void rec_finish(recovery *r, bool committed)
 {
-    assert(r->phase == REC_READ || r->phase == REC_UNSAFE_WAIT);
+    assert(r->phase == REC_READ || r->phase == REC_UNSAFE_WAIT || r->phase == REC_COMMIT);
+    assert(r->have_cid);
+    /* Pair assertion: only a prepared member is committed (but for the
+     * mutation, which founds clusters from EMPTY too). */
+    assert(!committed || r->mode == RECOVERY_PREPARED || r->relaxed_bootstrap);
     r->phase = REC_RAISE;
-    r->new_cluster = new_cluster;
+    r->committed = committed;
     if (r->timer) {
         r->env.timer_stop(r->env.ctx, r->timer);
         r->timer = NULL;
@@ -352,27 +419,33 @@ static void rec_single(void *arg)
 {
     recovery *r = arg;
     r->timer = NULL;
-    r->new_cluster = !r->has_state;
     rec_done_now(r);
 }
 
-recovery *recovery_start(const q_env *env, const q_store *store, bool has_state,
-                         recovery_done_fn done, void *arg)
+recovery *recovery_start(const q_env *env, const q_store *store, enum recovery_mode mode,
+                         const struct seqd_cid *cid, recovery_done_fn done, void *arg)
 {
     recovery *r = q_xcalloc(1, sizeof *r);
     r->env = *env;
     r->store = *store;
-    r->has_state = has_state;
+    r->mode = mode;
+    if (mode != RECOVERY_EMPTY) {
+        assert(cid && !seqd_cid_none(cid));
+        r->cid = *cid;
+        r->have_cid = true;
+    }
     r->done = done;
     r->arg = arg;
     r->seen = q_map_new();
     r->next_reqid = env->random(env->ctx);
     r->phase = REC_WAIT;
-    /* N = 1: nobody to ask and nothing to wait for. Done from a timer so
-     * that the caller has r before done runs. */
-    if (env->n <= 1)
-        rec_timer(r, 0, rec_single);
-    else
+    /* N = 1: nobody to ask and nothing to wait for: an initialized member
+     * is done from a timer (so that the caller has r before done runs); any
+     * other waits for init. */
+    if (env->n <= 1) {
+        if (mode == RECOVERY_INITIALIZED)
+            rec_timer(r, 0, rec_single);
+    } else
         rec_timer(r, 2 * env->round_us, rec_wait_over);
     return r;
 }
@@ -388,6 +461,44 @@ void recovery_free(recovery *r)
 }
 
 int recovery_members_read(const recovery *r) { return r->complete; }
+
+enum recovery_mode recovery_mode(const recovery *r) { return r->mode; }
+const struct seqd_cid *recovery_cid(const recovery *r) { return &r->cid; }
+
+bool recovery_is_empty(const recovery *r)
+{
+    return r->mode == RECOVERY_EMPTY && !r->have_cid && map_count(r->seen) == 0 &&
+           r->store.count(r->store.ctx) == 0 && (r->phase == REC_WAIT || r->phase == REC_READ);
+}
+
+void recovery_prepared(recovery *r, const struct seqd_cid *x)
+{
+    assert(recovery_is_empty(r) && !seqd_cid_none(x));
+    r->mode = RECOVERY_PREPARED;
+    r->cid = *x;
+    r->have_cid = true;
+    rec_recount(r);
+}
+
+static void rec_commit_now(void *arg)
+{
+    recovery *r = arg;
+    r->timer = NULL;
+    rec_finish(r, true);
+}
+
+bool recovery_commit(recovery *r, const struct seqd_cid *x)
+{
+    if (r->mode != RECOVERY_PREPARED || !seqd_cid_eq(x, &r->cid))
+        return false;
+    if (r->phase == REC_WAIT || r->phase == REC_READ) {
+        r->phase = REC_COMMIT;   /* replies are ignored from now on */
+        rec_timer(r, 0, rec_commit_now);
+    }
+    return true;   /* already committing or committed: the same answer */
+}
+
+void recovery_set_relaxed_bootstrap(recovery *r, bool on) { r->relaxed_bootstrap = on; }
 
 void recovery_set_unsafe_read_first(recovery *r, bool on)
 {

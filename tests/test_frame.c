@@ -270,13 +270,16 @@ Test(frame_wire, range_and_snapshot_golden_bytes, .timeout = 10)
     size_t el = snap_entry_put(ent, "x", 1, 0x0102);
     seqd_msg s = { .type = MSG_SNAP_CHUNK, .reqid = 1 };
     s.u.snap.flags = SNAP_DONE;
+    s.u.snap.cid.b[0] = 0xc1;
+    s.u.snap.cid.b[15] = 0x1d;
     s.u.snap.next = 0x01020304;
     s.u.snap.n = 1;
     s.u.snap.entries = ent;
     s.u.snap.entries_len = (uint32_t)el;
     static const uint8_t want2[] = {
-        0, 0, 0, 29, SEQD_PROTO_VERSION, MSG_SNAP_CHUNK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-        SNAP_DONE, 1, 2, 3, 4, 0, 1, 1, 'x', 0, 0, 0, 0, 0, 0, 1, 2,
+        0, 0, 0, 45, SEQD_PROTO_VERSION, MSG_SNAP_CHUNK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+        SNAP_DONE, 0xc1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x1d,
+        1, 2, 3, 4, 0, 1, 1, 'x', 0, 0, 0, 0, 0, 0, 1, 2,
     };
     cr_assert_eq(frame_pack(&s, buf), sizeof want2);
     cr_assert_eq(memcmp(buf, want2, sizeof want2), 0);
