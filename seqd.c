@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -17,6 +18,7 @@
 #include "net/client.h"
 #include "net/stream.h"
 #include "core/member.h"
+#include "net/frame.h"
 #include "net/front_bin.h"
 #include "proto.h"
 #include "storage/datadir.h"
@@ -99,6 +101,13 @@ static const cmd_opt status_options[] = {
     {{0}, 0, 0},
 };
 
+static const cmd_opt init_options[] = {
+    CMD_OPT("servers", required_argument, OPT_SERVERS, "LIST",
+            "every member of the new cluster (default: $SEQD_SERVERS, else\n" DEFAULT_SERVERS ")"),
+    CMD_OPT("timeout", required_argument, OPT_TIMEOUT, "MS", "per member and step (default 5000)"),
+    {{0}, 0, 0},
+};
+
 static const cmd_opt stream_options[] = {
     CMD_OPT("servers", required_argument, OPT_SERVERS, "LIST", SERVERS_HELP),
     CMD_OPT("buffer", required_argument, OPT_BUFFER, "N",
@@ -108,6 +117,7 @@ static const cmd_opt stream_options[] = {
 };
 
 static int cmd_serve(const opts *o, const cmd_entry *cmd);
+static int cmd_init(const opts *o, const cmd_entry *cmd);
 static int cmd_fetch(const opts *o, const cmd_entry *cmd);
 static int cmd_status(const opts *o, const cmd_entry *cmd);
 static int cmd_stream(const opts *o, const cmd_entry *cmd);
@@ -119,6 +129,17 @@ static const cmd_entry commands[] = {
      "Runs one member. The member set is --listen plus --peers (the other members);\n"
      "every member must be given the same set and the same --round-timeout.\n",
      serve_options, 23, NULL, false},
+    {"init", cmd_init, "create a new cluster, once",
+     "init [--servers HOST:PORT,...] [--timeout MS]\n",
+     "Creates a new cluster of the members named, which must all be running with\n"
+     "empty, never-initialized data directories and the same member set. Running\n"
+     "it again on the same, still whole cluster prints \"already initialized\"; an\n"
+     "init that was interrupted is finished by running it again. A member that\n"
+     "lost its data recovers from its peers by itself: never run init for that.\n",
+     init_options, 22,
+     "Exit status: 0 initialized (or already), 1 refused or a member down (the\n"
+     "message names it), 2 usage error.\n",
+     false},
     {"fetch", cmd_fetch, "allocate IDs of a sequence",
      "fetch [--servers HOST:PORT,...] [--count N] [--range] [--timeout MS] NAME\n",
      "Allocates N consecutive IDs of sequence NAME and prints them, one per line.\n",
@@ -372,12 +393,13 @@ typedef struct serve_plan {
     char *members[SEQD_MAX_MEMBERS];
     char joined[DATADIR_MEMBERS_MAX];
     int n, self;
-    uint64_t cluster_id;
-    bool has_state;   /* the data directory already holds a log */
+    uint64_t set_digest;
+    enum recovery_mode mode;   /* IDENTITY, PREPARED or neither */
+    struct seqd_cid cid;
 } serve_plan;
 
-/* The member set is --listen plus --peers; the cluster id is derived from
- * it, so every member given the same set agrees on it. */
+/* The member set is --listen plus --peers; its digest is compared in peer
+ * hellos and init's messages, so every member given the same set agrees. */
 static int member_set(const opts *o, serve_plan *p, char *err, size_t errlen)
 {
     static char buf[DATADIR_MEMBERS_MAX * 2];
@@ -385,7 +407,7 @@ static int member_set(const opts *o, serve_plan *p, char *err, size_t errlen)
              o->peers ? o->peers : "");
     if (parse_addr_list(buf, p->members, &p->n, err, errlen) < 0)
         return -1;
-    p->cluster_id = datadir_cluster_id(p->members, p->n, p->joined, sizeof p->joined);
+    p->set_digest = datadir_set_digest(p->members, p->n, p->joined, sizeof p->joined);
     p->self = -1;
     for (int i = 0; i < p->n; i++)
         if (strcmp(p->members[i], o->listen) == 0)
@@ -414,18 +436,26 @@ static int serve_open_data(const opts *o, serve_plan *p)
     }
     datadir_identity id;
     int have = datadir_read_identity(o->data, &id, err, sizeof err);
+    p->mode = RECOVERY_INITIALIZED;
+    if (have == 0) {
+        have = datadir_read_prepared(o->data, &id, err, sizeof err);
+        p->mode = RECOVERY_PREPARED;
+    }
     if (have < 0) {
         fprintf(stderr, "seqd: %s\n", err);
         return EXIT_FAIL;
     }
-    if (have && (id.cluster_id != p->cluster_id || strcmp(id.members, p->joined) != 0)) {
+    if (have && (id.set_digest != p->set_digest || strcmp(id.members, p->joined) != 0)) {
         fprintf(stderr,
                 "seqd: refusing to start: %s belongs to the cluster of members %s, "
                 "but --listen/--peers name %s\n",
                 o->data, id.members, p->joined);
         return EXIT_FAIL;
     }
-    p->has_state = have == 1;
+    if (have)
+        p->cid = id.cid;
+    else
+        p->mode = RECOVERY_EMPTY;
     return EXIT_OK;
 }
 
@@ -494,8 +524,8 @@ static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
     signal(SIGPIPE, SIG_IGN);
     struct event_base *base = event_base_new();
     member_config cfg = {.data_dir = o->data, .members = p->members, .n = p->n, .self = p->self,
-                         .cluster_id = p->cluster_id, .members_joined = p->joined,
-                         .round_ms = (uint32_t)o->round_ms, .has_state = p->has_state,
+                         .set_digest = p->set_digest, .members_joined = p->joined,
+                         .round_ms = (uint32_t)o->round_ms, .mode = p->mode, .cid = p->cid,
                          .peer_route = getenv("SEQD_TEST_PEER_ROUTE")};
     running = base ? member_new(base, &cfg, log, t, err, sizeof err) : NULL;
     if (!running) {
@@ -615,6 +645,159 @@ static const char *state_str(int state)
     case STATE_STOPPING: return "stopping";
     default: return "unknown";
     }
+}
+
+/* ---- init (DESIGN.md §3) --------------------------------------------------- */
+
+static void init_hex(const struct seqd_cid *cid, char out[2 * SEQD_CID_LEN + 1])
+{
+    for (int i = 0; i < SEQD_CID_LEN; i++)
+        snprintf(out + 2 * i, 3, "%02x", cid->b[i]);
+}
+
+typedef struct init_view {
+    uint8_t state[SEQD_MAX_MEMBERS];       /* enum seqd_init_state */
+    struct seqd_cid cid[SEQD_MAX_MEMBERS];
+} init_view;
+
+/* One MSG_INIT to member i; fills its state and id, or says why not. */
+static int init_ask(client *c, int i, uint8_t op, const struct seqd_cid *x, uint64_t digest,
+                    uint32_t ms, init_view *v)
+{
+    static uint8_t scratch[SEQD_MAX_FRAME];
+    char err[512];
+    seqd_msg req = {.type = MSG_INIT, .reqid = 1}, rep;
+    req.u.init.op = op;
+    req.u.init.cid = *x;
+    req.u.init.set_digest = digest;
+    if (client_raw(c, i, &req, &rep, scratch, ms, err, sizeof err) != CLIENT_OK) {
+        fprintf(stderr, "seqd: init: member %s is down or unreachable: %s\n", client_server(c, i), err);
+        return -1;
+    }
+    if (rep.type == MSG_REPLY_ERR || rep.type == MSG_ERROR) {
+        fprintf(stderr, "seqd: init: member %s: %.*s\n", client_server(c, i), (int)rep.u.err.len,
+                rep.u.err.text);
+        return -1;
+    }
+    if (rep.type != MSG_INIT_REPLY) {
+        fprintf(stderr, "seqd: init: member %s answered %s\n", client_server(c, i),
+                msg_type_str(rep.type));
+        return -1;
+    }
+    v->state[i] = rep.u.init_reply.state;
+    v->cid[i] = rep.u.init_reply.cid;
+    return 0;
+}
+
+/* Which id to prepare, from what every member said: the one id some
+ * member is prepared for or initialized with (an interrupted init is
+ * finished with it: "prepared" is sticky), or a fresh one. -1 with the
+ * reason when init must refuse. */
+static int init_choose(client *c, const init_view *v, struct seqd_cid *x)
+{
+    int n = client_nservers(c), with_id = -1, empty = -1;
+    for (int i = 0; i < n; i++) {
+        if (v->state[i] == INIT_RECOVERING) {
+            fprintf(stderr, "seqd: init: member %s holds values but no cluster id: it belongs to an "
+                            "existing cluster and is recovering into it\n", client_server(c, i));
+            return -1;
+        }
+        if (v->state[i] == INIT_EMPTY) {
+            empty = i;
+            continue;
+        }
+        if (with_id >= 0 && !seqd_cid_eq(&v->cid[i], &v->cid[with_id])) {
+            fprintf(stderr, "seqd: init: members %s and %s hold different cluster ids (two inits "
+                            "raced, or these are two clusters)\n",
+                    client_server(c, with_id), client_server(c, i));
+            return -1;
+        }
+        if (with_id < 0 || v->state[i] == INIT_INITIALIZED)
+            with_id = i;
+    }
+    if (with_id >= 0 && v->state[with_id] == INIT_INITIALIZED && empty >= 0) {
+        fprintf(stderr, "seqd: init: member %s belongs to a cluster already while %s is empty: a "
+                        "member that lost its data recovers from its peers by itself; init only "
+                        "creates a new cluster\n", client_server(c, with_id), client_server(c, empty));
+        return -1;
+    }
+    if (with_id >= 0) {
+        *x = v->cid[with_id];
+        return 0;
+    }
+    if (getrandom(x->b, sizeof x->b, 0) != (ssize_t)sizeof x->b) {
+        fprintf(stderr, "seqd: init: no randomness for a cluster id: %s\n", strerror(errno));
+        return -1;
+    }
+    x->b[0] |= 1;   /* never the all-zero "none" */
+    return 0;
+}
+
+/* PREPARE then COMMIT; each step has heard from every member before the
+ * next starts, so COMMIT of x goes out only once every member is prepared
+ * for x or initialized with it. */
+static int init_run(client *c, uint64_t digest, uint32_t ms)
+{
+    int n = client_nservers(c);
+    static const struct seqd_cid none;
+    init_view v;
+    for (int i = 0; i < n; i++)
+        if (init_ask(c, i, INIT_PROBE, &none, digest, ms, &v) < 0)
+            return EXIT_FAIL;
+    struct seqd_cid x;
+    if (init_choose(c, &v, &x) < 0)
+        return EXIT_FAIL;
+    char hex[2 * SEQD_CID_LEN + 1];
+    init_hex(&x, hex);
+    bool all_initialized = true;
+    for (int i = 0; i < n; i++)
+        all_initialized &= v.state[i] == INIT_INITIALIZED;
+    if (all_initialized) {
+        printf("already initialized: cluster %s of %d members\n", hex, n);
+        return EXIT_OK;
+    }
+    for (int i = 0; i < n; i++) {
+        if (v.state[i] != INIT_EMPTY)
+            continue;
+        if (init_ask(c, i, INIT_PREPARE, &x, digest, ms, &v) < 0)
+            return EXIT_FAIL;
+        if (v.state[i] != INIT_PREPARED || !seqd_cid_eq(&v.cid[i], &x)) {
+            fprintf(stderr, "seqd: init: member %s was prepared by another init meanwhile; run "
+                            "seqd init again\n", client_server(c, i));
+            return EXIT_FAIL;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (v.state[i] != INIT_PREPARED)
+            continue;
+        if (init_ask(c, i, INIT_COMMIT, &x, digest, ms, &v) < 0)
+            return EXIT_FAIL;
+        if (v.state[i] != INIT_INITIALIZED) {
+            fprintf(stderr, "seqd: init: member %s did not take the COMMIT; run seqd init again\n",
+                    client_server(c, i));
+            return EXIT_FAIL;
+        }
+    }
+    printf("initialized: cluster %s of %d members\n", hex, n);
+    return EXIT_OK;
+}
+
+static int cmd_init(const opts *o, const cmd_entry *cmd)
+{
+    char err[512];
+    static char buf[DATADIR_MEMBERS_MAX * 2];
+    char *members[SEQD_MAX_MEMBERS], joined[DATADIR_MEMBERS_MAX];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", servers_of(o));
+    if (parse_addr_list(buf, members, &n, err, sizeof err) < 0)
+        return usage_error(cmd, "%s", err);
+    uint64_t digest = datadir_set_digest(members, n, joined, sizeof joined);
+    client *c = client_new(joined, err, sizeof err);
+    if (!c)
+        return usage_error(cmd, "%s", err);
+    int rc = init_run(c, digest, o->timeout_ms ? (uint32_t)o->timeout_ms : 5000u);
+    client_free(c);
+    return rc;
 }
 
 static int cmd_status(const opts *o, const cmd_entry *cmd)

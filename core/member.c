@@ -266,11 +266,11 @@ static int member_index(const member *m, const char *addr, size_t len)
 /* A peer proves it belongs to this cluster before it may read or vote:
  * same member set (cluster id), same R (rounds must end alike everywhere),
  * and an address that is one of ours. */
-int member_peer_hello(member *m, uint64_t cluster_id, uint32_t round_ms, const char *addr,
+int member_peer_hello(member *m, uint64_t set_digest, uint32_t round_ms, const char *addr,
                       size_t addr_len, const char *from, char *why, size_t whylen)
 {
     int idx = member_index(m, addr, addr_len);
-    if (cluster_id != m->cfg.cluster_id) {
+    if (set_digest != m->cfg.set_digest) {
         snprintf(why, whylen, "hello refused: member set differs (ours: %s)", m->cfg.members_joined);
     } else if (round_ms != m->cfg.round_ms) {
         snprintf(why, whylen, "hello refused: --round-timeout differs (ours: %u ms, yours: %u ms)",
@@ -346,7 +346,7 @@ static int member_connect_peers(member *m, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    peer_hello hello = {.round_ms = m->cfg.round_ms, .cluster_id = m->cfg.cluster_id,
+    peer_hello hello = {.round_ms = m->cfg.round_ms, .cluster_id = m->cfg.set_digest,
                         .self_addr = m->cfg.members[m->cfg.self]};
     for (int i = 0; i < m->cfg.n; i++) {
         if (i == m->cfg.self)
@@ -365,10 +365,36 @@ static int member_connect_peers(member *m, char *err, size_t errlen)
 
 /* ---- recovery ----------------------------------------------------------- */
 
-static void member_recovered(void *arg, int err, bool new_cluster)
+static void cid_hex(const struct seqd_cid *cid, char out[2 * SEQD_CID_LEN + 1])
+{
+    for (int i = 0; i < SEQD_CID_LEN; i++)
+        snprintf(out + 2 * i, 3, "%02x", cid->b[i]);
+}
+
+/* Durably records "initialized with cid". It is what makes this member
+ * count as "has state" for others' recoveries, so it is written only once
+ * its values are true: after the adopted maxima are durable (recovery
+ * calls done only then), or at COMMIT (a prepared member never voted). */
+static int member_record_identity(member *m, const struct seqd_cid *cid)
+{
+    char msg[256];
+    datadir_identity id = {.cid = *cid, .set_digest = m->cfg.set_digest};
+    snprintf(id.members, sizeof id.members, "%s", m->cfg.members_joined);
+    if (datadir_write_identity(m->cfg.data_dir, &id, msg, sizeof msg) < 0) {
+        member_log(m, "cannot record identity: %s; exiting", msg);
+        member_die(m);
+        return -1;
+    }
+    m->cfg.mode = RECOVERY_INITIALIZED;
+    m->cfg.cid = *cid;
+    acc_set_cid(m->acc, cid);
+    acc_set_has_state(m->acc, true);
+    return 0;
+}
+
+static void member_recovered(void *arg, int err, bool committed, const struct seqd_cid *cid)
 {
     member *m = arg;
-    char msg[256];
     if (err) {
         member_log(m, "recovery failed: %s; exiting", strerror(err));
         member_die(m);
@@ -377,26 +403,107 @@ static void member_recovered(void *arg, int err, bool new_cluster)
     int read_from = recovery_members_read(m->rec);
     recovery_free(m->rec);
     m->rec = NULL;
-    /* The identity goes last: it is what makes this member count as "has
-     * state" for others' recoveries, so it must not exist before the
-     * adopted values are durable (recovery calls us only then). */
-    if (!m->cfg.has_state) {
-        datadir_identity id = {.cluster_id = m->cfg.cluster_id};
-        snprintf(id.members, sizeof id.members, "%s", m->cfg.members_joined);
-        if (datadir_write_identity(m->cfg.data_dir, &id, msg, sizeof msg) < 0) {
-            member_log(m, "cannot record identity: %s; exiting", msg);
-            member_die(m);
+    if (m->cfg.mode != RECOVERY_INITIALIZED || !seqd_cid_eq(&m->cfg.cid, cid)) {
+        if (member_record_identity(m, cid) < 0)
             return;
-        }
-        m->cfg.has_state = true;
     }
-    acc_set_has_state(m->acc, true);
     acc_set_ready(m->acc, true);
-    if (new_cluster)
-        member_log(m, "ready: initialized a new cluster of %d", m->cfg.n);
+    char hex[2 * SEQD_CID_LEN + 1];
+    cid_hex(cid, hex);
+    if (committed)
+        member_log(m, "ready: initialized by seqd init as cluster %s of %d members", hex, m->cfg.n);
     else
-        member_log(m, "ready: recovered (%zu sequences, state read from %d other members)",
-                   table_count(m->t), read_from);
+        member_log(m, "ready: recovered (%zu sequences, state read from %d other members, cluster %s)",
+                   table_count(m->t), read_from, hex);
+}
+
+/* ---- init ---------------------------------------------------------------- */
+
+static int init_reply(seqd_msg *reply, uint8_t state, const struct seqd_cid *cid)
+{
+    reply->type = MSG_INIT_REPLY;
+    reply->u.init_reply.state = state;
+    reply->u.init_reply.cid = *cid;
+    return 0;
+}
+
+/* COMMIT of x on a member prepared for x: IDENTITY is durable before the
+ * reply says "initialized", and before recovery makes it ready. */
+static int member_init_commit(member *m, const struct seqd_cid *x, seqd_msg *reply, char *why,
+                              size_t whylen)
+{
+    if (!m->rec || recovery_mode(m->rec) != RECOVERY_PREPARED ||
+        !seqd_cid_eq(recovery_cid(m->rec), x)) {
+        snprintf(why, whylen, "init refused: not prepared for this cluster id (run seqd init again)");
+        return ERR_INIT_REFUSED;
+    }
+    if (member_record_identity(m, x) < 0) {
+        snprintf(why, whylen, "init refused: cannot record the identity");
+        return ERR_STORAGE;
+    }
+    bool ok = recovery_commit(m->rec, x);
+    assert(ok);   /* checked just above: prepared for x */
+    (void)ok;
+    return init_reply(reply, INIT_INITIALIZED, x);
+}
+
+/* PREPARE(x) on an empty member: "prepared x" is durable and sticky. */
+static int member_init_prepare(member *m, const struct seqd_cid *x, seqd_msg *reply, char *why,
+                               size_t whylen)
+{
+    char msg[256];
+    datadir_identity id = {.cid = *x, .set_digest = m->cfg.set_digest};
+    snprintf(id.members, sizeof id.members, "%s", m->cfg.members_joined);
+    if (datadir_write_prepared(m->cfg.data_dir, &id, msg, sizeof msg) < 0) {
+        member_log(m, "cannot record init's PREPARE: %s", msg);
+        snprintf(why, whylen, "init refused: cannot record PREPARE: %s", msg);
+        return ERR_STORAGE;
+    }
+    recovery_prepared(m->rec, x);
+    m->cfg.mode = RECOVERY_PREPARED;
+    m->cfg.cid = *x;
+    char hex[2 * SEQD_CID_LEN + 1];
+    cid_hex(x, hex);
+    member_log(m, "prepared by seqd init for cluster %s; waiting for its COMMIT", hex);
+    return init_reply(reply, INIT_PREPARED, x);
+}
+
+int member_init(member *m, const seqd_msg *req, seqd_msg *reply, char *why, size_t whylen)
+{
+    static const struct seqd_cid none;
+    const struct seqd_cid *x = &req->u.init.cid;
+    uint8_t op = req->u.init.op;
+    if (op < INIT_PROBE || op > INIT_COMMIT || (op != INIT_PROBE && seqd_cid_none(x))) {
+        snprintf(why, whylen, "init refused: bad request");
+        return ERR_BAD_REQUEST;
+    }
+    if (req->u.init.set_digest != m->cfg.set_digest) {
+        snprintf(why, whylen, "init refused: member set differs (this member's: %s)",
+                 m->cfg.members_joined);
+        return ERR_INIT_REFUSED;
+    }
+    if (m->cfg.mode == RECOVERY_INITIALIZED) {
+        if (op == INIT_COMMIT && !seqd_cid_eq(x, &m->cfg.cid)) {
+            snprintf(why, whylen, "init refused: this member belongs to another cluster");
+            return ERR_INIT_REFUSED;
+        }
+        return init_reply(reply, INIT_INITIALIZED, &m->cfg.cid);
+    }
+    assert(m->rec);   /* not initialized: still recovering */
+    if (op == INIT_COMMIT)
+        return member_init_commit(m, x, reply, why, whylen);
+    if (recovery_mode(m->rec) == RECOVERY_PREPARED)
+        return init_reply(reply, INIT_PREPARED, recovery_cid(m->rec));   /* sticky */
+    if (!recovery_is_empty(m->rec)) {
+        if (op == INIT_PROBE)
+            return init_reply(reply, INIT_RECOVERING, &none);
+        snprintf(why, whylen, "init refused: this member holds values but no cluster id: it is "
+                              "recovering into an existing cluster");
+        return ERR_INIT_REFUSED;
+    }
+    if (op == INIT_PROBE)
+        return init_reply(reply, INIT_EMPTY, &none);
+    return member_init_prepare(m, x, reply, why, whylen);
 }
 
 /* ---- log completions ---------------------------------------------------- */
@@ -469,7 +576,9 @@ member *member_new(struct event_base *base, const member_config *cfg, seqlog *lo
         return NULL;
     }
     event_add(m->log_ev, NULL);
-    acc_set_has_state(m->acc, cfg->has_state);
+    acc_set_has_state(m->acc, cfg->mode == RECOVERY_INITIALIZED);
+    if (cfg->mode == RECOVERY_INITIALIZED)
+        acc_set_cid(m->acc, &cfg->cid);
     if (member_connect_peers(m, err, errlen) < 0) {
         member_release(m);
         return NULL;
@@ -481,11 +590,16 @@ int member_start(member *m, char *err, size_t errlen)
 {
     assert(!m->rec && !acc_ready(m->acc));
     const member_config *cfg = &m->cfg;
+    static const char *const said[] = {
+        [RECOVERY_INITIALIZED] = "initialized",
+        [RECOVERY_PREPARED] = "prepared by seqd init, waiting for its COMMIT",
+        [RECOVERY_EMPTY] = "no cluster id: waiting for seqd init, or to recover from its peers",
+    };
     member_log(m, "listening; member %d of %d (%s), R=%u ms, %s", cfg->self + 1, cfg->n,
-               cfg->members_joined, cfg->round_ms, cfg->has_state ? "has state" : "no state yet");
+               cfg->members_joined, cfg->round_ms, said[cfg->mode]);
     member_log(m, "recovering: %zu sequences replayed from the log; waiting 2R before reading peers",
                table_count(m->t));
-    m->rec = recovery_start(&m->env, &m->store, cfg->has_state, member_recovered, m);
+    m->rec = recovery_start(&m->env, &m->store, cfg->mode, &cfg->cid, member_recovered, m);
     if (!m->rec) {
         snprintf(err, errlen, "out of memory");
         return -1;

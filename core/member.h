@@ -29,6 +29,7 @@
 
 #include "../proto.h"
 #include "../quorum/env.h"
+#include "../quorum/recovery.h"
 #include "../storage/log.h"
 #include "../storage/table.h"
 
@@ -41,10 +42,14 @@ typedef struct member_config {
     char **members;          /* sorted HOST:PORT list, self included */
     int n;
     int self;                /* index of --listen in members */
-    uint64_t cluster_id;
+    uint64_t set_digest;     /* of the member set (datadir_set_digest) */
     const char *members_joined;  /* comma-joined, as in the identity */
     uint32_t round_ms;
-    bool has_state;          /* the data directory was initialized */
+    /* What the data directory holds (DESIGN.md §3): IDENTITY (initialized
+     * with cid), PREPARED (prepared for cid) or neither (empty, or lost its
+     * data: it learns the id from its peers). */
+    enum recovery_mode mode;
+    struct seqd_cid cid;
     /* Testing hook: "MEMBER=CONNECT,..." makes the link to MEMBER connect
      * to CONNECT instead (a fault-injecting proxy); NULL for none. */
     const char *peer_route;
@@ -112,12 +117,20 @@ void member_get_status(const member *m, member_status *st);
 
 /* A peer's hello on an incoming connection: returns the member index it
  * proved it is, or -1 with the reason in why (the refusal is logged). */
-int member_peer_hello(member *m, uint64_t cluster_id, uint32_t round_ms, const char *addr,
+int member_peer_hello(member *m, uint64_t set_digest, uint32_t round_ms, const char *addr,
                       size_t addr_len, const char *from, char *why, size_t whylen);
 
 /* READ, ACCEPT or SNAP_REQ from an authenticated peer connection: reply is
  * called exactly once, now or once the log is durable. */
 void member_peer_request(member *m, const seqd_msg *req, q_reply_fn reply, void *cookie);
+
+/* ---- init (DESIGN.md §3) ------------------------------------------------ */
+
+/* MSG_INIT from `seqd init` on an admin connection (the front end checked
+ * that it may send it). Returns 0 with *reply an MSG_INIT_REPLY, or an enum
+ * seqd_err with the reason in why. PREPARE and COMMIT are durable before
+ * the reply says so. */
+int member_init(member *m, const seqd_msg *req, seqd_msg *reply, char *why, size_t whylen);
 
 /* ---- the operator's log --------------------------------------------------- */
 

@@ -168,6 +168,38 @@ static void front_peer_request(front_bin *f, conn *c, const seqd_msg *msg)
     member_peer_request(f->m, msg, reply_to_conn, c);
 }
 
+/* Who may send init's messages. DESIGN.md §3 makes them peer-only, under
+ * the cluster secret once --secret-file lands; until then the rule is
+ * protected mode's: a member that listens on loopback takes them only
+ * from loopback. */
+static bool front_admin_allowed(front_bin *f, conn *c)
+{
+    const char *self = member_cfg(f->m)->members[member_cfg(f->m)->self];
+    const char *from = conn_addr(c);
+    bool self_loopback = strncmp(self, "127.", 4) == 0 || strncmp(self, "localhost:", 10) == 0 ||
+                         strncmp(self, "[::1]:", 6) == 0;
+    bool from_loopback = strncmp(from, "127.", 4) == 0 || strncmp(from, "[::1]", 5) == 0 ||
+                         strncmp(from, "::1", 3) == 0;
+    return !self_loopback || from_loopback;
+}
+
+static void front_init(front_bin *f, conn *c, const seqd_msg *msg)
+{
+    if (!front_admin_allowed(f, c)) {
+        reply_err(c, msg->reqid, ERR_NOT_PEER, "init is refused from %s", conn_addr(c));
+        return;
+    }
+    char why[SEQD_TEXT_MAX];
+    seqd_msg r = {.reqid = msg->reqid};
+    int err = member_init(f->m, msg, &r, why, sizeof why);
+    if (err) {
+        reply_err(c, msg->reqid, err, "%s", why);
+        return;
+    }
+    r.reqid = msg->reqid;
+    conn_send(c, &r);
+}
+
 static void front_on_msg(conn *c, const seqd_msg *msg, void *arg)
 {
     front_bin *f = arg;
@@ -180,6 +212,9 @@ static void front_on_msg(conn *c, const seqd_msg *msg, void *arg)
         break;
     case MSG_HELLO:
         front_hello(f, c, msg);
+        break;
+    case MSG_INIT:
+        front_init(f, c, msg);
         break;
     case MSG_READ:
     case MSG_ACCEPT:

@@ -5,15 +5,19 @@
  * is informational only (for the error message), the flock is the lock, so a
  * stale pid left by a crashed process never blocks a restart.
  *
- * DIR/IDENTITY is text:
- *     cluster_id=<16 hex digits>\n
+ * DIR/IDENTITY (initialized) and DIR/PREPARED (prepared by `seqd init`,
+ * not yet committed) are text:
+ *     cluster=<32 hex digits>\n       (PREPARED: prepared=<32 hex digits>)
+ *     set_digest=<16 hex digits>\n    (xxh64 of the member list below)
  *     members=<sorted, comma-joined HOST:PORT list>\n
- * and is replaced atomically: written to IDENTITY.tmp, fsync'd, renamed over
- * IDENTITY, then the directory is fsync'd so the rename itself is durable.
+ * and are replaced atomically: written to NAME.tmp, fsync'd, renamed over
+ * NAME, then the directory is fsync'd so the rename itself is durable.
+ * Wave 1's IDENTITY ("cluster_id=<16 hex>", the digest) is still read.
  */
 #include "datadir.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -28,7 +32,7 @@
 
 #define DATADIR_LOCK_FILE "LOCK"
 #define DATADIR_ID_FILE "IDENTITY"
-#define DATADIR_ID_TMP "IDENTITY.tmp"
+#define DATADIR_PREP_FILE "PREPARED"
 
 /* Builds DIR/NAME, refusing paths that would not fit rather than truncating
  * them into a different file. */
@@ -136,17 +140,68 @@ int datadir_fsync_dir(const char *dir)
     return r;
 }
 
-/* Checks the parsed identity against itself: the id must be the hash of the
- * member list, which catches a hand-edited or damaged file. */
+/* Checks the parsed record against itself: the digest must be the hash of
+ * the member list, which catches a hand-edited or damaged file. */
 static int datadir_identity_consistent(const datadir_identity *id)
 {
-    return XXH64(id->members, strlen(id->members), 0) == id->cluster_id;
+    return XXH64(id->members, strlen(id->members), 0) == id->set_digest;
 }
 
-int datadir_read_identity(const char *dir, datadir_identity *id, char *err, size_t errlen)
+static int datadir_hex(const char *s, size_t n, uint8_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdef", s[2 * i]) ||
+            !strchr("0123456789abcdef", s[2 * i + 1]))
+            return -1;
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+/* Parses "KEY=<32 hex>\nset_digest=<16 hex>\nmembers=LIST\n", or, for the
+ * identity only, wave 1's "cluster_id=<16 hex>\nmembers=LIST\n" (its id was
+ * the digest of the set; it becomes the cluster id with 8 zero bytes in
+ * front, the same on every member, so an upgraded cluster stays one). */
+static int datadir_parse(FILE *f, const char *key, bool legacy_ok, datadir_identity *id)
+{
+    char l1[96], l2[96], l3[DATADIR_MEMBERS_MAX + 16];
+    memset(id, 0, sizeof *id);
+    if (!fgets(l1, sizeof l1, f) || !fgets(l2, sizeof l2, f))
+        return -1;
+    size_t klen = strlen(key);
+    const char *members = NULL;
+    if (legacy_ok && strncmp(l1, "cluster_id=", 11) == 0) {
+        if (strlen(l1) != 28 || l1[27] != '\n' || datadir_hex(l1 + 11, 8, id->cid.b + 8) < 0)
+            return -1;
+        for (int i = 0; i < 8; i++)
+            id->set_digest = (id->set_digest << 8) | id->cid.b[8 + i];
+        members = l2;
+    } else {
+        uint8_t d[8];
+        if (strncmp(l1, key, klen) != 0 || l1[klen] != '=' || strlen(l1) != klen + 34 ||
+            l1[klen + 33] != '\n' || datadir_hex(l1 + klen + 1, SEQD_CID_LEN, id->cid.b) < 0 ||
+            strncmp(l2, "set_digest=", 11) != 0 || strlen(l2) != 28 || l2[27] != '\n' ||
+            datadir_hex(l2 + 11, 8, d) < 0 || !fgets(l3, sizeof l3, f))
+            return -1;
+        for (int i = 0; i < 8; i++)
+            id->set_digest = (id->set_digest << 8) | d[i];
+        members = l3;
+    }
+    size_t ml = strlen(members);
+    if (strncmp(members, "members=", 8) != 0 || ml < 10 || members[ml - 1] != '\n' ||
+        ml - 9 >= DATADIR_MEMBERS_MAX || fgetc(f) != EOF || seqd_cid_none(&id->cid))
+        return -1;
+    memcpy(id->members, members + 8, ml - 9);
+    id->members[ml - 9] = '\0';
+    return 0;
+}
+
+static int datadir_read_file(const char *dir, const char *file, const char *key, bool legacy_ok,
+                             datadir_identity *id, char *err, size_t errlen)
 {
     char path[PATH_MAX];
-    if (datadir_path(path, sizeof path, dir, DATADIR_ID_FILE) < 0) {
+    if (datadir_path(path, sizeof path, dir, file) < 0) {
         snprintf(err, errlen, "data directory path too long: %s", dir);
         return -1;
     }
@@ -157,29 +212,27 @@ int datadir_read_identity(const char *dir, datadir_identity *id, char *err, size
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
-    char line1[64], line2[DATADIR_MEMBERS_MAX + 16];
-    int ok = fgets(line1, sizeof line1, f) && fgets(line2, sizeof line2, f);
-    int extra = ok && fgetc(f) != EOF;
+    int rc = datadir_parse(f, key, legacy_ok, id);
     fclose(f);
-    unsigned long long cid = 0;
-    int consumed = 0;
-    size_t l2 = ok ? strlen(line2) : 0;
-    if (!ok || extra || sscanf(line1, "cluster_id=%16llx\n%n", &cid, &consumed) != 1 ||
-        consumed != (int)strlen(line1) || strlen(line1) != 28 ||
-        strncmp(line2, "members=", 8) != 0 || l2 < 10 || line2[l2 - 1] != '\n' ||
-        l2 - 9 >= DATADIR_MEMBERS_MAX) {
-        snprintf(err, errlen, "malformed identity file %s", path);
+    if (rc < 0) {
+        snprintf(err, errlen, "malformed %s file %s", key, path);
         return -1;
     }
-    memset(id, 0, sizeof *id);
-    id->cluster_id = cid;
-    memcpy(id->members, line2 + 8, l2 - 9);
-    id->members[l2 - 9] = '\0';
     if (!datadir_identity_consistent(id)) {
-        snprintf(err, errlen, "identity file %s: cluster_id does not match members", path);
+        snprintf(err, errlen, "%s: set_digest does not match members", path);
         return -1;
     }
     return 1;
+}
+
+int datadir_read_identity(const char *dir, datadir_identity *id, char *err, size_t errlen)
+{
+    return datadir_read_file(dir, DATADIR_ID_FILE, "cluster", true, id, err, errlen);
+}
+
+int datadir_read_prepared(const char *dir, datadir_identity *id, char *err, size_t errlen)
+{
+    return datadir_read_file(dir, DATADIR_PREP_FILE, "prepared", false, id, err, errlen);
 }
 
 /* Writes all of buf or fails: a short write must not pass for success. */
@@ -198,22 +251,30 @@ static int datadir_write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-int datadir_write_identity(const char *dir, const datadir_identity *id, char *err, size_t errlen)
+/* Writes DIR/FILE atomically and durably: temp file, fsync, rename, fsync
+ * of the directory. */
+static int datadir_write_file(const char *dir, const char *file, const char *key,
+                              const datadir_identity *id, char *err, size_t errlen)
 {
-    char tmp[PATH_MAX], path[PATH_MAX];
-    if (datadir_path(tmp, sizeof tmp, dir, DATADIR_ID_TMP) < 0 ||
-        datadir_path(path, sizeof path, dir, DATADIR_ID_FILE) < 0) {
+    char tmp[PATH_MAX], path[PATH_MAX], tname[64];
+    snprintf(tname, sizeof tname, "%s.tmp", file);
+    if (datadir_path(tmp, sizeof tmp, dir, tname) < 0 ||
+        datadir_path(path, sizeof path, dir, file) < 0) {
         snprintf(err, errlen, "data directory path too long: %s", dir);
         return -1;
     }
     size_t mlen = strnlen(id->members, DATADIR_MEMBERS_MAX);
-    if (mlen == 0 || mlen >= DATADIR_MEMBERS_MAX || strchr(id->members, '\n')) {
-        snprintf(err, errlen, "invalid member list for identity");
+    if (mlen == 0 || mlen >= DATADIR_MEMBERS_MAX || strchr(id->members, '\n') ||
+        seqd_cid_none(&id->cid)) {
+        snprintf(err, errlen, "invalid member list or cluster id for %s", file);
         return -1;
     }
-    char buf[DATADIR_MEMBERS_MAX + 64];
-    int n = snprintf(buf, sizeof buf, "cluster_id=%016llx\nmembers=%s\n",
-                     (unsigned long long)id->cluster_id, id->members);
+    char hex[2 * SEQD_CID_LEN + 1];
+    for (int i = 0; i < SEQD_CID_LEN; i++)
+        snprintf(hex + 2 * i, 3, "%02x", id->cid.b[i]);
+    char buf[DATADIR_MEMBERS_MAX + 128];
+    int n = snprintf(buf, sizeof buf, "%s=%s\nset_digest=%016llx\nmembers=%s\n", key, hex,
+                     (unsigned long long)id->set_digest, id->members);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
@@ -238,6 +299,16 @@ int datadir_write_identity(const char *dir, const datadir_identity *id, char *er
     return 0;
 }
 
+int datadir_write_identity(const char *dir, const datadir_identity *id, char *err, size_t errlen)
+{
+    return datadir_write_file(dir, DATADIR_ID_FILE, "cluster", id, err, errlen);
+}
+
+int datadir_write_prepared(const char *dir, const datadir_identity *id, char *err, size_t errlen)
+{
+    return datadir_write_file(dir, DATADIR_PREP_FILE, "prepared", id, err, errlen);
+}
+
 /* qsort adapter: members are compared as plain byte strings, the order every
  * member computes identically whatever the order of its flags. */
 static int datadir_cmp(const void *a, const void *b)
@@ -245,7 +316,7 @@ static int datadir_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-uint64_t datadir_cluster_id(char **members, int n, char *out, size_t outlen)
+uint64_t datadir_set_digest(char **members, int n, char *out, size_t outlen)
 {
     if (n > 0)
         qsort(members, (size_t)n, sizeof *members, datadir_cmp);

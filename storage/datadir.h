@@ -1,9 +1,10 @@
 /* storage/datadir.h — a member's data directory: created if missing,
  * locked (flock on DIR/LOCK) so that a second process cannot open it, and
- * holding the member's identity (DIR/IDENTITY: the cluster's member set and
- * the cluster id derived from it). The identity is written atomically (temp
- * file, fsync, rename, fsync of the directory) and only once the member has
- * state: a new cluster initialized, or a recovery completed.
+ * holding the member's identity (DIR/IDENTITY: the cluster id chosen by
+ * `seqd init` and the member set) or, before that, init's prepared record
+ * (DIR/PREPARED). Both are written atomically (temp file, fsync, rename,
+ * fsync of the directory); IDENTITY only once the member has state: init's
+ * COMMIT, or a completed recovery.
  */
 #ifndef SEQD_DATADIR_H
 #define SEQD_DATADIR_H
@@ -11,10 +12,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../proto.h"
+
 #define DATADIR_MEMBERS_MAX 1024   /* bytes of the comma-joined member list */
 
+/* IDENTITY: this member is initialized with cluster `cid` (DESIGN.md §3);
+ * PREPARED: `seqd init` prepared it for `cid`. Either way for the member
+ * set `members`, whose digest is set_digest. */
 typedef struct datadir_identity {
-    uint64_t cluster_id;
+    struct seqd_cid cid;
+    uint64_t set_digest;
     char members[DATADIR_MEMBERS_MAX];   /* sorted, comma-joined HOST:PORT */
 } datadir_identity;
 
@@ -29,9 +36,14 @@ int datadir_read_identity(const char *dir, datadir_identity *id, char *err, size
 /* Durably writes DIR/IDENTITY. Returns 0 or -1 with a message. */
 int datadir_write_identity(const char *dir, const datadir_identity *id, char *err, size_t errlen);
 
-/* The cluster id of a member set: xxh64 of the sorted, comma-joined list.
+/* The same for DIR/PREPARED ("prepared" is sticky: it is never removed;
+ * IDENTITY, once written, takes precedence). */
+int datadir_read_prepared(const char *dir, datadir_identity *id, char *err, size_t errlen);
+int datadir_write_prepared(const char *dir, const datadir_identity *id, char *err, size_t errlen);
+
+/* The digest of a member set: xxh64 of the sorted, comma-joined list.
  * Sorts `members` (n strings) in place and writes the joined list to out. */
-uint64_t datadir_cluster_id(char **members, int n, char *out, size_t outlen);
+uint64_t datadir_set_digest(char **members, int n, char *out, size_t outlen);
 
 /* fsync of a directory, for renames and unlinks to be durable. */
 int datadir_fsync_dir(const char *dir);
