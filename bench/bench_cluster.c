@@ -283,11 +283,34 @@ static pid_t bench_spawn(const bench_opts *o, const bench_cluster *bc, int i)
     return pid;
 }
 
-/* Polls every member's status until all say ready. */
-static void bench_wait_ready(bench_cluster *bc)
+/* `seqd init` on a new cluster (DESIGN.md §3: nothing else founds one);
+ * false while a member is not listening yet. */
+static bool bench_init(const bench_opts *o, const bench_cluster *bc)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        bench_die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) {
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+        }
+        execl(o->seqd, o->seqd, "init", "--servers", bc->servers, "--timeout", "1000", (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    return waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* Polls every member's status until all say ready, running init first
+ * when asked (a cluster this bench created). */
+static void bench_wait_ready(const bench_opts *o, bench_cluster *bc, bool init)
 {
     double end = bench_now() + BENCH_READY_MS / 1000.0;
     for (;;) {
+        if (init && bench_init(o, bc))
+            init = false;
         int ready = 0;
         for (int i = 0; i < BENCH_N; i++) {
             struct seqd_status st;
@@ -331,7 +354,7 @@ static void bench_cluster_start(const bench_opts *o, bench_cluster *bc, const ch
     double t0 = bench_now();
     for (int i = 0; i < BENCH_N; i++)
         bench_pids[i] = bench_spawn(o, bc, i);
-    bench_wait_ready(bc);
+    bench_wait_ready(o, bc, true);
     fprintf(stderr, "bench_cluster: cluster --fsync %s ready in %.1f s (%s)\n", fsync,
             bench_now() - t0, bc->servers);
 }
@@ -356,7 +379,7 @@ static void bench_cluster_attach(const bench_opts *o, bench_cluster *bc, const c
     bc->status = client_new(bc->servers, err, sizeof err);
     if (bc->status == NULL)
         bench_die("%s", err);
-    bench_wait_ready(bc);
+    bench_wait_ready(o, bc, false);
 }
 
 /* SIGTERM, then SIGKILL after BENCH_STOP_MS. Returns false if a member did

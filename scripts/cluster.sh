@@ -96,8 +96,14 @@ cmd_start() {
         echo "node$i ${ADDRS[$((i - 1))]} started (pid $!, log $DATA/node$i.log)"
         started=1
     done
-    local deadline=$((SECONDS + START_TIMEOUT))
+    local deadline=$((SECONDS + START_TIMEOUT)) inited=0 out
+    # A cluster is born only by `seqd init` (DESIGN.md §3); on a cluster
+    # that exists already it says "already initialized" and changes nothing.
     while ! all_ready; do
+        if [ "$inited" -eq 0 ] && out=$("$SEQD" init --servers "$SERVERS" --timeout 1000 2>&1); then
+            echo "$out"
+            inited=1
+        fi
         for i in 1 2 3; do
             if ! member_pid "$i" >/dev/null; then
                 echo "cluster.sh: node$i (${ADDRS[$((i - 1))]}) exited during start" >&2

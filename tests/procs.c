@@ -443,11 +443,39 @@ static const char *procs_state_str(int state)
     }
 }
 
+bool procs_init(procs_cluster *pc, char *why, size_t whylen)
+{
+    procs_result *r = calloc(1, sizeof *r);
+    if (!r)
+        return false;
+    procs_run(r, 30000, NULL, "init", "--servers", pc->servers, "--timeout", "2000", (char *)NULL);
+    bool ok = r->status == 0;
+    if (ok)
+        pc->initialized = true;
+    else if (why && whylen)
+        snprintf(why, whylen, "seqd init exited %d: %s%s", r->status, r->err, r->out);
+    free(r);
+    return ok;
+}
+
+/* A cluster is born only by `seqd init` (DESIGN.md §3): the first wait on a
+ * cluster with every member running runs it, as an operator would. */
+static void procs_init_if_new(procs_cluster *pc)
+{
+    if (pc->initialized || pc->no_auto_init)
+        return;
+    for (int i = 0; i < pc->n; i++)
+        if (pc->m[i].pid == 0)
+            return;
+    procs_init(pc, NULL, 0);
+}
+
 bool procs_wait_ready(procs_cluster *pc, int64_t timeout_ms, char *why, size_t whylen)
 {
     int64_t deadline = procs_now_ms() + timeout_ms;
     char states[PROCS_MAX][128];
     for (;;) {
+        procs_init_if_new(pc);
         bool all = true;
         for (int i = 0; i < pc->n; i++) {
             struct seqd_status st;

@@ -51,6 +51,8 @@ typedef struct procs_cluster {
     char root[64];               /* /tmp/seqd-test-XXXXXX */
     char servers[PROCS_MAX * 32];   /* every member's address, comma-separated */
     const char *const *extra;   /* default extra serve args (NULL-terminated) */
+    bool initialized;           /* `seqd init` succeeded on it */
+    bool no_auto_init;          /* procs_wait_ready must not run init */
     procs_member m[PROCS_MAX];
 } procs_cluster;
 
@@ -101,6 +103,10 @@ int procs_wipe(procs_cluster *pc, int i);
 
 /* Status of member i (CLIENT_OK or CLIENT_EFAIL). */
 int procs_status(procs_cluster *pc, int i, uint32_t timeout_ms, struct seqd_status *st);
+/* Runs `seqd init` on every member (procs_wait_ready does it by itself the
+ * first time every member of a new cluster is running, unless
+ * no_auto_init). False with seqd's message in why. */
+bool procs_init(procs_cluster *pc, char *why, size_t whylen);
 /* Waits until every running member says ready; false after timeout_ms with
  * why = each member's state and the last lines of every log. */
 bool procs_wait_ready(procs_cluster *pc, int64_t timeout_ms, char *why, size_t whylen);

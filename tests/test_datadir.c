@@ -44,15 +44,18 @@ Test(datadir, identity_round_trip, .timeout = 10)
     cr_assert_eq(datadir_read_identity(dir, &back, err, sizeof err), 0, "absent identity: %s", err);
     char *m[] = { "10.0.0.2:7000", "10.0.0.1:7000", "10.0.0.3:7000" };
     memset(&id, 0, sizeof id);
-    id.cluster_id = datadir_cluster_id(m, 3, id.members, sizeof id.members);
+    id.set_digest = datadir_set_digest(m, 3, id.members, sizeof id.members);
+    id.cid.b[0] = 0xab;
+    id.cid.b[15] = 0x01;
     cr_assert_str_eq(id.members, "10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000");
     cr_assert_eq(datadir_write_identity(dir, &id, err, sizeof err), 0, "%s", err);
     cr_assert_eq(datadir_read_identity(dir, &back, err, sizeof err), 1, "%s", err);
-    cr_assert_eq(back.cluster_id, id.cluster_id);
+    cr_assert_eq(back.set_digest, id.set_digest);
+    cr_assert(seqd_cid_eq(&back.cid, &id.cid));
     cr_assert_str_eq(back.members, id.members);
     /* overwriting is atomic and leaves no temp file */
     char *m2[] = { "h:1" };
-    id.cluster_id = datadir_cluster_id(m2, 1, id.members, sizeof id.members);
+    id.set_digest = datadir_set_digest(m2, 1, id.members, sizeof id.members);
     cr_assert_eq(datadir_write_identity(dir, &id, err, sizeof err), 0, "%s", err);
     cr_assert_eq(datadir_read_identity(dir, &back, err, sizeof err), 1, "%s", err);
     cr_assert_str_eq(back.members, "h:1");
@@ -70,8 +73,9 @@ Test(datadir, malformed_identity_is_error, .timeout = 10)
     snprintf(p, sizeof p, "%s/IDENTITY", dir);
     FILE *f = fopen(p, "w");
     cr_assert_not_null(f);
-    /* well-formed but the id does not match the members */
-    fprintf(f, "cluster_id=0000000000000001\nmembers=a:1,b:2\n");
+    /* well-formed but the digest does not match the members */
+    fprintf(f, "cluster=000000000000000000000000000000ab\nset_digest=0000000000000001\n"
+               "members=a:1,b:2\n");
     fclose(f);
     datadir_identity id;
     cr_assert_eq(datadir_read_identity(dir, &id, err, sizeof err), -1);
@@ -84,22 +88,66 @@ Test(datadir, malformed_identity_is_error, .timeout = 10)
     free(dir);
 }
 
+/* Wave 1 wrote "cluster_id=<digest>"; such a directory still opens, as a
+ * cluster whose id is that digest behind 8 zero bytes. */
+Test(datadir, wave1_identity_still_read, .timeout = 10)
+{
+    char *dir = td_mkdtemp();
+    char err[256] = "", p[512];
+    char *m[] = { "a:1", "b:2" };
+    char joined[64];
+    uint64_t d = datadir_set_digest(m, 2, joined, sizeof joined);
+    snprintf(p, sizeof p, "%s/IDENTITY", dir);
+    FILE *f = fopen(p, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "cluster_id=%016llx\nmembers=%s\n", (unsigned long long)d, joined);
+    fclose(f);
+    datadir_identity id;
+    cr_assert_eq(datadir_read_identity(dir, &id, err, sizeof err), 1, "%s", err);
+    cr_assert_eq(id.set_digest, d);
+    cr_assert_eq(id.cid.b[0], 0);
+    cr_assert_eq(id.cid.b[15], (uint8_t)d);
+    cr_assert_str_eq(id.members, joined);
+    td_rm(dir);
+    free(dir);
+}
+
+/* PREPARED is a file of its own, read only as such. */
+Test(datadir, prepared_round_trip, .timeout = 10)
+{
+    char *dir = td_mkdtemp();
+    char err[256] = "";
+    char *m[] = { "a:1", "b:2", "c:3" };
+    datadir_identity id = {0}, back;
+    id.set_digest = datadir_set_digest(m, 3, id.members, sizeof id.members);
+    id.cid.b[3] = 7;
+    cr_assert_eq(datadir_read_prepared(dir, &back, err, sizeof err), 0);
+    cr_assert_eq(datadir_write_prepared(dir, &id, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(datadir_read_prepared(dir, &back, err, sizeof err), 1, "%s", err);
+    cr_assert(seqd_cid_eq(&back.cid, &id.cid));
+    cr_assert_eq(datadir_read_identity(dir, &back, err, sizeof err), 0, "PREPARED is not IDENTITY");
+    id.cid.b[3] = 0;   /* the all-zero id means "none" and is never written */
+    cr_assert_eq(datadir_write_prepared(dir, &id, err, sizeof err), -1);
+    td_rm(dir);
+    free(dir);
+}
+
 Test(datadir, cluster_id_independent_of_order, .timeout = 10)
 {
     char *a[] = { "b:2", "a:1", "c:3" };
     char *b[] = { "c:3", "b:2", "a:1" };
     char *c[] = { "a:1", "b:2", "c:4" };
     char ja[128], jb[128], jc[128];
-    uint64_t ia = datadir_cluster_id(a, 3, ja, sizeof ja);
-    uint64_t ib = datadir_cluster_id(b, 3, jb, sizeof jb);
-    uint64_t ic = datadir_cluster_id(c, 3, jc, sizeof jc);
+    uint64_t ia = datadir_set_digest(a, 3, ja, sizeof ja);
+    uint64_t ib = datadir_set_digest(b, 3, jb, sizeof jb);
+    uint64_t ic = datadir_set_digest(c, 3, jc, sizeof jc);
     cr_assert_eq(ia, ib);
     cr_assert_str_eq(ja, jb);
     cr_assert_str_eq(ja, "a:1,b:2,c:3");
     cr_assert_neq(ia, ic);
     /* a small output buffer truncates the text, never the id */
     char small[4];
-    cr_assert_eq(datadir_cluster_id(b, 3, small, sizeof small), ia);
+    cr_assert_eq(datadir_set_digest(b, 3, small, sizeof small), ia);
     cr_assert_eq(strlen(small), 3);
 }
 

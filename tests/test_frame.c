@@ -121,10 +121,20 @@ static void tf_msg_eq(const seqd_msg *a, const seqd_msg *b)
         break;
     case MSG_SNAP_CHUNK:
         cr_assert_eq(a->u.snap.flags, b->u.snap.flags);
+        cr_assert(seqd_cid_eq(&a->u.snap.cid, &b->u.snap.cid));
         cr_assert_eq(a->u.snap.next, b->u.snap.next);
         cr_assert_eq(a->u.snap.n, b->u.snap.n);
         cr_assert_eq(a->u.snap.entries_len, b->u.snap.entries_len);
         tf_bytes_eq(a->u.snap.entries, b->u.snap.entries, a->u.snap.entries_len);
+        break;
+    case MSG_INIT:
+        cr_assert_eq(a->u.init.op, b->u.init.op);
+        cr_assert(seqd_cid_eq(&a->u.init.cid, &b->u.init.cid));
+        cr_assert_eq(a->u.init.set_digest, b->u.init.set_digest);
+        break;
+    case MSG_INIT_REPLY:
+        cr_assert_eq(a->u.init_reply.state, b->u.init_reply.state);
+        cr_assert(seqd_cid_eq(&a->u.init_reply.cid, &b->u.init_reply.cid));
         break;
     default:
         break;  /* STATUS, HELLO_OK: header only */
@@ -219,6 +229,7 @@ static int tf_samples(seqd_msg *ms, uint8_t *pool)
     ms[k++].u.snap_req.start = 40000;
     ms[k] = (seqd_msg){ .type = MSG_SNAP_CHUNK, .reqid = 14 };
     ms[k].u.snap.flags = SNAP_HAS_STATE;
+    ms[k].u.snap.cid.b[2] = 0x42;
     ms[k].u.snap.next = 3;
     ms[k].u.snap.n = 3;
     ms[k].u.snap.entries = pool;
@@ -227,6 +238,14 @@ static int tf_samples(seqd_msg *ms, uint8_t *pool)
     ms[k].u.err.code = FERR_HELLO;
     ms[k].u.err.text = "member set differs";
     ms[k++].u.err.len = 18;
+    ms[k] = (seqd_msg){ .type = MSG_INIT, .reqid = 16 };
+    ms[k].u.init.op = INIT_PREPARE;
+    ms[k].u.init.cid.b[0] = 0x5e;
+    ms[k].u.init.cid.b[15] = 0xd1;
+    ms[k++].u.init.set_digest = UINT64_C(0x0123456789abcdef);
+    ms[k] = (seqd_msg){ .type = MSG_INIT_REPLY, .reqid = 17 };
+    ms[k].u.init_reply.state = INIT_PREPARED;
+    ms[k++].u.init_reply.cid.b[7] = 0x77;
     return k;
 }
 
@@ -289,7 +308,7 @@ Test(frame_wire, range_and_snapshot_golden_bytes, .timeout = 10)
 
 Test(frame_rt, every_type, .timeout = 10)
 {
-    seqd_msg ms[16];
+    seqd_msg ms[20];
     uint8_t pool[512];
     int k = tf_samples(ms, pool);
     cr_assert_eq(k, MSG_TYPE_MAX);
@@ -399,7 +418,7 @@ Test(frame_rt, snap_chunk_entries_walk, .timeout = 10)
     /* an empty chunk (the last one of an empty table) */
     seqd_msg e = { .type = MSG_SNAP_CHUNK, .reqid = 78 };
     e.u.snap.flags = SNAP_DONE;
-    cr_assert_eq(tf_roundtrip(&e), SEQD_HDR_LEN + 7);
+    cr_assert_eq(tf_roundtrip(&e), SEQD_HDR_LEN + 7 + SEQD_CID_LEN);
 }
 
 /* ---- maximum size ------------------------------------------------------- */
@@ -430,7 +449,7 @@ static uint16_t tf_fill_snapshot(uint8_t *pool, size_t bytes)
 
 Test(frame_max, snap_chunk_exactly_fits, .timeout = 10)
 {
-    const size_t room = SEQD_MAX_FRAME - SEQD_HDR_LEN - 7;  /* entry bytes that fit */
+    const size_t room = SEQD_MAX_FRAME - SEQD_HDR_LEN - 7 - SEQD_CID_LEN;  /* entry bytes that fit */
     uint8_t *pool = malloc(SEQD_MAX_FRAME + SNAP_ENTRY_MAX), *buf = malloc(SEQD_MAX_FRAME);
     uint8_t *scratch = malloc(SEQD_MAX_FRAME);
     cr_assert(pool && buf && scratch);
@@ -626,7 +645,7 @@ Test(frame_reject, checks_in_contract_order, .timeout = 10)
 
 Test(frame_reject, every_type_one_byte_short_or_long, .timeout = 10)
 {
-    seqd_msg ms[16];
+    seqd_msg ms[20];
     uint8_t pool[512];
     int k = tf_samples(ms, pool);
     uint8_t b[SEQD_MAX_FRAME];
@@ -707,10 +726,11 @@ Test(frame_reject, snapshot_entries_malformed, .timeout = 10)
 {
     uint8_t b[1024], p[512];
     size_t n;
+    enum { H = 7 + SEQD_CID_LEN };  /* flags | cluster id | next | n */
     p[0] = 0;                       /* snap_flags */
-    memset(p + 1, 0, 4);            /* next */
-    p[5] = 0, p[6] = 3;             /* n_entries = 3 */
-    size_t off = 7;
+    memset(p + 1, 0, SEQD_CID_LEN + 4);   /* cluster id, next */
+    p[H - 2] = 0, p[H - 1] = 3;     /* n_entries = 3 */
+    size_t off = H;
     off += snap_entry_put(p + off, "one", 3, 1);
     off += snap_entry_put(p + off, "two", 3, 2);
     size_t two = off;
@@ -720,16 +740,16 @@ Test(frame_reject, snapshot_entries_malformed, .timeout = 10)
     tf_reject(b, tf_raw(b, MSG_SNAP_CHUNK, 1, p, two), -FERR_SHORT);        /* 2 of 3 */
     tf_reject(b, tf_raw(b, MSG_SNAP_CHUNK, 1, p, three - 1), -FERR_SHORT);  /* cur cut */
     tf_reject(b, tf_raw(b, MSG_SNAP_CHUNK, 1, p, two + 3), -FERR_SHORT);    /* name cut */
-    tf_reject(b, tf_raw(b, MSG_SNAP_CHUNK, 1, p, 6), -FERR_SHORT);          /* no n */
+    tf_reject(b, tf_raw(b, MSG_SNAP_CHUNK, 1, p, H - 1), -FERR_SHORT);      /* no n */
     p[three] = 0;
     tf_reject(b, tf_raw(b, MSG_SNAP_CHUNK, 1, p, three + 1), -FERR_LONG);   /* 4th not announced */
-    p[6] = 2;
+    p[H - 1] = 2;
     tf_reject(b, tf_raw(b, MSG_SNAP_CHUNK, 1, p, three), -FERR_LONG);       /* n says 2 */
     /* an entry name over SEQD_NAME_MAX would overflow struct seqd_name */
-    p[6] = 1;
-    p[7] = SEQD_NAME_MAX + 1;
-    memset(p + 8, 'z', SEQD_NAME_MAX + 1 + 8);
-    n = tf_raw(b, MSG_SNAP_CHUNK, 1, p, 7 + 1 + SEQD_NAME_MAX + 1 + 8);
+    p[H - 1] = 1;
+    p[H] = SEQD_NAME_MAX + 1;
+    memset(p + H + 1, 'z', SEQD_NAME_MAX + 1 + 8);
+    n = tf_raw(b, MSG_SNAP_CHUNK, 1, p, H + 1 + SEQD_NAME_MAX + 1 + 8);
     tf_reject(b, n, -FERR_LONG);
 }
 
