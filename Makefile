@@ -1,7 +1,7 @@
 # seqd — plain Makefile. `make` builds ./seqd, `make test` runs the Criterion
 # suite (one binary), `make deps` installs the Debian packages it needs.
 CC ?= cc
-PKGS := libevent libevent_pthreads libxxhash
+PKGS := libevent libevent_pthreads libxxhash libcrypto
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g
 ifeq ($(SAN),1)
 CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -11,7 +11,7 @@ else
 BUILD := build
 endif
 
-DEPS_PKGS := build-essential pkg-config libevent-dev libxxhash-dev libcriterion-dev iproute2
+DEPS_PKGS := build-essential pkg-config libevent-dev libxxhash-dev libcriterion-dev libssl-dev iproute2
 HAVE_PKGS := $(shell pkg-config --exists $(PKGS) criterion 2>/dev/null && echo yes)
 
 CFLAGS += $(CFLAGS_BASE) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -32,7 +32,7 @@ all: check-deps $(BIN)
 
 check-deps:
 ifneq ($(HAVE_PKGS),yes)
-	@for p in libevent:libevent-dev libevent_pthreads:libevent-dev libxxhash:libxxhash-dev criterion:libcriterion-dev; do \
+	@for p in libevent:libevent-dev libevent_pthreads:libevent-dev libxxhash:libxxhash-dev criterion:libcriterion-dev libcrypto:libssl-dev; do \
 	  pkg-config --exists $${p%%:*} 2>/dev/null || { echo "missing library $${p%%:*}: run 'make deps' (installs Debian package $${p##*:})" >&2; exit 1; }; done
 endif
 

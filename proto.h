@@ -99,8 +99,20 @@ enum seqd_msg_type {
     /* reply to MSG_INIT. payload: u8 init_state | 16 bytes cluster id (the
      * prepared or recorded id; zero for INIT_EMPTY) */
     MSG_INIT_REPLY = 17,
-    MSG_TYPE_MAX = 17
+    /* Mutual challenge-response under the cluster secret (--secret-file),
+     * the first frames on a peer or admin link (net/auth.h). payload:
+     * u8 auth_step | 16 bytes nonce | 32 bytes mac (zeros where a step has
+     * none). AUTH_HELLO (connector: its nonce) -> AUTH_CHALLENGE (listener:
+     * its nonce and HMAC proving it holds the secret) -> AUTH_PROOF
+     * (connector: its HMAC) -> AUTH_OK. Any failure: MSG_ERROR "not
+     * authenticated", then close. */
+    MSG_AUTH = 18,
+    MSG_TYPE_MAX = 18
 };
+
+enum seqd_auth_step { AUTH_HELLO = 1, AUTH_CHALLENGE = 2, AUTH_PROOF = 3, AUTH_OK = 4 };
+#define SEQD_NONCE_LEN 16
+#define SEQD_MAC_LEN 32
 
 /* init_op of MSG_INIT */
 enum seqd_init_op { INIT_PROBE = 1, INIT_PREPARE = 2, INIT_COMMIT = 3 };
@@ -161,7 +173,7 @@ enum seqd_ferr {
     FERR_SHORT = 4,       /* payload shorter than its type needs */
     FERR_LONG = 5,        /* payload longer than its type needs */
     FERR_FLAGS = 6,       /* reserved header flags set */
-    FERR_HELLO = 7,       /* hello refused: version, member set or R differ */
+    FERR_HELLO = 7,       /* hello refused: not authenticated, member set or R differ */
     FERR_MAX = 7
 };
 
@@ -202,6 +214,7 @@ typedef struct seqd_msg {
         struct { uint32_t start; } snap_req;
         struct { uint8_t op; struct seqd_cid cid; uint64_t set_digest; } init;
         struct { uint8_t state; struct seqd_cid cid; } init_reply;
+        struct { uint8_t step; uint8_t nonce[SEQD_NONCE_LEN], mac[SEQD_MAC_LEN]; } auth;
         struct {
             uint8_t flags; struct seqd_cid cid; uint32_t next; uint16_t n;
             const uint8_t *entries; uint32_t entries_len;  /* validated by the decoder */

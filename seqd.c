@@ -15,6 +15,7 @@
 
 #include <event2/event.h>
 
+#include "net/auth.h"
 #include "net/client.h"
 #include "net/stream.h"
 #include "core/member.h"
@@ -34,7 +35,8 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 /* Every command fills the same record; each reads only its own fields, so
  * the defaults of all commands can live side by side. */
 typedef struct opts {
-    const char *listen, *data, *peers, *servers, *name;
+    const char *listen, *data, *peers, *servers, *name, *secret_file;
+    bool insecure;
     const char *fsync;
     uint64_t count, round_ms, timeout_ms, buffer, interval_ms;
     bool range, help;
@@ -47,7 +49,8 @@ static const opts opts_defaults = {.fsync = "always", .round_ms = 1000, .count =
  * never clash with the short -h. */
 enum {
     OPT_LISTEN = 256, OPT_DATA, OPT_PEERS, OPT_SERVERS, OPT_FSYNC, OPT_COUNT,
-    OPT_RANGE, OPT_ROUND_TIMEOUT, OPT_BUFFER, OPT_INTERVAL, OPT_TIMEOUT,
+    OPT_RANGE, OPT_ROUND_TIMEOUT, OPT_BUFFER, OPT_INTERVAL, OPT_TIMEOUT, OPT_SECRET_FILE,
+    OPT_INSECURE,
 };
 
 /* An option as getopt_long wants it, with the words `CMD --help` shows for
@@ -83,6 +86,10 @@ static const cmd_opt serve_options[] = {
             "always (default): every acknowledged ID is on disk;\nnever: for benchmarks only"),
     CMD_OPT("round-timeout", required_argument, OPT_ROUND_TIMEOUT, "MS",
             "R, how long a quorum round may take (default 1000)"),
+    CMD_OPT("secret-file", required_argument, OPT_SECRET_FILE, "PATH",
+            "the cluster secret (>= 32 bytes, mode 600): peers and\nadmin commands must prove they hold it"),
+    CMD_OPT("insecure", no_argument, OPT_INSECURE, NULL,
+            "without a secret, take peers and admin commands from\nbeyond loopback too (protected mode off)"),
     {{0}, 0, 0},
 };
 
@@ -105,6 +112,8 @@ static const cmd_opt init_options[] = {
     CMD_OPT("servers", required_argument, OPT_SERVERS, "LIST",
             "every member of the new cluster (default: $SEQD_SERVERS, else\n" DEFAULT_SERVERS ")"),
     CMD_OPT("timeout", required_argument, OPT_TIMEOUT, "MS", "per member and step (default 5000)"),
+    CMD_OPT("secret-file", required_argument, OPT_SECRET_FILE, "PATH",
+            "the cluster secret, when the members have one"),
     {{0}, 0, 0},
 };
 
@@ -125,12 +134,13 @@ static int cmd_stream(const opts *o, const cmd_entry *cmd);
 static const cmd_entry commands[] = {
     {"serve", cmd_serve, "run a cluster member",
      "serve --listen HOST:PORT --data DIR [--peers HOST:PORT,...]\n"
-     "                  [--fsync always|never] [--round-timeout MS]\n",
+     "                  [--fsync always|never] [--round-timeout MS]\n"
+     "                  [--secret-file PATH | --insecure]\n",
      "Runs one member. The member set is --listen plus --peers (the other members);\n"
      "every member must be given the same set and the same --round-timeout.\n",
      serve_options, 23, NULL, false},
     {"init", cmd_init, "create a new cluster, once",
-     "init [--servers HOST:PORT,...] [--timeout MS]\n",
+     "init [--servers HOST:PORT,...] [--secret-file PATH] [--timeout MS]\n",
      "Creates a new cluster of the members named, which must all be running with\n"
      "empty, never-initialized data directories and the same member set. Running\n"
      "it again on the same, still whole cluster prints \"already initialized\"; an\n"
@@ -242,6 +252,8 @@ static int set_opt(const cmd_entry *cmd, opts *o, int key, const char *v)
     case OPT_PEERS: o->peers = v; break;
     case OPT_SERVERS: o->servers = v; break;
     case OPT_FSYNC: o->fsync = v; break;
+    case OPT_SECRET_FILE: o->secret_file = v; break;
+    case OPT_INSECURE: o->insecure = true; break;
     case OPT_RANGE: o->range = true; break;
     case OPT_COUNT:
         return set_u64(cmd, v, 1, SEQD_COUNT_MAX, &o->count, "bad --count '%s': want 1 to 1000000");
@@ -396,6 +408,7 @@ typedef struct serve_plan {
     uint64_t set_digest;
     enum recovery_mode mode;   /* IDENTITY, PREPARED or neither */
     struct seqd_cid cid;
+    const auth_secret *secret;   /* NULL: protected mode */
 } serve_plan;
 
 /* The member set is --listen plus --peers; its digest is compared in peer
@@ -421,6 +434,35 @@ static int serve_validate(const opts *o, const cmd_entry *cmd)
         return usage_error(cmd, "%s", "--listen and --data are required");
     if (strcmp(o->fsync, "always") != 0 && strcmp(o->fsync, "never") != 0)
         return usage_error(cmd, "bad --fsync '%s': want always or never", o->fsync);
+    if (o->secret_file && o->insecure)
+        return usage_error(cmd, "%s", "--secret-file and --insecure exclude each other");
+    return EXIT_OK;
+}
+
+/* The cluster secret, or protected mode (DESIGN.md §3, Redis's model):
+ * without a secret every member takes peer hellos only over loopback, so a
+ * member set beyond loopback needs the secret, or --insecure to say that
+ * the network is trusted. */
+static auth_secret serve_secret;
+
+static int serve_load_secret(const opts *o, const serve_plan *p, const cmd_entry *cmd,
+                             const auth_secret **out)
+{
+    char err[512];
+    *out = NULL;
+    if (o->secret_file) {
+        if (auth_load_secret(o->secret_file, &serve_secret, err, sizeof err) < 0) {
+            fprintf(stderr, "seqd: %s\n", err);
+            return EXIT_FAIL;
+        }
+        *out = &serve_secret;
+        return EXIT_OK;
+    }
+    for (int i = 0; i < p->n && !o->insecure; i++)
+        if (!auth_addr_loopback(p->members[i]))
+            return usage_error(cmd, "refusing to start in protected mode: %s is not a loopback "
+                                    "address; give every member --secret-file (or --insecure "
+                                    "on a trusted network)", p->members[i]);
     return EXIT_OK;
 }
 
@@ -525,14 +567,14 @@ static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
     struct event_base *base = event_base_new();
     member_config cfg = {.data_dir = o->data, .members = p->members, .n = p->n, .self = p->self,
                          .set_digest = p->set_digest, .members_joined = p->joined,
-                         .round_ms = (uint32_t)o->round_ms, .mode = p->mode, .cid = p->cid,
+                         .round_ms = (uint32_t)o->round_ms, .mode = p->mode, .cid = p->cid, .secret = p->secret,
                          .peer_route = getenv("SEQD_TEST_PEER_ROUTE")};
     running = base ? member_new(base, &cfg, log, t, err, sizeof err) : NULL;
     if (!running) {
         fprintf(stderr, "seqd: %s\n", base ? err : "cannot create the event loop");
         return EXIT_FAIL;
     }
-    running_front = front_bin_new(base, running, o->listen, err, sizeof err);
+    running_front = front_bin_new(base, running, o->listen, p->secret, o->insecure, err, sizeof err);
     if (!running_front || member_start(running, err, sizeof err) < 0) {
         fprintf(stderr, "seqd: %s\n", err);
         return EXIT_FAIL;
@@ -567,6 +609,8 @@ static int cmd_serve(const opts *o, const cmd_entry *cmd)
     serve_plan p = {0};
     if (member_set(o, &p, err, sizeof err) < 0)
         return usage_error(cmd, "%s", err);
+    if ((rc = serve_load_secret(o, &p, cmd, &p.secret)) != EXIT_OK)
+        return rc;
     if ((rc = serve_open_data(o, &p)) != EXIT_OK)
         return rc;
     table *t;
@@ -660,6 +704,40 @@ typedef struct init_view {
     struct seqd_cid cid[SEQD_MAX_MEMBERS];
 } init_view;
 
+/* The admin's half of net/auth.h's challenge-response on member i's
+ * connection (the client keeps it open for the MSG_INITs that follow). */
+static int init_authenticate(client *c, int i, const auth_secret *s, uint32_t ms)
+{
+    static uint8_t scratch[SEQD_MAX_FRAME];
+    char err[512];
+    uint8_t nc[SEQD_NONCE_LEN];
+    seqd_msg req = {.type = MSG_AUTH, .reqid = 1}, rep;
+    req.u.auth.step = AUTH_HELLO;
+    if (auth_nonce(nc) < 0) {
+        fprintf(stderr, "seqd: init: no randomness for a nonce\n");
+        return -1;
+    }
+    memcpy(req.u.auth.nonce, nc, SEQD_NONCE_LEN);
+    if (client_raw(c, i, &req, &rep, scratch, ms, err, sizeof err) != CLIENT_OK) {
+        fprintf(stderr, "seqd: init: member %s is down or unreachable: %s\n", client_server(c, i), err);
+        return -1;
+    }
+    if (rep.type != MSG_AUTH || rep.u.auth.step != AUTH_CHALLENGE ||
+        !auth_mac_ok(s, AUTH_ROLE_LISTENER, nc, rep.u.auth.nonce, rep.u.auth.mac)) {
+        fprintf(stderr, "seqd: init: member %s: not authenticated (another secret, or none)\n",
+                client_server(c, i));
+        return -1;
+    }
+    req.u.auth.step = AUTH_PROOF;
+    auth_mac(s, AUTH_ROLE_CONNECTOR, nc, rep.u.auth.nonce, req.u.auth.mac);
+    if (client_raw(c, i, &req, &rep, scratch, ms, err, sizeof err) != CLIENT_OK ||
+        rep.type != MSG_AUTH || rep.u.auth.step != AUTH_OK) {
+        fprintf(stderr, "seqd: init: member %s: not authenticated\n", client_server(c, i));
+        return -1;
+    }
+    return 0;
+}
+
 /* One MSG_INIT to member i; fills its state and id, or says why not. */
 static int init_ask(client *c, int i, uint8_t op, const struct seqd_cid *x, uint64_t digest,
                     uint32_t ms, init_view *v)
@@ -736,13 +814,14 @@ static int init_choose(client *c, const init_view *v, struct seqd_cid *x)
 /* PREPARE then COMMIT; each step has heard from every member before the
  * next starts, so COMMIT of x goes out only once every member is prepared
  * for x or initialized with it. */
-static int init_run(client *c, uint64_t digest, uint32_t ms)
+static int init_run(client *c, uint64_t digest, const auth_secret *secret, uint32_t ms)
 {
     int n = client_nservers(c);
     static const struct seqd_cid none;
     init_view v;
     for (int i = 0; i < n; i++)
-        if (init_ask(c, i, INIT_PROBE, &none, digest, ms, &v) < 0)
+        if ((secret && init_authenticate(c, i, secret, ms) < 0) ||
+            init_ask(c, i, INIT_PROBE, &none, digest, ms, &v) < 0)
             return EXIT_FAIL;
     struct seqd_cid x;
     if (init_choose(c, &v, &x) < 0)
@@ -792,10 +871,16 @@ static int cmd_init(const opts *o, const cmd_entry *cmd)
     if (parse_addr_list(buf, members, &n, err, sizeof err) < 0)
         return usage_error(cmd, "%s", err);
     uint64_t digest = datadir_set_digest(members, n, joined, sizeof joined);
+    static auth_secret secret;
+    if (o->secret_file && auth_load_secret(o->secret_file, &secret, err, sizeof err) < 0) {
+        fprintf(stderr, "seqd: %s\n", err);
+        return EXIT_FAIL;
+    }
     client *c = client_new(joined, err, sizeof err);
     if (!c)
         return usage_error(cmd, "%s", err);
-    int rc = init_run(c, digest, o->timeout_ms ? (uint32_t)o->timeout_ms : 5000u);
+    int rc = init_run(c, digest, o->secret_file ? &secret : NULL,
+                      o->timeout_ms ? (uint32_t)o->timeout_ms : 5000u);
     client_free(c);
     return rc;
 }

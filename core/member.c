@@ -347,7 +347,7 @@ static int member_connect_peers(member *m, char *err, size_t errlen)
         return -1;
     }
     peer_hello hello = {.round_ms = m->cfg.round_ms, .cluster_id = m->cfg.set_digest,
-                        .self_addr = m->cfg.members[m->cfg.self]};
+                        .self_addr = m->cfg.members[m->cfg.self], .secret = m->cfg.secret};
     for (int i = 0; i < m->cfg.n; i++) {
         if (i == m->cfg.self)
             continue;

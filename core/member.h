@@ -34,6 +34,7 @@
 #include "../storage/table.h"
 
 struct event_base;
+struct auth_secret;
 
 typedef struct member member;   /* struct member: front ends may forward-declare it */
 
@@ -50,6 +51,8 @@ typedef struct member_config {
      * data: it learns the id from its peers). */
     enum recovery_mode mode;
     struct seqd_cid cid;
+    /* The cluster secret (--secret-file), NULL for protected mode. */
+    const struct auth_secret *secret;
     /* Testing hook: "MEMBER=CONNECT,..." makes the link to MEMBER connect
      * to CONNECT instead (a fault-injecting proxy); NULL for none. */
     const char *peer_route;

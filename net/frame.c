@@ -202,6 +202,11 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
         wr_uint(w, m->u.init_reply.state, 1);
         wr_bytes(w, m->u.init_reply.cid.b, SEQD_CID_LEN);
         break;
+    case MSG_AUTH:
+        wr_uint(w, m->u.auth.step, 1);
+        wr_bytes(w, m->u.auth.nonce, SEQD_NONCE_LEN);
+        wr_bytes(w, m->u.auth.mac, SEQD_MAC_LEN);
+        break;
     default:
         w->bad = true;
         break;
@@ -412,6 +417,15 @@ static void parse_payload(struct rd *r, seqd_msg *m)
         m->u.init_reply.state = (uint8_t)rd_uint(r, 1);
         rd_cid(r, &m->u.init_reply.cid);
         break;
+    case MSG_AUTH: {
+        m->u.auth.step = (uint8_t)rd_uint(r, 1);
+        const uint8_t *n = rd_bytes(r, SEQD_NONCE_LEN), *mac = rd_bytes(r, SEQD_MAC_LEN);
+        if (n && mac) {
+            memcpy(m->u.auth.nonce, n, SEQD_NONCE_LEN);
+            memcpy(m->u.auth.mac, mac, SEQD_MAC_LEN);
+        }
+        break;
+    }
     default:
         r->err = FERR_TYPE;  /* head_check already refused it */
         break;
@@ -547,6 +561,7 @@ const char *msg_type_str(int type)
         [MSG_ERROR] = "ERROR",
         [MSG_INIT] = "INIT",
         [MSG_INIT_REPLY] = "INIT_REPLY",
+        [MSG_AUTH] = "AUTH",
     };
     return type >= 1 && type <= MSG_TYPE_MAX ? s[type] : "UNKNOWN";
 }

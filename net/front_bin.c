@@ -14,18 +14,37 @@
 #include <event2/listener.h>
 
 #include "../core/member.h"
+#include "auth.h"
 #include "conn.h"
 #include "frame.h"
 #include "peer.h"
 
+/* Where an accepted connection stands in the challenge-response. */
+enum fc_auth {
+    FC_NONE,        /* said nothing about the secret: a client */
+    FC_CHALLENGED,  /* sent AUTH_HELLO, was answered a challenge */
+    FC_AUTHED       /* proved it holds the secret */
+};
+
+typedef struct front_conn {
+    conn *c;
+    enum fc_auth auth;
+    uint8_t nc[SEQD_NONCE_LEN], ns[SEQD_NONCE_LEN];
+} front_conn;
+
 struct front_bin {
     struct event_base *base;
     member *m;
+    const auth_secret *secret;    /* NULL: protected mode */
+    bool insecure;                /* no secret, and peers beyond loopback */
     struct evconnlistener *listener;
-    conn **conns;                 /* accepted connections still open */
+    front_conn *conns;            /* accepted connections still open */
     size_t nconns, capconns;
     bool closing;                 /* front_bin_free: the member is gone */
 };
+
+static bool front_trusted(front_bin *f, conn *c);
+static void front_refuse(front_bin *f, conn *c, const char *what);
 
 /* ---- replies ------------------------------------------------------------ */
 
@@ -144,6 +163,10 @@ static void front_status(front_bin *f, conn *c, uint64_t reqid)
 
 static void front_hello(front_bin *f, conn *c, const seqd_msg *msg)
 {
+    if (!front_trusted(f, c)) {
+        front_refuse(f, c, "a peer hello");
+        return;
+    }
     char why[SEQD_TEXT_MAX];
     int idx = member_peer_hello(f->m, msg->u.hello.cluster_id, msg->u.hello.round_ms,
                                 msg->u.hello.addr, msg->u.hello.addr_len, conn_addr(c), why,
@@ -168,25 +191,67 @@ static void front_peer_request(front_bin *f, conn *c, const seqd_msg *msg)
     member_peer_request(f->m, msg, reply_to_conn, c);
 }
 
-/* Who may send init's messages. DESIGN.md §3 makes them peer-only, under
- * the cluster secret once --secret-file lands; until then the rule is
- * protected mode's: a member that listens on loopback takes them only
- * from loopback. */
-static bool front_admin_allowed(front_bin *f, conn *c)
+/* O(connections), only on the rare messages of the handshake, hellos and
+ * init: never on a fetch. */
+static front_conn *front_find(front_bin *f, const conn *c)
 {
-    const char *self = member_cfg(f->m)->members[member_cfg(f->m)->self];
-    const char *from = conn_addr(c);
-    bool self_loopback = strncmp(self, "127.", 4) == 0 || strncmp(self, "localhost:", 10) == 0 ||
-                         strncmp(self, "[::1]:", 6) == 0;
-    bool from_loopback = strncmp(from, "127.", 4) == 0 || strncmp(from, "[::1]", 5) == 0 ||
-                         strncmp(from, "::1", 3) == 0;
-    return !self_loopback || from_loopback;
+    for (size_t i = 0; i < f->nconns; i++)
+        if (f->conns[i].c == c)
+            return &f->conns[i];
+    return NULL;
+}
+
+/* Who may say hello as a peer or send init's messages (DESIGN.md §3):
+ * with a secret, a connection that proved it holds it; without one
+ * (protected mode), loopback connections only, unless --insecure. */
+static bool front_trusted(front_bin *f, conn *c)
+{
+    if (f->secret) {
+        const front_conn *fc = front_find(f, c);
+        return fc && fc->auth == FC_AUTHED;
+    }
+    return f->insecure || auth_addr_loopback(conn_addr(c));
+}
+
+/* A refusal says only "not authenticated": nothing about the cluster. */
+static void front_refuse(front_bin *f, conn *c, const char *what)
+{
+    member_log(f->m, "refused %s from %s: not authenticated", what, conn_addr(c));
+    conn_fail(c, FERR_HELLO, "not authenticated");
+}
+
+static void front_auth(front_bin *f, conn *c, const seqd_msg *msg)
+{
+    front_conn *fc = front_find(f, c);
+    assert(fc);   /* every open accepted conn is in the list */
+    seqd_msg r = {.type = MSG_AUTH, .reqid = msg->reqid};
+    if (!f->secret) {
+        front_refuse(f, c, "an authentication (this member has no --secret-file)");
+        return;
+    }
+    if (msg->u.auth.step == AUTH_HELLO && fc->auth == FC_NONE && auth_nonce(fc->ns) == 0) {
+        memcpy(fc->nc, msg->u.auth.nonce, SEQD_NONCE_LEN);
+        fc->auth = FC_CHALLENGED;
+        r.u.auth.step = AUTH_CHALLENGE;
+        memcpy(r.u.auth.nonce, fc->ns, SEQD_NONCE_LEN);
+        auth_mac(f->secret, AUTH_ROLE_LISTENER, fc->nc, fc->ns, r.u.auth.mac);
+        conn_send(c, &r);
+        return;
+    }
+    if (msg->u.auth.step == AUTH_PROOF && fc->auth == FC_CHALLENGED &&
+        auth_mac_ok(f->secret, AUTH_ROLE_CONNECTOR, fc->nc, fc->ns, msg->u.auth.mac)) {
+        fc->auth = FC_AUTHED;
+        r.u.auth.step = AUTH_OK;
+        conn_send(c, &r);
+        return;
+    }
+    front_refuse(f, c, "an authentication");
 }
 
 static void front_init(front_bin *f, conn *c, const seqd_msg *msg)
 {
-    if (!front_admin_allowed(f, c)) {
-        reply_err(c, msg->reqid, ERR_NOT_PEER, "init is refused from %s", conn_addr(c));
+    if (!front_trusted(f, c)) {
+        front_refuse(f, c, "an init message");
         return;
     }
     char why[SEQD_TEXT_MAX];
@@ -216,6 +281,9 @@ static void front_on_msg(conn *c, const seqd_msg *msg, void *arg)
     case MSG_INIT:
         front_init(f, c, msg);
         break;
+    case MSG_AUTH:
+        front_auth(f, c, msg);
+        break;
     case MSG_READ:
     case MSG_ACCEPT:
     case MSG_SNAP_REQ:
@@ -236,7 +304,7 @@ static void front_on_msg(conn *c, const seqd_msg *msg, void *arg)
 static void front_forget(front_bin *f, conn *c)
 {
     for (size_t i = 0; i < f->nconns; i++)
-        if (f->conns[i] == c) {
+        if (f->conns[i].c == c) {
             f->conns[i] = f->conns[--f->nconns];
             return;
         }
@@ -260,7 +328,7 @@ static void front_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct
     front_bin *f = arg;
     if (f->nconns == f->capconns) {
         size_t cap = f->capconns ? f->capconns * 2 : 64;
-        conn **grown = realloc(f->conns, cap * sizeof *grown);
+        front_conn *grown = realloc(f->conns, cap * sizeof *grown);
         if (!grown) {
             evutil_closesocket(fd);
             return;
@@ -273,13 +341,13 @@ static void front_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct
         member_log(f->m, "could not set up an accepted connection: out of memory");
         return;
     }
-    f->conns[f->nconns++] = c;
+    f->conns[f->nconns++] = (front_conn){.c = c, .auth = FC_NONE};
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-front_bin *front_bin_new(struct event_base *base, member *m, const char *addr, char *err,
-                         size_t errlen)
+front_bin *front_bin_new(struct event_base *base, member *m, const char *addr,
+                         const auth_secret *secret, bool insecure, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     int sslen;
@@ -292,6 +360,8 @@ front_bin *front_bin_new(struct event_base *base, member *m, const char *addr, c
     }
     f->base = base;
     f->m = m;
+    f->secret = secret;
+    f->insecure = insecure;
     f->listener = evconnlistener_new_bind(base, front_accept_cb, f,
                                           LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE, 512,
                                           (struct sockaddr *)&ss, sslen);
@@ -318,7 +388,7 @@ void front_bin_free(front_bin *f)
     f->closing = true;
     front_bin_stop(f);
     while (f->nconns)
-        conn_close(f->conns[f->nconns - 1], "shutting down");   /* on_end forgets it */
+        conn_close(f->conns[f->nconns - 1].c, "shutting down");   /* on_end forgets it */
     free(f->conns);
     free(f);
 }

@@ -7,7 +7,8 @@
  * peer-only requests are checked here, on receipt, and bad ones get an
  * error reply on a connection that stays open (framing errors are conn's:
  * an ERROR frame, then close). READ, ACCEPT and SNAP_REQ are served only on
- * a connection whose hello the member accepted.
+ * a connection whose hello the member accepted, and a hello only from a
+ * connection that authenticated (or, without a secret, from loopback).
  *
  * Lifecycle: front_bin_new binds and listens; front_bin_stop closes the
  * listener (no new connections; requests on open ones are still answered,
@@ -17,16 +18,21 @@
 #ifndef SEQD_FRONT_BIN_H
 #define SEQD_FRONT_BIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct event_base;
 struct member;
+struct auth_secret;
 
 typedef struct front_bin front_bin;
 
-/* Listens on addr (HOST:PORT). NULL with a message on failure. */
-front_bin *front_bin_new(struct event_base *base, struct member *m, const char *addr, char *err,
-                         size_t errlen);
+/* Listens on addr (HOST:PORT). With a secret (kept by the caller), peer
+ * hellos and init's messages are taken only on connections that proved
+ * they hold it (net/auth.h); without one (protected mode) only from
+ * loopback, or from anywhere with insecure. NULL with a message. */
+front_bin *front_bin_new(struct event_base *base, struct member *m, const char *addr,
+                         const struct auth_secret *secret, bool insecure, char *err, size_t errlen);
 void front_bin_stop(front_bin *f);
 void front_bin_free(front_bin *f);
 

@@ -9,6 +9,7 @@
 
 #include <event2/event.h>
 
+#include "auth.h"
 #include "conn.h"
 
 struct peer {
@@ -18,6 +19,8 @@ struct peer {
     char self_addr[SEQD_ADDR_MAX + 1];
     uint32_t round_ms;
     uint64_t cluster_id;
+    const auth_secret *secret;
+    uint8_t nc[SEQD_NONCE_LEN];   /* our nonce of the current attempt */
     struct sockaddr_storage ss;
     int sslen;
     conn *c;
@@ -83,15 +86,54 @@ static void peer_schedule(peer *p)
     p->backoff_ms = p->backoff_ms * 2 > PEER_BACKOFF_MAX_MS ? PEER_BACKOFF_MAX_MS : p->backoff_ms * 2;
 }
 
-static void peer_on_open(conn *c, void *arg)
+static void peer_send_hello(peer *p, conn *c)
 {
-    peer *p = arg;
     seqd_msg m = {.type = MSG_HELLO, .reqid = 0};
     m.u.hello.round_ms = p->round_ms;
     m.u.hello.cluster_id = p->cluster_id;
     m.u.hello.addr = p->self_addr;
     m.u.hello.addr_len = (uint8_t)strlen(p->self_addr);
     conn_send(c, &m);
+}
+
+static void peer_on_open(conn *c, void *arg)
+{
+    peer *p = arg;
+    if (!p->secret) {
+        peer_send_hello(p, c);
+        return;
+    }
+    seqd_msg m = {.type = MSG_AUTH, .reqid = 0};
+    m.u.auth.step = AUTH_HELLO;
+    if (auth_nonce(p->nc) < 0) {
+        conn_close(c, "no randomness for a nonce");
+        return;
+    }
+    memcpy(m.u.auth.nonce, p->nc, SEQD_NONCE_LEN);
+    conn_send(c, &m);
+}
+
+/* The other side's half of the challenge-response: it must prove it holds
+ * the secret before this member says who it is. */
+static void peer_on_auth(peer *p, conn *c, const seqd_msg *m)
+{
+    if (!p->secret) {
+        conn_close(c, "unexpected authentication message");
+        return;
+    }
+    if (m->u.auth.step == AUTH_CHALLENGE &&
+        auth_mac_ok(p->secret, AUTH_ROLE_LISTENER, p->nc, m->u.auth.nonce, m->u.auth.mac)) {
+        seqd_msg r = {.type = MSG_AUTH, .reqid = 0};
+        r.u.auth.step = AUTH_PROOF;
+        auth_mac(p->secret, AUTH_ROLE_CONNECTOR, p->nc, m->u.auth.nonce, r.u.auth.mac);
+        conn_send(c, &r);
+        return;
+    }
+    if (m->u.auth.step == AUTH_OK) {
+        peer_send_hello(p, c);
+        return;
+    }
+    conn_close(c, "the member failed authentication (a different --secret-file?)");
 }
 
 static void peer_on_msg(conn *c, const seqd_msg *m, void *arg)
@@ -101,6 +143,10 @@ static void peer_on_msg(conn *c, const seqd_msg *m, void *arg)
         p->up = true;
         p->backoff_ms = 25;
         peer_report(p, true, "");
+        return;
+    }
+    if (m->type == MSG_AUTH && !p->up) {
+        peer_on_auth(p, c, m);
         return;
     }
     if (m->type == MSG_ERROR) {
@@ -151,6 +197,7 @@ peer *peer_new(struct event_base *base, int member, const char *addr, const peer
     snprintf(p->self_addr, sizeof p->self_addr, "%s", hello->self_addr);
     p->round_ms = hello->round_ms;
     p->cluster_id = hello->cluster_id;
+    p->secret = hello->secret;
     p->on_reply = on_reply;
     p->on_state = on_state;
     p->arg = arg;

@@ -1,7 +1,9 @@
 /* net/peer.h — this member's outgoing link to one other member.
  *
- * The link connects, sends MSG_HELLO (version in the header, R, cluster id,
- * our --listen), and is "up" once MSG_HELLO_OK arrives. Requests (READ,
+ * The link connects, authenticates when there is a cluster secret (the
+ * other member must prove it holds it too), sends MSG_HELLO (version in
+ * the header, R, the member set's digest, our --listen), and is "up" once
+ * MSG_HELLO_OK arrives. Requests (READ,
  * ACCEPT, SNAP_REQ) are pipelined on it, many in flight, and their replies
  * are handed to on_reply for matching by reqid. Sending while the link is
  * down drops the message: the quorum code treats silence like a slow
@@ -28,10 +30,15 @@ typedef void (*peer_reply_fn)(peer *p, int member, const seqd_msg *m, void *arg)
 /* Link up or down; `why` explains a down (a refused hello says what differs). */
 typedef void (*peer_state_fn)(peer *p, int member, bool up, const char *why, void *arg);
 
+struct auth_secret;
+
 typedef struct peer_hello {
     uint32_t round_ms;
-    uint64_t cluster_id;
+    uint64_t cluster_id;      /* the member set's digest */
     const char *self_addr;
+    /* With a secret (kept by the caller), the link first runs the
+     * challenge-response of net/auth.h and says hello only inside it. */
+    const struct auth_secret *secret;
 } peer_hello;
 
 /* addr is HOST:PORT. NULL with a message if it cannot be resolved. */

@@ -693,7 +693,17 @@ int nem_net_start(nem_net *nn, int i, const char *const *more, const char *const
         e[k++] = env[j];
     e[k] = NULL;
     const char *prefix[] = { nn->ip, "netns", "exec", nn->ns[i], NULL };
-    return procs_start_ex(nn->pc, i, nn->kind == NEM_NET_NETNS ? prefix : NULL, more, e);
+    if (nn->kind != NEM_NET_NETNS)
+        return procs_start_ex(nn->pc, i, NULL, more, e);
+    /* The members' addresses are not loopback: protected mode (no secret)
+     * would refuse to start, so these test hosts say the network is theirs. */
+    const char *m2[24];
+    int a = 0;
+    m2[a++] = "--insecure";
+    for (int j = 0; more != NULL && more[j] != NULL && a < 23; j++)
+        m2[a++] = more[j];
+    m2[a] = NULL;
+    return procs_start_ex(nn->pc, i, prefix, m2, e);
 }
 
 int nem_net_start_all(nem_net *nn)

@@ -448,7 +448,12 @@ bool procs_init(procs_cluster *pc, char *why, size_t whylen)
     procs_result *r = calloc(1, sizeof *r);
     if (!r)
         return false;
-    procs_run(r, 30000, NULL, "init", "--servers", pc->servers, "--timeout", "2000", (char *)NULL);
+    if (pc->secret_file)
+        procs_run(r, 30000, NULL, "init", "--servers", pc->servers, "--timeout", "2000",
+                  "--secret-file", pc->secret_file, (char *)NULL);
+    else
+        procs_run(r, 30000, NULL, "init", "--servers", pc->servers, "--timeout", "2000",
+                  (char *)NULL);
     bool ok = r->status == 0;
     if (ok)
         pc->initialized = true;

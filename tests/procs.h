@@ -33,7 +33,7 @@
 #include "history.h"
 
 #define PROCS_MAX 7
-#define PROCS_SLOTS 28
+#define PROCS_SLOTS 31
 #define PROCS_PATH 512
 
 typedef struct procs_member {
@@ -53,6 +53,7 @@ typedef struct procs_cluster {
     const char *const *extra;   /* default extra serve args (NULL-terminated) */
     bool initialized;           /* `seqd init` succeeded on it */
     bool no_auto_init;          /* procs_wait_ready must not run init */
+    const char *secret_file;    /* given to init as --secret-file (NULL: none) */
     procs_member m[PROCS_MAX];
 } procs_cluster;
 

@@ -132,6 +132,11 @@ static void tf_msg_eq(const seqd_msg *a, const seqd_msg *b)
         cr_assert(seqd_cid_eq(&a->u.init.cid, &b->u.init.cid));
         cr_assert_eq(a->u.init.set_digest, b->u.init.set_digest);
         break;
+    case MSG_AUTH:
+        cr_assert_eq(a->u.auth.step, b->u.auth.step);
+        tf_bytes_eq(a->u.auth.nonce, b->u.auth.nonce, SEQD_NONCE_LEN);
+        tf_bytes_eq(a->u.auth.mac, b->u.auth.mac, SEQD_MAC_LEN);
+        break;
     case MSG_INIT_REPLY:
         cr_assert_eq(a->u.init_reply.state, b->u.init_reply.state);
         cr_assert(seqd_cid_eq(&a->u.init_reply.cid, &b->u.init_reply.cid));
@@ -246,6 +251,10 @@ static int tf_samples(seqd_msg *ms, uint8_t *pool)
     ms[k] = (seqd_msg){ .type = MSG_INIT_REPLY, .reqid = 17 };
     ms[k].u.init_reply.state = INIT_PREPARED;
     ms[k++].u.init_reply.cid.b[7] = 0x77;
+    ms[k] = (seqd_msg){ .type = MSG_AUTH, .reqid = 18 };
+    ms[k].u.auth.step = AUTH_CHALLENGE;
+    ms[k].u.auth.nonce[0] = 0xa5;
+    ms[k++].u.auth.mac[31] = 0x5a;
     return k;
 }
 
