@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -26,11 +27,23 @@ enum fc_auth {
     FC_AUTHED       /* proved it holds the secret */
 };
 
+/* An accepted connection as the front end sees it; the conn's callback
+ * argument, so a message finds it in O(1). */
 typedef struct front_conn {
+    struct front_bin *f;
     conn *c;
+    size_t idx;                   /* in f->conns */
+    uint64_t accepted_ms;
+    bool spoke;                   /* a whole frame arrived */
     enum fc_auth auth;
     uint8_t nc[SEQD_NONCE_LEN], ns[SEQD_NONCE_LEN];
 } front_conn;
+
+/* Limits (DESIGN.md §3, hostile input): a connection that has not sent one
+ * whole frame after FRONT_SILENT_MS is closed (slowloris), and past
+ * FRONT_MAX_CONNS connections new ones are closed at once. */
+#define FRONT_SILENT_MS 5000u
+#define FRONT_MAX_CONNS 20000u
 
 struct front_bin {
     struct event_base *base;
@@ -38,13 +51,23 @@ struct front_bin {
     const auth_secret *secret;    /* NULL: protected mode */
     bool insecure;                /* no secret, and peers beyond loopback */
     struct evconnlistener *listener;
-    front_conn *conns;            /* accepted connections still open */
+    front_conn **conns;           /* accepted connections still open */
     size_t nconns, capconns;
+    struct event *sweep;          /* every second: silent connections */
+    struct event *resume;         /* re-enables accept after EMFILE */
+    uint64_t emfile_logged_ms;
     bool closing;                 /* front_bin_free: the member is gone */
 };
 
-static bool front_trusted(front_bin *f, conn *c);
+static bool front_trusted(front_bin *f, const front_conn *fc);
 static void front_refuse(front_bin *f, conn *c, const char *what);
+
+static uint64_t front_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 /* ---- replies ------------------------------------------------------------ */
 
@@ -161,9 +184,10 @@ static void front_status(front_bin *f, conn *c, uint64_t reqid)
 
 /* ---- peer requests ------------------------------------------------------ */
 
-static void front_hello(front_bin *f, conn *c, const seqd_msg *msg)
+static void front_hello(front_bin *f, const front_conn *fc, const seqd_msg *msg)
 {
-    if (!front_trusted(f, c)) {
+    conn *c = fc->c;
+    if (!front_trusted(f, fc)) {
         front_refuse(f, c, "a peer hello");
         return;
     }
@@ -191,26 +215,14 @@ static void front_peer_request(front_bin *f, conn *c, const seqd_msg *msg)
     member_peer_request(f->m, msg, reply_to_conn, c);
 }
 
-/* O(connections), only on the rare messages of the handshake, hellos and
- * init: never on a fetch. */
-static front_conn *front_find(front_bin *f, const conn *c)
-{
-    for (size_t i = 0; i < f->nconns; i++)
-        if (f->conns[i].c == c)
-            return &f->conns[i];
-    return NULL;
-}
-
 /* Who may say hello as a peer or send init's messages (DESIGN.md §3):
  * with a secret, a connection that proved it holds it; without one
  * (protected mode), loopback connections only, unless --insecure. */
-static bool front_trusted(front_bin *f, conn *c)
+static bool front_trusted(front_bin *f, const front_conn *fc)
 {
-    if (f->secret) {
-        const front_conn *fc = front_find(f, c);
-        return fc && fc->auth == FC_AUTHED;
-    }
-    return f->insecure || auth_addr_loopback(conn_addr(c));
+    if (f->secret)
+        return fc->auth == FC_AUTHED;
+    return f->insecure || auth_addr_loopback(conn_addr(fc->c));
 }
 
 /* A refusal says only "not authenticated": nothing about the cluster. */
@@ -220,10 +232,9 @@ static void front_refuse(front_bin *f, conn *c, const char *what)
     conn_fail(c, FERR_HELLO, "not authenticated");
 }
 
-static void front_auth(front_bin *f, conn *c, const seqd_msg *msg)
+static void front_auth(front_bin *f, front_conn *fc, const seqd_msg *msg)
 {
-    front_conn *fc = front_find(f, c);
-    assert(fc);   /* every open accepted conn is in the list */
+    conn *c = fc->c;
     seqd_msg r = {.type = MSG_AUTH, .reqid = msg->reqid};
     if (!f->secret) {
         front_refuse(f, c, "an authentication (this member has no --secret-file)");
@@ -248,9 +259,10 @@ static void front_auth(front_bin *f, conn *c, const seqd_msg *msg)
     front_refuse(f, c, "an authentication");
 }
 
-static void front_init(front_bin *f, conn *c, const seqd_msg *msg)
+static void front_init(front_bin *f, const front_conn *fc, const seqd_msg *msg)
 {
-    if (!front_trusted(f, c)) {
+    conn *c = fc->c;
+    if (!front_trusted(f, fc)) {
         front_refuse(f, c, "an init message");
         return;
     }
@@ -267,7 +279,10 @@ static void front_init(front_bin *f, conn *c, const seqd_msg *msg)
 
 static void front_on_msg(conn *c, const seqd_msg *msg, void *arg)
 {
-    front_bin *f = arg;
+    front_conn *fc = arg;
+    front_bin *f = fc->f;
+    assert(fc->c == c);
+    fc->spoke = true;
     switch (msg->type) {
     case MSG_FETCH:
         front_fetch(f, c, msg);
@@ -276,13 +291,13 @@ static void front_on_msg(conn *c, const seqd_msg *msg, void *arg)
         front_status(f, c, msg->reqid);
         break;
     case MSG_HELLO:
-        front_hello(f, c, msg);
+        front_hello(f, fc, msg);
         break;
     case MSG_INIT:
-        front_init(f, c, msg);
+        front_init(f, fc, msg);
         break;
     case MSG_AUTH:
-        front_auth(f, c, msg);
+        front_auth(f, fc, msg);
         break;
     case MSG_READ:
     case MSG_ACCEPT:
@@ -300,23 +315,64 @@ static void front_on_msg(conn *c, const seqd_msg *msg, void *arg)
 
 /* ---- connections -------------------------------------------------------- */
 
-/* O(connections) per close; fine for the hundreds a member serves. */
-static void front_forget(front_bin *f, conn *c)
+static void front_forget(front_bin *f, front_conn *fc)
 {
-    for (size_t i = 0; i < f->nconns; i++)
-        if (f->conns[i].c == c) {
-            f->conns[i] = f->conns[--f->nconns];
-            return;
-        }
-    assert(!"front_forget: a connection this front end never accepted");
+    assert(fc->idx < f->nconns && f->conns[fc->idx] == fc);
+    front_conn *last = f->conns[--f->nconns];
+    f->conns[fc->idx] = last;
+    last->idx = fc->idx;
+    free(fc);
 }
 
 static void front_on_end(conn *c, void *arg, const char *why)
 {
-    front_bin *f = arg;
+    front_conn *fc = arg;
+    front_bin *f = fc->f;
     if (!f->closing && conn_peer(c) >= 0 && !member_stopping(f->m))
         member_log(f->m, "peer link from %s closed: %s", member_cfg(f->m)->members[conn_peer(c)], why);
-    front_forget(f, c);
+    front_forget(f, fc);
+}
+
+/* Once a second: connections that have not sent one whole frame within
+ * FRONT_SILENT_MS are closed (a slowloris holds a slot and sends nothing
+ * useful). Closing re-orders the array, so walk it from the end. */
+static void front_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    front_bin *f = arg;
+    uint64_t now = front_now_ms();
+    for (size_t i = f->nconns; i-- > 0;) {
+        front_conn *fc = f->conns[i];
+        if (!fc->spoke && now - fc->accepted_ms >= FRONT_SILENT_MS)
+            conn_close(fc->c, "said nothing");   /* on_end forgets it */
+    }
+}
+
+static void front_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    front_bin *f = arg;
+    if (f->listener)
+        evconnlistener_enable(f->listener);
+}
+
+/* accept() failed: out of file descriptors (EMFILE, ENFILE) must not spin
+ * or end the accept loop: pause accepting for 100 ms, say so once a second. */
+static void front_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    front_bin *f = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    uint64_t now = front_now_ms();
+    if (now - f->emfile_logged_ms >= 1000) {
+        member_log(f->m, "accept failed: %s (%zu connections open); pausing accepts for 100 ms",
+                   strerror(e), f->nconns);
+        f->emfile_logged_ms = now;
+    }
+    evconnlistener_disable(l);
+    struct timeval tv = {0, 100000};
+    evtimer_add(f->resume, &tv);
 }
 
 static void front_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -326,9 +382,13 @@ static void front_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct
     (void)sa;
     (void)salen;
     front_bin *f = arg;
+    if (f->nconns >= FRONT_MAX_CONNS) {
+        evutil_closesocket(fd);
+        return;
+    }
     if (f->nconns == f->capconns) {
         size_t cap = f->capconns ? f->capconns * 2 : 64;
-        front_conn *grown = realloc(f->conns, cap * sizeof *grown);
+        front_conn **grown = realloc(f->conns, cap * sizeof *grown);
         if (!grown) {
             evutil_closesocket(fd);
             return;
@@ -336,12 +396,19 @@ static void front_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct
         f->conns = grown;
         f->capconns = cap;
     }
-    conn *c = conn_accept(f->base, fd, front_on_msg, front_on_end, f);
-    if (!c) {
+    front_conn *fc = calloc(1, sizeof *fc);
+    if (!fc) {
+        evutil_closesocket(fd);
+        return;
+    }
+    *fc = (front_conn){.f = f, .idx = f->nconns, .accepted_ms = front_now_ms(), .auth = FC_NONE};
+    fc->c = conn_accept(f->base, fd, front_on_msg, front_on_end, fc);
+    if (!fc->c) {
+        free(fc);
         member_log(f->m, "could not set up an accepted connection: out of memory");
         return;
     }
-    f->conns[f->nconns++] = (front_conn){.c = c, .auth = FC_NONE};
+    f->conns[f->nconns++] = fc;
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -370,6 +437,16 @@ front_bin *front_bin_new(struct event_base *base, member *m, const char *addr,
         free(f);
         return NULL;
     }
+    evconnlistener_set_error_cb(f->listener, front_accept_error_cb);
+    f->sweep = event_new(base, -1, EV_PERSIST, front_sweep_cb, f);
+    f->resume = evtimer_new(base, front_resume_cb, f);
+    if (!f->sweep || !f->resume) {
+        snprintf(err, errlen, "out of memory");
+        front_bin_free(f);
+        return NULL;
+    }
+    struct timeval second = {1, 0};
+    event_add(f->sweep, &second);
     return f;
 }
 
@@ -388,7 +465,11 @@ void front_bin_free(front_bin *f)
     f->closing = true;
     front_bin_stop(f);
     while (f->nconns)
-        conn_close(f->conns[f->nconns - 1].c, "shutting down");   /* on_end forgets it */
+        conn_close(f->conns[f->nconns - 1]->c, "shutting down");   /* on_end forgets it */
     free(f->conns);
+    if (f->sweep)
+        event_free(f->sweep);
+    if (f->resume)
+        event_free(f->resume);
     free(f);
 }

@@ -15,7 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "../net/client.h"
@@ -169,4 +174,42 @@ Test(auth, protected_mode_and_secret_file_checks, .timeout = 30, .fini = ta_fini
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert(system(cmd) == 0);
+}
+
+/* A connection that sends no whole frame is closed after a few seconds
+ * (slowloris); one that sent a frame stays. */
+Test(auth, silent_connections_are_closed, .timeout = 60, .fini = ta_fini)
+{
+    ta_write_secret(ta_secret, "s", "0123456789abcdef0123456789abcdef-s-real-secret\n", 0600);
+    procs_cluster *pc = ta_up(30, ta_with_secret);
+    int fds[2];
+    for (int k = 0; k < 2; k++) {
+        fds[k] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)pc->m[0].port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        cr_assert(connect(fds[k], (struct sockaddr *)&sa, sizeof sa) == 0);
+    }
+    cr_assert(write(fds[1], "\0\0\0", 3) == 3);   /* a frame that never completes */
+    /* a client that spoke keeps its connection */
+    char err[512];
+    client *c = client_new(pc->m[0].addr, err, sizeof err);
+    uint64_t first;
+    cr_assert_eq(client_fetch(c, "s", 1, 5000, &first, err, sizeof err), CLIENT_OK, "%s", err);
+    int64_t t0 = procs_now_ms();
+    for (int k = 0; k < 2; k++) {
+        struct timeval tv = { 12, 0 };
+        setsockopt(fds[k], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char b[64];
+        ssize_t n = read(fds[k], b, sizeof b);
+        cr_assert(n <= 0 || (size_t)n < sizeof b, "connection %d not closed", k);
+        while (n > 0)
+            n = read(fds[k], b, sizeof b);
+        cr_assert_eq(n, 0, "connection %d: read %zd (errno %d): not closed by the member", k, n, errno);
+        close(fds[k]);
+    }
+    int64_t waited = procs_now_ms() - t0;
+    cr_assert(waited >= 2000 && waited < 11000, "closed after %lld ms", (long long)waited);
+    cr_assert_eq(client_fetch(c, "s", 1, 5000, &first, err, sizeof err), CLIENT_OK,
+                 "the connection that spoke was closed too: %s", err);
+    client_free(c);
 }
