@@ -392,7 +392,7 @@ static int member_record_identity(member *m, const struct seqd_cid *cid)
     return 0;
 }
 
-static void member_recovered(void *arg, int err, bool committed, const struct seqd_cid *cid)
+static void member_recovered(void *arg, int err, bool committed, const struct seqd_cid *rcid)
 {
     member *m = arg;
     if (err) {
@@ -400,6 +400,7 @@ static void member_recovered(void *arg, int err, bool committed, const struct se
         member_die(m);
         return;
     }
+    const struct seqd_cid copy = *rcid, *cid = &copy;   /* rcid points into the recovery */
     int read_from = recovery_members_read(m->rec);
     recovery_free(m->rec);
     m->rec = NULL;

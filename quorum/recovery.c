@@ -221,19 +221,22 @@ static void rec_recount(recovery *r)
             r->m[i].st = RM_IDLE;
 }
 
-/* Whether a snapshot with state from a member initialized with y counts
- * (see the top of this file). A PREPARED member meeting its own id is
- * finished here (COMMIT happened); the caller then stops. */
-static bool rec_counts(recovery *r, const struct seqd_cid *y)
+/* What a snapshot with state from a member initialized with y means (see
+ * the top of this file). */
+enum rec_verdict {
+    RV_COUNTS,      /* of our cluster: merge it and count it */
+    RV_FOREIGN,     /* of another cluster: ignore it */
+    RV_COMMITTED    /* we are prepared for y: COMMIT of y happened */
+};
+
+static enum rec_verdict rec_counts(recovery *r, const struct seqd_cid *y)
 {
     switch (r->mode) {
     case RECOVERY_INITIALIZED:
-        return seqd_cid_eq(y, &r->cid);
+        return seqd_cid_eq(y, &r->cid) ? RV_COUNTS : RV_FOREIGN;
     case RECOVERY_PREPARED:
-        if (seqd_cid_eq(y, &r->cid)) {
-            rec_finish(r, true);
-            return false;
-        }
+        if (seqd_cid_eq(y, &r->cid))
+            return RV_COMMITTED;
         /* A stray init reached this member after it lost its data. */
         r->mode = RECOVERY_EMPTY;
         r->have_cid = false;
@@ -247,7 +250,7 @@ static bool rec_counts(recovery *r, const struct seqd_cid *y)
         r->cid = *y;
         r->have_cid = true;
     }
-    return seqd_cid_eq(y, &r->cid);
+    return seqd_cid_eq(y, &r->cid) ? RV_COUNTS : RV_FOREIGN;
 }
 
 static void rec_unsafe_wait_over(void *arg)
@@ -285,11 +288,12 @@ static void rec_on_chunk(recovery *r, int i, const seqd_msg *c)
         rec_check_relaxed(r);
         return;
     }
-    if (!rec_counts(r, &c->u.snap.cid)) {
+    enum rec_verdict v = rec_counts(r, &c->u.snap.cid);
+    if (v != RV_COUNTS) {
         m->reqid = 0;
-        if (r->phase != REC_READ)
-            return;   /* finished: COMMIT of our prepared id happened */
         m->st = RM_FOREIGN;
+        if (v == RV_COMMITTED)
+            rec_finish(r, true);   /* done may free r: nothing after this */
         return;
     }
     rec_merge(r, c);
