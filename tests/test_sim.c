@@ -46,6 +46,12 @@ static void test_sim_add(sim_result *sum, const sim_result *r)
     sum->stalls += r->stalls;
     sum->restarts_all += r->restarts_all;
     sum->new_clusters += r->new_clusters;
+    sum->inits += r->inits;
+    sum->init_refusals += r->init_refusals;
+    sum->commits += r->commits;
+    sum->strays += r->strays;
+    sum->init_wipes += r->init_wipes;
+    sum->attacks += r->attacks;
     sum->overlaps += r->overlaps;
     sum->order_violations += r->order_violations;
 }
