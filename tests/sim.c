@@ -1035,8 +1035,10 @@ static void on_init_commit(sim *s)
         }
         if (!me->up || me->dying || !me->prepared || !me->rec || !seqd_cid_eq(&me->cid, x))
             continue;   /* down (init sees it prepared next time), or a stray's */
-        if (s->cfg.bringup_attack && i >= n - slack && (sim_rand(s) & 1))
+        if (s->cfg.bringup_attack && i >= n - slack && (sim_rand(s) & 1)) {
+            s->res->attack_uncommitted += s->res->attacks == 0;
             continue;   /* killed before its COMMIT arrived */
+        }
         if (!recovery_commit(me->rec, x))
             sim_fail(s, "member %d prepared for init's id refused its COMMIT", i);
         if (i == wipe)   /* right after its COMMIT: it may be initialized or not */
@@ -1057,7 +1059,7 @@ static void on_init_commit(sim *s)
 }
 
 /* The attack's second act: member 0 loses its disk, members 1..Q-1 stall
- * for 5R, member 0 and the dead ones start again about together. Beside
+ * for 5R, member 0 and the dead ones start again within 1 ms. Beside
  * member 0 the dead members that missed their COMMIT are without data
  * too: one more than sim_nodata allows, but exactly the issue's schedule,
  * and safe, since a prepared member never voted. */
@@ -1084,7 +1086,7 @@ static void on_attack(sim *s)
     }
     for (int i = n - slack; i < n; i++)
         if (!s->m[i].up)
-            sim_restart_later(s, i, t + sim_between(s, 0, R / 4));
+            sim_restart_later(s, i, t + sim_between(s, 0, 1000));
 }
 
 /* A stray `seqd init` (another cluster's, or a mistyped address) reaches a
