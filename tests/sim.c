@@ -537,8 +537,13 @@ static void sim_recovered(void *arg, int err, bool committed, const struct seqd_
         sim_fail(s, "member %d initialized with %s, the cluster is %s: two clusters", me->idx,
                  sim_cid_str(cid, b1, sizeof b1), sim_cid_str(&s->cluster_cid, b2, sizeof b2));
     }
-    /* recovery.c may still touch r after done returns (see the report in
-     * tests/test_sim.c): free it after this event. */
+    /* Freed after this event, not here, though recovery.h says done may
+     * free it: rec_on_chunk (quorum/recovery.c) still writes m->reqid and
+     * reads r->phase after rec_counts returns, and rec_counts calls
+     * rec_finish -> done synchronously when a prepared member meets a
+     * member initialized with its id (nothing to raise). Freeing here is a
+     * heap use-after-free under ASan (bring-up attack, n=5 seed 24000).
+     * cid points into r, too: copy it before any free. */
     me->rec_done = me->rec;
     me->rec = NULL;
     me->initialized = true;     /* durable before it is ready */

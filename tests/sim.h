@@ -26,7 +26,11 @@
  * overlap, each has the count asked, real-time order between completed and
  * later-invoked fetches, every request ended (and by its deadline), every
  * member is ready again after the faults, and a final probe fetch on every
- * member succeeds.
+ * member succeeds. At the end of each recovery it checks, at once: a member
+ * that lost its data never ends as committed, a committed member was
+ * prepared for that id and its table is empty, an initialized member stays
+ * in its cluster, and every member is initialized with the one id init
+ * committed (a stray id is only ever prepared, never committed).
  */
 #ifndef SEQD_TEST_SIM_H
 #define SEQD_TEST_SIM_H
