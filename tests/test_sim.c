@@ -1,7 +1,10 @@
 /* tests/test_sim.c — seeded schedules of the deterministic simulator
  * (tests/sim.h) over 3 and 5 members (and a few of 1 and 2), with faults,
  * plus the checks that the checker itself can fail: rr_seq's acceptance
- * rule and recovery that reads before it waits must both be caught.
+ * rule, recovery that reads before it waits, and wave 1's self-founding
+ * bootstrap rule must all be caught. Bring-up goes through a simulated
+ * `seqd init` (DESIGN.md §3): the init_*, stray_* and bringup_attack tests
+ * race it with late members, interrupted COMMITs, wipes and stray inits.
  *
  * A failing schedule names its seed; rerun just that one with
  *   SEQD_SIM_SEED=<seed> build/seqd_tests --filter 'sim/<test>'
