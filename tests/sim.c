@@ -40,7 +40,12 @@ enum sim_ev_kind {
     EV_FAULT,        /* the nemesis strikes */
     EV_START,        /* a member (re)starts */
     EV_WIPE,         /* a targeted amnesia, right after an ACK */
-    EV_PROBE         /* final liveness probe */
+    EV_PROBE,        /* final liveness probe */
+    EV_INIT,         /* `seqd init` runs (probe and PREPARE) */
+    EV_INIT_COMMIT,  /* ... and sends its COMMITs */
+    EV_STRAY,        /* a stray init's PREPARE reaches a wiped member */
+    EV_CRASH,        /* a scheduled crash: err = enum sim_crash, first = downtime */
+    EV_ATTACK        /* the bring-up attack's second act (wipe, stall, restart) */
 };
 
 typedef struct sim_ev {
@@ -94,7 +99,9 @@ typedef struct sim_member {
     uint32_t inc;               /* bumps at every crash */
     uint64_t stall_until, last_stall_end;
     /* disk: survives crashes, not wipes */
-    bool initialized;
+    bool initialized;           /* initialized(cid) */
+    bool prepared;              /* prepared(cid): sticky until initialized */
+    struct seqd_cid cid;
     map *disk;
     sim_rec *log;               /* durable records in order, for roll-backs */
     size_t nlog, caplog;
@@ -108,6 +115,7 @@ typedef struct sim_member {
     acceptor *acc;
     coord *coord;
     recovery *rec;
+    recovery *rec_done;         /* finished, freed after the event (see sim_recovered) */
     sim_cookie *cookies;
 } sim_member;
 
@@ -136,6 +144,12 @@ typedef struct sim {
     size_t nops, capops;
     struct seqd_name *names;
     int armed;                  /* wipes_only: member to wipe after its next ACK, or -1 */
+    /* bring-up */
+    bool founded;               /* some member is initialized: a cluster exists */
+    bool init_done;             /* init saw every member initialized with one id */
+    bool have_cluster;          /* cluster_cid is the id init committed */
+    struct seqd_cid cluster_cid, init_x;
+    int fresh_ids, strays;
 } sim;
 
 /* ---- randomness and violations ----------------------------------------- */
@@ -466,25 +480,79 @@ static map *disk_to_mem(const sim_member *me)
 
 /* ---- members ------------------------------------------------------------ */
 
-static void sim_recovered(void *arg, int err, bool new_cluster)
+/* Cluster ids: byte 0 is 1 for ids `seqd init` chose (byte 1 tells its
+ * fresh choices apart), 2 for stray inits (byte 1 counts them). */
+static struct seqd_cid sim_cid(uint8_t kind, uint8_t k)
+{
+    struct seqd_cid c;
+    memset(&c, 0, sizeof c);
+    c.b[0] = kind;
+    c.b[1] = k;
+    return c;
+}
+
+static const char *sim_cid_str(const struct seqd_cid *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "%u.%u%s", c->b[0], c->b[1], c->b[0] > 2 ? "(random)" : "");
+    return buf;
+}
+
+/* done of a recovery: the member records initialized(cid) durably, then
+ * is ready. The invariants that a wrong recovery would break are checked
+ * here, at the line where it would break them. */
+static void sim_recovered(void *arg, int err, bool committed, const struct seqd_cid *cid)
 {
     sim_member *me = arg;
     sim *s = me->s;
+    char b1[32], b2[32];
     if (err) {
         sim_fail(s, "member %d: recovery failed with %d", me->idx, err);
         return;
     }
-    if (new_cluster)
+    if (committed)
+        s->res->commits++;
+    if (committed && me->lacking)
+        sim_fail(s, "member %d lost its data and then ended recovery as committed (cid %s)",
+                 me->idx, sim_cid_str(cid, b1, sizeof b1));
+    if (committed && !me->prepared)
+        sim_fail(s, "member %d ended recovery as committed but was never prepared", me->idx);
+    if (committed && me->prepared && !seqd_cid_eq(cid, &me->cid))
+        sim_fail(s, "member %d prepared for %s committed %s", me->idx,
+                 sim_cid_str(&me->cid, b1, sizeof b1), sim_cid_str(cid, b2, sizeof b2));
+    if (committed && map_count(me->mem) != 0)
+        sim_fail(s, "member %d committed with %zu sequences in its table", me->idx,
+                 map_count(me->mem));
+    if (me->initialized && !seqd_cid_eq(cid, &me->cid))
+        sim_fail(s, "member %d initialized with %s recovered into %s", me->idx,
+                 sim_cid_str(&me->cid, b1, sizeof b1), sim_cid_str(cid, b2, sizeof b2));
+    if (seqd_cid_none(cid))
+        sim_fail(s, "member %d recovered without a cluster id", me->idx);
+    if (!s->have_cluster) {
+        /* Only the mutation founds a cluster that init never committed. */
+        s->have_cluster = true;
+        s->cluster_cid = *cid;
         s->res->new_clusters++;
-    /* Within the fault model a member that lost its data never sees
-     * enough members without state to start afresh (recovery.c). */
-    if (new_cluster && me->lacking)
-        sim_fail(s, "member %d lost its data and then initialized a new cluster", me->idx);
-    recovery_free(me->rec);
+    } else if (!seqd_cid_eq(cid, &s->cluster_cid)) {
+        s->res->new_clusters++;
+        sim_fail(s, "member %d initialized with %s, the cluster is %s: two clusters", me->idx,
+                 sim_cid_str(cid, b1, sizeof b1), sim_cid_str(&s->cluster_cid, b2, sizeof b2));
+    }
+    /* Freed after this event, not here, though recovery.h says done may
+     * free it: rec_on_chunk (quorum/recovery.c) still writes m->reqid and
+     * reads r->phase after rec_counts returns, and rec_counts calls
+     * rec_finish -> done synchronously when a prepared member meets a
+     * member initialized with its id (nothing to raise). Freeing here is a
+     * heap use-after-free under ASan (bring-up attack, n=5 seed 24000).
+     * cid points into r, too: copy it before any free. */
+    me->rec_done = me->rec;
     me->rec = NULL;
-    me->initialized = true;
+    me->initialized = true;     /* durable before it is ready */
+    me->prepared = false;
+    me->cid = *cid;
+    s->founded = true;
     me->lacking = false;
     me->ready = true;
+    acc_set_cid(me->acc, &me->cid);
     acc_set_has_state(me->acc, true);
     acc_set_ready(me->acc, true);
 }
@@ -504,14 +572,24 @@ static void member_start(sim *s, sim_member *me)
     me->acc = acc_new(&me->store);
     acc_set_rule(me->acc, s->cfg.rule);
     acc_set_has_state(me->acc, me->initialized);
+    if (me->initialized)
+        acc_set_cid(me->acc, &me->cid);
     me->coord = coord_new(&me->env);
     coord_set_fast_path(me->coord, s->cfg.fast_path);
     coord_set_coalescing(me->coord, s->cfg.coalescing);
     if (s->cfg.pipeline)
         coord_set_pipeline(me->coord, s->cfg.pipeline);
-    me->rec = recovery_start(&me->env, &me->store, me->initialized, sim_recovered, me);
+    enum recovery_mode mode = me->initialized ? RECOVERY_INITIALIZED
+                              : me->prepared  ? RECOVERY_PREPARED
+                                              : RECOVERY_EMPTY;
+    me->rec = recovery_start(&me->env, &me->store, mode, &me->cid, sim_recovered, me);
     if (s->cfg.unsafe_recovery)
         recovery_set_unsafe_read_first(me->rec, true);
+    /* Wave 1's rule, on the recoveries that start once a cluster exists
+     * (before that, it would found one before init runs, and the schedule
+     * would never reach the attack). */
+    if (s->cfg.relaxed_bootstrap && s->founded)
+        recovery_set_relaxed_bootstrap(me->rec, true);
 }
 
 static void sim_add_coord_stats(sim *s, const coord *c)
@@ -542,6 +620,8 @@ static void member_stop(sim *s, sim_member *me)
     me->rq_tail = NULL;
     recovery_free(me->rec);
     me->rec = NULL;
+    recovery_free(me->rec_done);
+    me->rec_done = NULL;
     sim_add_coord_stats(s, me->coord);
     coord_free(me->coord);
     me->coord = NULL;
@@ -569,10 +649,13 @@ static void disk_rollback(sim_member *me, size_t keep)
         map_raise(me->disk, &me->log[i].name, me->log[i].value);
 }
 
+/* Everything goes: the table, the cluster id, a prepared record. */
 static void disk_wipe(sim_member *me)
 {
     disk_rollback(me, 0);
     me->initialized = false;
+    me->prepared = false;
+    memset(&me->cid, 0, sizeof me->cid);
 }
 
 /* ---- clients ------------------------------------------------------------ */
@@ -700,10 +783,14 @@ static void on_giveup(sim *s, sim_ev *e)
 
 /* ---- faults ------------------------------------------------------------- */
 
-/* Members without their data: wiped or never initialized (no state), or
- * rolled back and not yet recovered. The fault model allows N-Q. */
+/* Members without their data: wiped or never initialized (no state; a
+ * prepared member that has not been initialized too), or rolled back and
+ * not yet recovered. The fault model allows N-Q. Before any member is
+ * initialized there is no cluster, and no data to lose. */
 static int sim_nodata(const sim *s)
 {
+    if (!s->founded)
+        return 0;
     int k = 0;
     for (int i = 0; i < s->cfg.n; i++)
         k += !s->m[i].initialized || s->m[i].lacking;
@@ -735,8 +822,16 @@ static void sim_crash(sim *s, int i, enum sim_crash how, uint64_t down_us)
     s->res->crashes++;
     if (how == CRASH_WIPE) {
         disk_wipe(me);
-        me->lacking = true;
+        /* Before a cluster exists a wipe loses nothing: init prepares the
+         * member again (or, once COMMIT reached others, it recovers). */
+        me->lacking = s->founded;
         s->res->wipes++;
+        if (s->cfg.stray_init && s->founded) {
+            sim_ev *e = ev_new(s, EV_STRAY, down_us + sim_between(s, 0, 3 * s->cfg.round_us));
+            e->member = i;
+            e->inc = me->inc;
+            heap_push(s, e);
+        }
     } else if (how == CRASH_ROLLBACK && me->nlog > 0) {
         size_t k = (size_t)sim_between(s, 1, me->nlog < 20 ? me->nlog : 20);
         disk_rollback(me, me->nlog - k);
@@ -794,6 +889,223 @@ static void sim_fault(sim *s)
             if (s->m[k].up)
                 sim_crash(s, k, CRASH_PLAIN, sim_between(s, 0, 2 * R));
     }
+}
+
+/* ---- `seqd init` (DESIGN.md §3) --------------------------------------- */
+
+enum sim_init_verdict { SIM_INIT_DONE, SIM_INIT_RETRY, SIM_INIT_COMMIT };
+
+/* One run of init's first half: it asks every member for its state (a
+ * member down or stalled does not answer: retry), and
+ *   - all initialized with one id: done;
+ *   - two different ids, a member initialized while another is empty, or
+ *     a member that is neither empty nor prepared/initialized (recovering
+ *     with data, or an id learned): refuse, retry later;
+ *   - else X = the one id present, or a fresh one; PREPARE(X) to the empty
+ *     members, which record "prepared X" durably; then COMMIT(X) to the
+ *     prepared ones (on_init_commit), once every member is prepared for or
+ *     initialized with X.
+ * The answers and the PREPAREs are taken at one instant: PREPARE reaches
+ * a member only while it is empty (recovery_is_empty). */
+static enum sim_init_verdict sim_init_prepare(sim *s, struct seqd_cid *x)
+{
+    int n = s->cfg.n, ninit = 0, nempty = 0;
+    bool have = false;
+    for (int i = 0; i < n; i++) {
+        sim_member *me = &s->m[i];
+        if (!me->up || me->dying || me->stall_until > s->now)
+            return SIM_INIT_RETRY;
+        if (me->initialized || me->prepared) {
+            if (have && !seqd_cid_eq(x, &me->cid))
+                return SIM_INIT_RETRY;
+            *x = me->cid;
+            have = true;
+            ninit += me->initialized;
+        } else if (me->rec && recovery_is_empty(me->rec))
+            nempty++;
+        else
+            return SIM_INIT_RETRY;
+    }
+    if (ninit == n)
+        return SIM_INIT_DONE;
+    if (ninit > 0 && nempty > 0)
+        return SIM_INIT_RETRY;
+    if (!have)
+        *x = sim_cid(1, (uint8_t)++s->fresh_ids);
+    for (int i = 0; i < n; i++) {
+        sim_member *me = &s->m[i];
+        if (me->initialized || me->prepared)
+            continue;
+        me->prepared = true;     /* durable before it answers */
+        me->cid = *x;
+        recovery_prepared(me->rec, x);
+    }
+    return SIM_INIT_COMMIT;
+}
+
+static void sim_init_later(sim *s, uint64_t after_us)
+{
+    if (s->init_done || s->now + after_us > s->probe_at)
+        return;
+    heap_push(s, ev_new(s, EV_INIT, after_us));
+}
+
+static void on_init(sim *s)
+{
+    if (s->init_done)
+        return;
+    s->res->inits++;
+    struct seqd_cid x;
+    switch (sim_init_prepare(s, &x)) {
+    case SIM_INIT_DONE:
+        s->init_done = true;
+        return;
+    case SIM_INIT_RETRY:
+        s->res->init_refusals++;
+        sim_init_later(s, s->cfg.round_us);   /* the operator runs it again */
+        return;
+    case SIM_INIT_COMMIT:
+        break;
+    }
+    s->init_x = x;
+    /* The PREPARE replies come back, then the COMMITs go out. */
+    heap_push(s, ev_new(s, EV_INIT_COMMIT, 2 * sim_net_delay(s)));
+}
+
+static void sim_crash_at(sim *s, int i, uint64_t after_us, enum sim_crash how, uint64_t down_us)
+{
+    sim_ev *e = ev_new(s, EV_CRASH, after_us);
+    e->member = i;
+    e->inc = s->m[i].inc;
+    e->err = (int)how;
+    e->first = down_us;
+    heap_push(s, e);
+}
+
+/* Dies and stays down (UINT64_MAX) or restarts after down_us. */
+static void on_crash(sim *s, sim_ev *e)
+{
+    sim_member *me = &s->m[e->member];
+    if (!me->up || me->inc != e->inc)
+        return;
+    if (e->first == UINT64_MAX) {
+        member_stop(s, me);
+        s->res->crashes++;
+    } else
+        sim_crash(s, e->member, (enum sim_crash)e->err, e->first);
+}
+
+/* COMMIT(X) to the prepared members, in a random order; the tool may die
+ * after a prefix of them. With init_wipe one member is wiped right before
+ * its COMMIT or right after it (and the tool is not interrupted: one member
+ * without data is what the fault model allows). The attack commits the
+ * last N-Q members each with probability 1/2, then kills them at once. */
+static void on_init_commit(sim *s)
+{
+    int n = s->cfg.n, slack = n - q_quorum(n), order[SEQD_MAX_MEMBERS];
+    uint64_t R = s->cfg.round_us;
+    const struct seqd_cid *x = &s->init_x;
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    for (int i = n - 1; i > 0 && !s->cfg.bringup_attack; i--) {
+        int j = (int)(sim_rand(s) % (uint64_t)(i + 1)), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    int upto = n, wipe = -1;
+    bool wipe_before = false;
+    bool all_ready = true;   /* every member up and prepared for or initialized with X */
+    for (int i = 0; i < n; i++)
+        all_ready &= s->m[i].up && !s->m[i].dying &&
+                     (s->m[i].prepared || s->m[i].initialized) && seqd_cid_eq(&s->m[i].cid, x);
+    if (s->cfg.init_wipe && all_ready && sim_nodata(s) == 0 && slack >= 1 && !s->cfg.bringup_attack &&
+        (sim_rand(s) & 1)) {
+        int cand[SEQD_MAX_MEMBERS], k = 0;
+        for (int i = 0; i < n; i++)
+            if (s->m[i].prepared)
+                cand[k++] = i;
+        if (k > 0) {
+            wipe = cand[sim_rand(s) % (uint64_t)k];
+            wipe_before = sim_rand(s) & 1;
+            s->res->init_wipes++;
+        }
+    } else if (sim_chance_ppm(s, s->cfg.init_interrupt_ppm))
+        upto = (int)(sim_rand(s) % (uint64_t)n);
+    for (int k = 0; k < upto; k++) {
+        int i = order[k];
+        sim_member *me = &s->m[i];
+        if (i == wipe && wipe_before) {
+            sim_crash(s, i, CRASH_WIPE, sim_between(s, 0, 3 * R));
+            continue;   /* its COMMIT finds it empty: refused */
+        }
+        if (!me->up || me->dying || !me->prepared || !me->rec || !seqd_cid_eq(&me->cid, x))
+            continue;   /* down (init sees it prepared next time), or a stray's */
+        if (s->cfg.bringup_attack && i >= n - slack && (sim_rand(s) & 1)) {
+            s->res->attack_uncommitted += s->res->attacks == 0;
+            continue;   /* killed before its COMMIT arrived */
+        }
+        if (!recovery_commit(me->rec, x))
+            sim_fail(s, "member %d prepared for init's id refused its COMMIT", i);
+        if (i == wipe)   /* right after its COMMIT: it may be initialized or not */
+            sim_crash_at(s, i, sim_between(s, 0, 100), CRASH_WIPE, sim_between(s, 0, 3 * R));
+    }
+    if (!s->have_cluster) {
+        s->have_cluster = true;
+        s->cluster_cid = *x;
+        s->res->new_clusters++;
+    }
+    if (s->cfg.bringup_attack && s->res->attacks == 0) {
+        s->res->attacks++;
+        for (int i = n - slack; i < n; i++)
+            sim_crash_at(s, i, sim_between(s, 0, 50), CRASH_PLAIN, UINT64_MAX);
+        heap_push(s, ev_new(s, EV_ATTACK, sim_between(s, 10 * R, 20 * R)));
+    }
+    sim_init_later(s, sim_between(s, R, 2 * R));   /* it runs again until all are initialized */
+}
+
+/* The attack's second act: member 0 loses its disk, members 1..Q-1 stall
+ * for 5R, member 0 and the dead ones start again within 1 ms. Beside
+ * member 0 the dead members that missed their COMMIT are without data
+ * too: one more than sim_nodata allows, but exactly the issue's schedule,
+ * and safe, since a prepared member never voted. */
+static void on_attack(sim *s)
+{
+    int n = s->cfg.n, slack = n - q_quorum(n);
+    uint64_t R = s->cfg.round_us, t = sim_between(s, 0, R);
+    sim_member *a = &s->m[0];
+    if (a->up) {
+        member_stop(s, a);
+        s->res->crashes++;
+    }
+    disk_wipe(a);
+    a->lacking = true;
+    s->res->wipes++;
+    sim_restart_later(s, 0, t);
+    for (int i = 1; i < n - slack; i++) {
+        sim_member *b = &s->m[i];
+        if (b->up && b->stall_until < s->now + 5 * R) {
+            b->stall_until = s->now + 5 * R;
+            b->last_stall_end = b->stall_until;
+            s->res->stalls++;
+        }
+    }
+    for (int i = n - slack; i < n; i++)
+        if (!s->m[i].up)
+            sim_restart_later(s, i, t + sim_between(s, 0, 1000));
+}
+
+/* A stray `seqd init` (another cluster's, or a mistyped address) reaches a
+ * member that lost its data: it records prepared(stray id) and must still
+ * recover into the real cluster; no COMMIT of that id ever comes. */
+static void on_stray(sim *s, sim_ev *e)
+{
+    sim_member *me = &s->m[e->member];
+    if (!me->up || me->inc != e->inc || !me->rec || !recovery_is_empty(me->rec))
+        return;
+    me->prepared = true;
+    me->cid = sim_cid(2, (uint8_t)++s->strays);
+    recovery_prepared(me->rec, &me->cid);
+    s->res->strays++;
 }
 
 /* ---- the event loop ----------------------------------------------------- */
@@ -955,11 +1267,16 @@ static void sim_dispatch(sim *s, sim_ev *e)
     case EV_GIVEUP: on_giveup(s, e); break;
     case EV_FAULT: sim_fault(s); break;
     case EV_START:
-        if (!s->m[e->member].up)
+        if (e->member >= 0 && !s->m[e->member].up)
             member_start(s, &s->m[e->member]);
         break;
     case EV_PROBE: on_probe(s); break;
     case EV_WIPE: on_wipe(s, e); break;
+    case EV_INIT: on_init(s); break;
+    case EV_INIT_COMMIT: on_init_commit(s); break;
+    case EV_STRAY: on_stray(s, e); break;
+    case EV_CRASH: on_crash(s, e); break;
+    case EV_ATTACK: on_attack(s); break;
     }
 }
 
@@ -989,6 +1306,10 @@ static void sim_loop(sim *s)
         }
         sim_dispatch(s, e);
         ev_free(e);
+        for (int i = 0; i < s->cfg.n; i++) {
+            recovery_free(s->m[i].rec_done);
+            s->m[i].rec_done = NULL;
+        }
     }
 }
 
@@ -1040,6 +1361,13 @@ static void check_overlaps(sim *s, sim_range *r)
         for (size_t i = 1; i < k; i++) {
             if (r[i].first <= r[i - 1].last) {
                 s->res->overlaps++;
+                if (!s->res->overlap[0])
+                    snprintf(s->res->overlap, sizeof s->res->overlap,
+                             "%s: op %zu [%llu, %llu] (member %d) and op %zu [%llu, %llu] (member %d)",
+                             s->names[name].s, r[i - 1].op, (unsigned long long)r[i - 1].first,
+                             (unsigned long long)r[i - 1].last, s->ops[r[i - 1].op].member, r[i].op,
+                             (unsigned long long)r[i].first, (unsigned long long)r[i].last,
+                             s->ops[r[i].op].member);
                 sim_fail(s, "overlap on %s: op %zu [%llu, %llu] and op %zu [%llu, %llu]",
                          s->names[name].s, r[i - 1].op, (unsigned long long)r[i - 1].first,
                          (unsigned long long)r[i - 1].last, r[i].op,
@@ -1163,9 +1491,24 @@ static void sim_schedule(sim *s)
         me->idx = i;
         me->disk = q_map_new();
         me->initialized = !c->fresh_start;
+        if (me->initialized)
+            me->cid = sim_cid(1, 0);
         for (int k = 0; k < c->names && c->start_value > 1; k++)
             disk_append(me, &s->names[k], c->start_value);
         sim_restart_later(s, i, c->fresh_start ? sim_between(s, 0, 5 * R) : 0);
+    }
+    if (c->fresh_start) {
+        if (c->late_us) {
+            int late = (int)(sim_rand(s) % (uint64_t)c->n);
+            for (size_t k = 0; k < s->nheap; k++)
+                if (s->heap[k]->kind == EV_START && s->heap[k]->member == late)
+                    s->heap[k]->member = -1;   /* that start is void */
+            sim_restart_later(s, late, c->late_us);
+        }
+        heap_push(s, ev_new(s, EV_INIT, c->init_at_us ? c->init_at_us : 6 * R));
+    } else {
+        s->founded = s->init_done = s->have_cluster = true;
+        s->cluster_cid = sim_cid(1, 0);
     }
     for (int k = 0; k < c->clients; k++)
         client_next(s, k, 4 * R + sim_between(s, 0, 1000));

@@ -9,8 +9,12 @@
  * is in memory at once and durable after an ordered random fsync delay
  * (50-500 µs), and a crash reverts memory to the disk (non-durable raises
  * lost, their done never called). Members are wired like the server: a
- * member starts recovering, and when recovery is done it is initialized
- * and its acceptor votes. Faults (crash/restart, amnesia of up to N-Q
+ * member starts recovering in the mode its disk says (initialized(id),
+ * prepared(id) or empty: a durable bootstrap state that survives crashes,
+ * not wipes), and when recovery is done it records initialized(id) and its
+ * acceptor votes. A fresh cluster is founded only by a simulated `seqd
+ * init` (DESIGN.md §3: PREPARE to every empty member, COMMIT once all are
+ * prepared for one id), retried every R like an operator would. Faults (crash/restart, amnesia of up to N-Q
  * members at once, roll-back of a member's last durable records, a stalled
  * process whose timers run after its queued replies, whole-cluster restart,
  * failed log writes, lost / duplicated / held messages, and a targeted
@@ -22,7 +26,11 @@
  * overlap, each has the count asked, real-time order between completed and
  * later-invoked fetches, every request ended (and by its deadline), every
  * member is ready again after the faults, and a final probe fetch on every
- * member succeeds.
+ * member succeeds. At the end of each recovery it checks, at once: a member
+ * that lost its data never ends as committed, a committed member was
+ * prepared for that id and its table is empty, an initialized member stays
+ * in its cluster, and every member is initialized with the one id init
+ * committed (a stray id is only ever prepared, never committed).
  */
 #ifndef SEQD_TEST_SIM_H
 #define SEQD_TEST_SIM_H
@@ -45,8 +53,27 @@ typedef struct sim_cfg {
     uint32_t slow_ppm;       /* ... held R/4 to 5R, per million */
     uint32_t dup_ppm;        /* ... delivered twice, per million */
     int faults;              /* fault events, spread over the first 70% */
-    bool fresh_start;        /* empty members starting at random times (a new
-                                cluster); else all initialized (a restart) */
+    bool fresh_start;        /* empty members starting at random times (0..5R),
+                                then `seqd init` founds the cluster (DESIGN.md
+                                §3); else all initialized (a restart) */
+    uint64_t init_at_us;     /* fresh_start: init first tries then (0 = 6R);
+                                it retries every R until every member is up */
+    uint64_t late_us;        /* fresh_start: one member starts only then (0 =
+                                none); later than init_at_us, it is a member
+                                that has not started when init first tries */
+    uint32_t init_interrupt_ppm; /* init killed after a random prefix of its
+                                COMMITs, per million runs; it runs again */
+    bool init_wipe;          /* a member is wiped between its PREPARE and its
+                                COMMIT, or right after its COMMIT */
+    bool stray_init;         /* a member wiped after the cluster was founded
+                                gets PREPARE(stray id) from a stray init */
+    bool bringup_attack;     /* the issue's schedule: after init the last N-Q
+                                members die at once (each with or without its
+                                COMMIT), the others hand out IDs, member 0 is
+                                wiped, the rest stalled 5R, and member 0 and
+                                the dead ones start again together */
+    bool relaxed_bootstrap;  /* mutation: wave 1's self-founding rule on every
+                                recovery started after the cluster exists */
     bool storage_errors;     /* some log writes fail (ENOSPC) */
     bool probe;              /* end with one fetch per member and name */
     bool wipes_only;         /* faults are quick amnesias only, each right
@@ -70,7 +97,14 @@ typedef struct sim_result {
     uint64_t rounds, reads, conflicts, nacks, timeouts, fetches, ids;
     uint64_t round_msgs;     /* READ/VALUE/ACCEPT/ACK/NACK/error messages */
     /* faults injected */
-    uint64_t crashes, wipes, rollbacks, stalls, restarts_all, new_clusters;
+    uint64_t crashes, wipes, rollbacks, stalls, restarts_all;
+    /* bring-up: clusters founded (ids init committed: 1 per fresh start, or
+     * more under the mutation, which founds them without init), init runs
+     * and refusals, members initialized as committed (by COMMIT or from an
+     * initialized peer), stray PREPAREs taken, init-time wipes, attacks */
+    uint64_t new_clusters, inits, init_refusals, commits, strays, init_wipes, attacks;
+    uint64_t attack_uncommitted; /* attacked members killed before their COMMIT */
+    char overlap[256];       /* the first overlap found, "" if none */
 } sim_result;
 
 /* Defaults: R = 10 ms, 300 ms of load from 6 clients on 2 names, deadline
