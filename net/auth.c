@@ -1,6 +1,7 @@
 /* net/auth.c — cluster secret and HMAC challenge-response (auth.h). */
 #include "auth.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,12 +10,49 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dlfcn.h>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+/* libcrypto is opened on first use, not linked: loading it at start-up
+ * doubled the process time of `seqd fetch`, which never needs it (only
+ * `serve` and `init` do, and they load it before their first MAC). */
+static struct {
+    unsigned char *(*hmac)(const EVP_MD *, const void *, int, const unsigned char *, size_t,
+                           unsigned char *, unsigned int *);
+    const EVP_MD *(*sha256)(void);
+    int (*memcmp_)(const void *, const void *, size_t);
+} ossl;
+
+static int auth_open_crypto(char *err, size_t errlen)
+{
+    if (ossl.hmac)
+        return 0;
+    void *h = dlopen(SEQD_LIBCRYPTO_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        h = dlopen("libcrypto.so", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(err, errlen, "cannot load OpenSSL's libcrypto (%s): %s", SEQD_LIBCRYPTO_SONAME,
+                 dlerror());
+        return -1;
+    }
+    *(void **)&ossl.sha256 = dlsym(h, "EVP_sha256");
+    *(void **)&ossl.memcmp_ = dlsym(h, "CRYPTO_memcmp");
+    *(void **)&ossl.hmac = dlsym(h, "HMAC");
+    if (!ossl.hmac || !ossl.sha256 || !ossl.memcmp_) {
+        ossl.hmac = NULL;
+        snprintf(err, errlen, "libcrypto lacks HMAC / EVP_sha256 / CRYPTO_memcmp");
+        return -1;
+    }
+    return 0;
+}
+
 int auth_load_secret(const char *path, auth_secret *s, char *err, size_t errlen)
 {
+    if (auth_open_crypto(err, errlen) < 0)
+        return -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open secret file %s: %s", path, strerror(errno));
@@ -69,7 +107,8 @@ void auth_mac(const auth_secret *s, enum auth_role role, const uint8_t nc[SEQD_N
     memcpy(msg + ll, nc, SEQD_NONCE_LEN);
     memcpy(msg + ll + SEQD_NONCE_LEN, ns, SEQD_NONCE_LEN);
     unsigned int outlen = SEQD_MAC_LEN;
-    HMAC(EVP_sha256(), s->key, (int)s->len, msg, ll + 2 * SEQD_NONCE_LEN, out, &outlen);
+    assert(ossl.hmac);   /* auth_load_secret opened it: no secret, no MAC */
+    ossl.hmac(ossl.sha256(), s->key, (int)s->len, msg, ll + 2 * SEQD_NONCE_LEN, out, &outlen);
 }
 
 bool auth_mac_ok(const auth_secret *s, enum auth_role role, const uint8_t nc[SEQD_NONCE_LEN],
@@ -77,14 +116,15 @@ bool auth_mac_ok(const auth_secret *s, enum auth_role role, const uint8_t nc[SEQ
 {
     uint8_t want[SEQD_MAC_LEN];
     auth_mac(s, role, nc, ns, want);
-    return CRYPTO_memcmp(want, mac, SEQD_MAC_LEN) == 0;
+    return ossl.memcmp_(want, mac, SEQD_MAC_LEN) == 0;
 }
 
 void auth_admin_token(const auth_secret *s, char out[2 * SEQD_MAC_LEN + 1])
 {
     uint8_t mac[SEQD_MAC_LEN];
     unsigned int outlen = SEQD_MAC_LEN;
-    HMAC(EVP_sha256(), s->key, (int)s->len, (const uint8_t *)"admin", 5, mac, &outlen);
+    assert(ossl.hmac);
+    ossl.hmac(ossl.sha256(), s->key, (int)s->len, (const uint8_t *)"admin", 5, mac, &outlen);
     for (int i = 0; i < SEQD_MAC_LEN; i++)
         snprintf(out + 2 * i, 3, "%02x", mac[i]);
 }
