@@ -59,7 +59,11 @@ enum seqd_msg_type {
     /* client or peer -> member. payload: empty */
     MSG_STATUS = 4,
     /* member -> requester. payload: u8 state (enum seqd_state) | u8 self_index
-     * | u8 n_members | 7 x u64 counters, in struct seqd_status order */
+     * | u8 n_members | u8 n_counters | n_counters x (u8 name_len | name |
+     * u64 value). Counters travel as (name, value) pairs, as memcached's STAT
+     * and Redis's INFO do: a receiver keeps the names it knows
+     * (SEQD_STATUS_COUNTERS) and skips the others, so adding one changes no
+     * layout. */
     MSG_STATUS_REPLY = 5,
     /* peer -> member, first frame on a peer link. payload: u32 round_timeout_ms
      * | u64 cluster_id | u8 addr_len | addr (the sender's --listen). Answered
@@ -179,17 +183,23 @@ enum seqd_ferr {
 
 enum seqd_state { STATE_RECOVERING = 1, STATE_READY = 2, STATE_STOPPING = 3 };
 
-/* Counters carried by MSG_STATUS_REPLY, in wire order. */
+/* The counters of MSG_STATUS_REPLY: one line each, here and nowhere else
+ * (the codec, `seqd status` and the member iterate over this list). */
+#define SEQD_STATUS_COUNTERS(X)                                          \
+    X(fetches)    /* client fetches answered with a range */             \
+    X(ids)        /* IDs handed out by this coordinator */               \
+    X(rounds)     /* ACCEPT rounds this coordinator started */           \
+    X(reads)      /* read phases this coordinator ran */                 \
+    X(nacks)      /* NACKs this coordinator received */                  \
+    X(fsyncs)     /* fsyncs of this member's log */                      \
+    X(records)    /* records appended to this member's log */
+
+#define SEQD_STATUS_FIELD(name) uint64_t name;
 struct seqd_status {
     uint8_t state, self_index, n_members;
-    uint64_t fetches;     /* client fetches answered with a range */
-    uint64_t ids;         /* IDs handed out by this coordinator */
-    uint64_t rounds;      /* ACCEPT rounds this coordinator started */
-    uint64_t reads;       /* read phases this coordinator ran */
-    uint64_t nacks;       /* NACKs this coordinator received */
-    uint64_t fsyncs;      /* fsyncs of this member's log */
-    uint64_t records;     /* records appended to this member's log */
+    SEQD_STATUS_COUNTERS(SEQD_STATUS_FIELD)
 };
+#undef SEQD_STATUS_FIELD
 
 struct seqd_name {
     uint8_t len;

@@ -900,11 +900,11 @@ static int cmd_status(const opts *o, const cmd_entry *cmd)
             continue;
         }
         all_ready = all_ready && st.state == STATE_READY;
-        printf("%s %s fetches=%llu ids=%llu rounds=%llu reads=%llu nacks=%llu fsyncs=%llu records=%llu\n",
-               client_server(c, i), state_str(st.state), (unsigned long long)st.fetches,
-               (unsigned long long)st.ids, (unsigned long long)st.rounds,
-               (unsigned long long)st.reads, (unsigned long long)st.nacks,
-               (unsigned long long)st.fsyncs, (unsigned long long)st.records);
+        printf("%s %s", client_server(c, i), state_str(st.state));
+#define PRINT_PAIR(name) printf(" " #name "=%llu", (unsigned long long)st.name);
+        SEQD_STATUS_COUNTERS(PRINT_PAIR)
+#undef PRINT_PAIR
+        putchar('\n');
     }
     client_free(c);
     return all_ready ? EXIT_OK : EXIT_FAIL;

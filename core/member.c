@@ -242,13 +242,13 @@ int member_fetch(member *m, const struct seqd_name *name, uint32_t count, uint32
     return 0;
 }
 
-void member_get_status(const member *m, member_status *st)
+void member_get_status(const member *m, struct seqd_status *st)
 {
     coord_stats cs;
     log_stats ls;
     coord_get_stats(m->coord, &cs);
     log_get_stats(m->log, &ls);
-    *st = (member_status){
+    *st = (struct seqd_status){
         .state = m->stopping ? STATE_STOPPING : acc_ready(m->acc) ? STATE_READY : STATE_RECOVERING,
         .self_index = (uint8_t)m->cfg.self, .n_members = (uint8_t)m->cfg.n,
         .fetches = cs.fetches, .ids = cs.ids, .rounds = cs.rounds, .reads = cs.reads,

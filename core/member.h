@@ -108,13 +108,9 @@ int member_fetch(member *m, const struct seqd_name *name, uint32_t count, uint32
 
 /* ---- status ------------------------------------------------------------- */
 
-typedef struct member_status {
-    uint8_t state;           /* enum seqd_state */
-    uint8_t self_index, n_members;
-    uint64_t fetches, ids, rounds, reads, nacks, fsyncs, records;
-} member_status;
-
-void member_get_status(const member *m, member_status *st);
+/* The counters of proto.h's SEQD_STATUS_COUNTERS, as MSG_STATUS_REPLY
+ * carries them. */
+void member_get_status(const member *m, struct seqd_status *st);
 
 /* ---- peers -------------------------------------------------------------- */
 

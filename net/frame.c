@@ -159,13 +159,14 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
         wr_uint(w, st->state, 1);
         wr_uint(w, st->self_index, 1);
         wr_uint(w, st->n_members, 1);
-        wr_uint(w, st->fetches, 8);
-        wr_uint(w, st->ids, 8);
-        wr_uint(w, st->rounds, 8);
-        wr_uint(w, st->reads, 8);
-        wr_uint(w, st->nacks, 8);
-        wr_uint(w, st->fsyncs, 8);
-        wr_uint(w, st->records, 8);
+#define PUT_COUNT(name) +1
+        wr_uint(w, 0 SEQD_STATUS_COUNTERS(PUT_COUNT), 1);
+#undef PUT_COUNT
+#define PUT_PAIR(name)                                                  \
+        wr_lenbytes(w, #name, sizeof #name - 1, 1, SEQD_NAME_MAX);       \
+        wr_uint(w, st->name, 8);
+        SEQD_STATUS_COUNTERS(PUT_PAIR)
+#undef PUT_PAIR
         break;
     case MSG_HELLO:
         wr_uint(w, m->u.hello.round_ms, 4);
@@ -344,6 +345,29 @@ static void parse_snap(struct rd *r, seqd_msg *m)
     m->u.snap.entries_len = (uint32_t)used;
 }
 
+/* Counters by name; names this build does not know are skipped (a newer
+ * member's), and counters it knows but did not get stay 0 (an older one's). */
+static void parse_status(struct rd *r, struct seqd_status *st)
+{
+    memset(st, 0, sizeof *st);
+    st->state = (uint8_t)rd_uint(r, 1);
+    st->self_index = (uint8_t)rd_uint(r, 1);
+    st->n_members = (uint8_t)rd_uint(r, 1);
+    unsigned n = (unsigned)rd_uint(r, 1);
+    for (unsigned i = 0; i < n && !r->err; i++) {
+        size_t len = 0;
+        const char *name = rd_lenbytes(r, 1, SEQD_NAME_MAX, &len);
+        uint64_t v = rd_uint(r, 8);
+        if (r->err)
+            return;
+#define GET_PAIR(field)                                                  \
+        if (len == sizeof #field - 1 && memcmp(name, #field, len) == 0)  \
+            st->field = v;
+        SEQD_STATUS_COUNTERS(GET_PAIR)
+#undef GET_PAIR
+    }
+}
+
 /* The mirror of pack_payload. */
 static void parse_payload(struct rd *r, seqd_msg *m)
 {
@@ -370,16 +394,7 @@ static void parse_payload(struct rd *r, seqd_msg *m)
     case MSG_HELLO_OK:
         break;
     case MSG_STATUS_REPLY:
-        st->state = (uint8_t)rd_uint(r, 1);
-        st->self_index = (uint8_t)rd_uint(r, 1);
-        st->n_members = (uint8_t)rd_uint(r, 1);
-        st->fetches = rd_uint(r, 8);
-        st->ids = rd_uint(r, 8);
-        st->rounds = rd_uint(r, 8);
-        st->reads = rd_uint(r, 8);
-        st->nacks = rd_uint(r, 8);
-        st->fsyncs = rd_uint(r, 8);
-        st->records = rd_uint(r, 8);
+        parse_status(r, st);
         break;
     case MSG_HELLO:
         m->u.hello.round_ms = (uint32_t)rd_uint(r, 4);

@@ -165,20 +165,8 @@ static void front_fetch(front_bin *f, conn *c, const seqd_msg *msg)
 
 static void front_status(front_bin *f, conn *c, uint64_t reqid)
 {
-    member_status ms;
-    member_get_status(f->m, &ms);
     seqd_msg r = {.type = MSG_STATUS_REPLY, .reqid = reqid};
-    struct seqd_status *st = &r.u.status;
-    st->state = ms.state;
-    st->self_index = ms.self_index;
-    st->n_members = ms.n_members;
-    st->fetches = ms.fetches;
-    st->ids = ms.ids;
-    st->rounds = ms.rounds;
-    st->reads = ms.reads;
-    st->nacks = ms.nacks;
-    st->fsyncs = ms.fsyncs;
-    st->records = ms.records;
+    member_get_status(f->m, &r.u.status);
     conn_send(c, &r);
 }
 

@@ -731,6 +731,37 @@ Test(frame_reject, text_and_addr_len_past_end, .timeout = 10)
     tf_reject(b, tf_raw(b, MSG_HELLO, 1, p, 12), -FERR_SHORT);  /* no addr_len */
 }
 
+/* Status counters travel as (name, value) pairs: a name this build does
+ * not know (a newer member's) is skipped, the known ones are kept. */
+Test(frame_rt, status_skips_unknown_counters, .timeout = 10)
+{
+    uint8_t b[256], p[128];
+    size_t off = 0;
+    p[off++] = STATE_READY;
+    p[off++] = 1;
+    p[off++] = 3;
+    p[off++] = 2;                    /* two pairs */
+    p[off++] = 6;
+    memcpy(p + off, "future", 6);
+    off += 6;
+    for (int i = 0; i < 8; i++)
+        p[off++] = 0xff;
+    p[off++] = 3;
+    memcpy(p + off, "ids", 3);
+    off += 3;
+    for (int i = 0; i < 8; i++)
+        p[off++] = (uint8_t)(i == 7 ? 42 : 0);
+    size_t n = tf_raw(b, MSG_STATUS_REPLY, 9, p, off);
+    seqd_msg out;
+    cr_assert_eq(frame_parse(b, n, &out), FRAME_OK);
+    cr_assert_eq(out.u.status.state, STATE_READY);
+    cr_assert_eq(out.u.status.n_members, 3);
+    cr_assert_eq(out.u.status.ids, 42);
+    cr_assert_eq(out.u.status.fetches, 0);
+    n = tf_raw(b, MSG_STATUS_REPLY, 9, p, off - 1);   /* the last pair cut */
+    cr_assert_eq(frame_parse(b, n, &out), -FERR_SHORT);
+}
+
 Test(frame_reject, snapshot_entries_malformed, .timeout = 10)
 {
     uint8_t b[1024], p[512];
