@@ -22,7 +22,7 @@ LIBS := $(shell pkg-config --libs $(filter-out libcrypto,$(PKGS)) 2>/dev/null) -
 CFLAGS += -DSEQD_LIBCRYPTO_SONAME='"libcrypto.so.$(shell pkg-config --modversion libcrypto 2>/dev/null | cut -d. -f1)"' 
 TEST_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
 
-LIB_SRC := $(wildcard core/*.c net/*.c quorum/*.c storage/*.c)
+LIB_SRC := $(wildcard client/*.c core/*.c net/*.c quorum/*.c storage/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)

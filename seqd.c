@@ -15,9 +15,10 @@
 
 #include <event2/event.h>
 
+#include "net/addr.h"
 #include "net/auth.h"
-#include "net/client.h"
-#include "net/stream.h"
+#include "client/client.h"
+#include "client/stream.h"
 #include "core/member.h"
 #include "net/frame.h"
 #include "net/front_bin.h"
@@ -391,7 +392,9 @@ static int parse_addr_list(char *buf, char **members, int *n, char *err, size_t 
                 snprintf(err, errlen, "member %s is listed twice", tok);
                 return -1;
             }
-        if (strlen(tok) > SEQD_ADDR_MAX || !strchr(tok, ':')) {
+        char host[SEQD_ADDR_MAX + 1];
+        uint16_t port;
+        if (addr_split(tok, strlen(tok), host, sizeof host, &port) < 0) {
             snprintf(err, errlen, "bad member address '%s' (want HOST:PORT)", tok);
             return -1;
         }

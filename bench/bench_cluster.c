@@ -12,7 +12,7 @@
  *             the clients' server lists rotated (the client library still
  *             routes every fetch of a sequence to its preferred member
  *             while it is up). Buffered: a thread each. Unbuffered, on the
- *             cluster: one thread drives the 32 (net/client_async.h, each
+ *             cluster: one thread drives the 32 (client/client_async.h, each
  *             client its own connections, one fetch in flight), as
  *             redis-benchmark -c 32 and pgbench drive their connections;
  *   threads32 (cluster, buffer 0, in the default matrix) indep32 with a
@@ -82,9 +82,9 @@
 
 #include <event2/event.h>
 
-#include "../net/client.h"
-#include "../net/client_async.h"
-#include "../net/stream.h"
+#include "../client/client.h"
+#include "../client/client_async.h"
+#include "../client/stream.h"
 
 #define BENCH_N 3
 #define BENCH_THREADS 32

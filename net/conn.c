@@ -12,7 +12,7 @@
  * Every byte leaves through conn_write_now's sendmsg(MSG_NOSIGNAL), never
  * through the bufferevent's own writer (writev): a write to a connection
  * the peer has closed must not raise SIGPIPE, because this code also runs
- * inside client programs (net/client_async.h) that do not ignore it. The
+ * inside client programs (client/client_async.h) that do not ignore it. The
  * bufferevent's write side serves only to wait for a connect.
  */
 #include "conn.h"

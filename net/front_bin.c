@@ -15,6 +15,7 @@
 #include <event2/listener.h>
 
 #include "../core/member.h"
+#include "addr.h"
 #include "auth.h"
 #include "conn.h"
 #include "frame.h"
@@ -406,7 +407,7 @@ front_bin *front_bin_new(struct event_base *base, member *m, const char *addr,
 {
     struct sockaddr_storage ss;
     int sslen;
-    if (peer_resolve(addr, &ss, &sslen, err, errlen) < 0)
+    if (addr_resolve(addr, &ss, &sslen, err, errlen) < 0)
         return NULL;
     front_bin *f = calloc(1, sizeof *f);
     if (!f) {

@@ -9,6 +9,7 @@
 
 #include <event2/event.h>
 
+#include "addr.h"
 #include "auth.h"
 #include "conn.h"
 
@@ -35,32 +36,6 @@ struct peer {
 };
 
 static void peer_connect(peer *p);
-
-int peer_resolve(const char *addr, struct sockaddr_storage *ss, int *sslen, char *err, size_t errlen)
-{
-    char host[SEQD_ADDR_MAX + 1];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || !colon[1] || (size_t)(colon - addr) > SEQD_ADDR_MAX) {
-        snprintf(err, errlen, "bad address '%s' (want HOST:PORT)", addr);
-        return -1;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') {   /* [::1]:port */
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
-    int rc = getaddrinfo(host, colon + 1, &hints, &res);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot resolve '%s': %s", addr, gai_strerror(rc));
-        return -1;
-    }
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *sslen = (int)res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
 
 /* Reports a state change, but a failure that repeats (a member that stays
  * down) only once, so the log is not flooded while we keep retrying. */
@@ -187,7 +162,7 @@ peer *peer_new(struct event_base *base, int member, const char *addr, const peer
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (peer_resolve(addr, &p->ss, &p->sslen, err, errlen) < 0) {
+    if (addr_resolve(addr, &p->ss, &p->sslen, err, errlen) < 0) {
         free(p);
         return NULL;
     }

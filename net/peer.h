@@ -51,7 +51,5 @@ int peer_send(peer *p, const seqd_msg *m);
 bool peer_up(const peer *p);
 const char *peer_addr(const peer *p);
 
-/* Resolves HOST:PORT (numeric or a name) for listen and connect. */
-int peer_resolve(const char *addr, struct sockaddr_storage *ss, int *sslen, char *err, size_t errlen);
 
 #endif

@@ -22,7 +22,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
-#include "../net/client.h"
+#include "../client/client.h"
 
 #define NEM_SEQS_MAX 16
 #define NEM_CMD_MAX 32768

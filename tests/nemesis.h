@@ -3,7 +3,7 @@
  * Three parts, each usable alone:
  *
  * LOAD. nem_load_start runs `clients` threads, each with its own client
- * (net/client.h) whose member list starts at a different member, so load
+ * (client/client.h) whose member list starts at a different member, so load
  * and coordination spread over the whole cluster. Each thread fetches in a
  * loop: a seeded choice of sequence and of count (1, 7, 100 or 1000), one
  * call timeout, a short pause after each call (bounded concurrency: the

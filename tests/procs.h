@@ -29,7 +29,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../net/client.h"
+#include "../client/client.h"
 #include "history.h"
 
 #define PROCS_MAX 7

@@ -23,7 +23,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "../net/client.h"
+#include "../client/client.h"
 #include "procs.h"
 
 #define TA_R 200u

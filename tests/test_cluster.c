@@ -25,10 +25,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../net/client.h"
+#include "../client/client.h"
 #include "../net/frame.h"
 #include "procs.h"
-#include "../net/client_async.h"
+#include "../client/client_async.h"
 
 #include <event2/event.h>
 
@@ -909,7 +909,7 @@ Test(cluster, fetch_command_line, .timeout = 60, .fini = cl_fini)
               "status counters missing: '%s'", r.out);
 }
 
-/* ---- the async client (net/client_async.h) on this test's own loop ---- */
+/* ---- the async client (client/client_async.h) on this test's own loop ---- */
 
 typedef struct cl_async_res {
     int calls, rc;

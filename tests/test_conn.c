@@ -3,7 +3,7 @@
  *
  * What is pinned here: a write to a connection whose peer is gone ends the
  * connection with a reason and never raises SIGPIPE (the conn also runs
- * inside client programs, net/client_async.h, which do not ignore it), on
+ * inside client programs, client/client_async.h, which do not ignore it), on
  * the direct write of a turn and on the write of a remainder the socket
  * would not take at once; and frames queued in one turn leave in order.
  */

@@ -36,7 +36,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "../net/client.h"
+#include "../client/client.h"
 #include "nemesis.h"
 #include "procs.h"
 

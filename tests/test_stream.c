@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../net/stream.h"
+#include "../client/stream.h"
 #include "procs.h"
 
 #define TS_SLOT_FIRST 15

@@ -1,4 +1,4 @@
-/* net/stream.h — a buffered stream of IDs of one sequence (rr_seq's RRSeq,
+/* client/stream.h — a buffered stream of IDs of one sequence (rr_seq's RRSeq,
  * done properly).
  *
  * A stream keeps a local range of IDs and hands them out one at a time;
@@ -85,7 +85,7 @@ struct stream_stats {
  * background. NULL with a message on error (out of memory, no thread). */
 stream *stream_new(stream_source_fn src, void *ctx, uint32_t buffer, char *err, size_t errlen);
 
-/* A stream over a seqd cluster: owns a client (net/client.h) for `servers`
+/* A stream over a seqd cluster: owns a client (client/client.h) for `servers`
  * and fetches ranges of sequence `name`, each source call bounded by
  * timeout_ms. NULL with a message on a bad name, a bad server list or a
  * buffer over SEQD_COUNT_MAX. */

@@ -1,4 +1,4 @@
-/* net/client.h — the seqd client library (used by `seqd fetch`, `seqd
+/* client/client.h — the seqd client library (used by `seqd fetch`, `seqd
  * status`, tests and benchmarks; usable by any C program).
  *
  * A client holds a list of member addresses and keeps at most one

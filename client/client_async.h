@@ -1,10 +1,10 @@
-/* net/client_async.h — fetches driven by the caller's libevent loop, for
+/* client/client_async.h — fetches driven by the caller's libevent loop, for
  * programs that already run one (a server handing out IDs per request).
  *
  * An aclient keeps one connection per member, opened on first use and
  * reopened after a failure, and any number of fetches in flight on them
  * (matched by request id). Each fetch follows the contract of client_fetch
- * (net/client.h): the sequence's preferred member first (unless it failed
+ * (client/client.h): the sequence's preferred member first (unless it failed
  * in the last second), then the others in turn, each attempt given part of
  * what is left of the deadline (which travels in the request); a request
  * error (bad name, bad count, exhausted) ends the fetch at once. `done` is

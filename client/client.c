@@ -1,4 +1,4 @@
-/* net/client.c — the seqd client library (contract: net/client.h).
+/* client/client.c — the seqd client library (contract: client/client.h).
  *
  * Blocking sockets driven by poll(): a `seqd fetch` process must start and
  * finish in a few milliseconds, so there is no event loop to set up. Every
@@ -27,7 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "frame.h"
+#include "../net/addr.h"
+#include "../net/frame.h"
 
 #define CLIENT_MAX_SERVERS 64
 /* The least an attempt gets when that much is left: below this a member
@@ -113,27 +114,12 @@ static int client_parse_addr(struct client_conn *m, const char *s, size_t len,
     }
     memcpy(m->addr, s, len);
     m->addr[len] = '\0';
-    const char *colon = strrchr(m->addr, ':');
-    if (colon == NULL || colon == m->addr || colon[1] == '\0') {
+    uint16_t port;
+    if (addr_split(s, len, m->host, sizeof m->host, &port) < 0) {
         client_seterr(err, errlen, "bad server address '%s': expected HOST:PORT", m->addr);
         return -1;
     }
-    const char *h = m->addr;
-    size_t hlen = (size_t)(colon - m->addr);
-    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
-        h++;
-        hlen -= 2;
-    }
-    memcpy(m->host, h, hlen);
-    m->host[hlen] = '\0';
-    char *end = NULL;
-    errno = 0;
-    long port = strtol(colon + 1, &end, 10);
-    if (errno != 0 || *end != '\0' || port < 1 || port > 65535 || hlen == 0) {
-        client_seterr(err, errlen, "bad server address '%s': expected HOST:PORT", m->addr);
-        return -1;
-    }
-    snprintf(m->port, sizeof m->port, "%ld", port);
+    snprintf(m->port, sizeof m->port, "%u", port);
     return 0;
 }
 

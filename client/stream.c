@@ -1,4 +1,4 @@
-/* net/stream.c — buffered stream of IDs (contract: net/stream.h).
+/* client/stream.c — buffered stream of IDs (contract: client/stream.h).
  *
  * One mutex guards everything; two condition variables: `avail` wakes
  * stream_next callers when a range arrives (or a direct fetch ends), `work`

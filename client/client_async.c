@@ -1,4 +1,4 @@
-/* net/client_async.c — fetches on the caller's event loop (see
+/* client/client_async.c — fetches on the caller's event loop (see
  * client_async.h). Each member has one connection and the list of calls
  * currently attempting it; a call is a small state machine: attempt member
  * i (wait for the connection, send FETCH, wait for its reply or the
@@ -16,11 +16,11 @@
 
 #include <event2/event.h>
 
-#include "conn.h"
-#include "frame.h"
-#include "peer.h"
+#include "../net/conn.h"
+#include "../net/frame.h"
+#include "../net/addr.h"
 
-/* Mirrors net/client.c: the least an attempt gets when that much is left,
+/* Mirrors client/client.c: the least an attempt gets when that much is left,
  * what is kept back so the member's own "timeout" answer arrives, how long
  * a failed member is not a first choice, and the pause between passes. */
 #define CA_ATTEMPT_MIN_MS 200
@@ -269,7 +269,7 @@ static int ca_connect(ac_member *m)
     struct sockaddr_storage ss;
     int sslen;
     char err[256];
-    if (peer_resolve(client_server(m->ac->cl, m->index), &ss, &sslen, err, sizeof err) < 0)
+    if (addr_resolve(client_server(m->ac->cl, m->index), &ss, &sslen, err, sizeof err) < 0)
         return -1;
     m->c = conn_connect(m->ac->base, (struct sockaddr *)&ss, sslen, ca_on_open, ca_on_msg,
                         ca_on_end, m);
