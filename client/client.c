@@ -29,21 +29,10 @@
 
 #include "../net/addr.h"
 #include "../net/frame.h"
+#include "policy.h"
 
 #define CLIENT_MAX_SERVERS 64
-/* The least an attempt gets when that much is left: below this a member
- * that is merely slow (an fsync, a recovering peer) would always miss. */
-#define CLIENT_ATTEMPT_MIN_MS 200
-/* How long to wait past the budget sent to the member: it answers "timeout"
- * at its deadline, and that answer is worth a few ms to receive. */
-#define CLIENT_REPLY_GRACE_MS 30
-/* Pause after a full pass over the list failed fast (refused, recovering),
- * so that a cluster that is starting is not hammered in a tight loop. */
-#define CLIENT_PASS_PAUSE_MS 20
-#define CLIENT_PASS_PAUSE_MAX_MS 200
 #define CLIENT_WHY_MAX 160
-/* How long a member that failed is passed over as a first choice. */
-#define CLIENT_AVOID_MS 1000
 
 struct client_conn {
     char addr[SEQD_ADDR_MAX + 1];   /* HOST:PORT as given, for messages */
@@ -543,50 +532,6 @@ static int client_exchange(client *c, int i, seqd_msg *req, int64_t deadline,
     }
 }
 
-/* What an error reply means for a fetch: try another member, or stop. */
-enum { VERDICT_NEXT, VERDICT_USAGE, VERDICT_FAIL };
-
-/* Short words for the error line; the member's own text is kept only where
- * it carries something the code does not (the storage error's errno). */
-static int client_judge_err(struct client_conn *m, const seqd_msg *r)
-{
-    uint16_t code = r->u.err.code;
-    int tl = r->u.err.len > 100 ? 100 : r->u.err.len;
-    switch (code) {
-    case ERR_RECOVERING:
-        snprintf(m->why, sizeof m->why, "recovering");
-        return VERDICT_NEXT;
-    case ERR_TIMEOUT:
-        snprintf(m->why, sizeof m->why, "no quorum in time");
-        return VERDICT_NEXT;
-    case ERR_SHUTDOWN:
-        snprintf(m->why, sizeof m->why, "shutting down");
-        return VERDICT_NEXT;
-    case ERR_STORAGE:
-        snprintf(m->why, sizeof m->why, "storage error%s%.*s", tl ? ": " : "", tl, r->u.err.text);
-        return VERDICT_NEXT;
-    case ERR_BAD_NAME:
-    case ERR_BAD_COUNT:
-        return VERDICT_USAGE;
-    case ERR_EXHAUSTED:
-        return VERDICT_FAIL;
-    default:
-        snprintf(m->why, sizeof m->why, "error %s%s%.*s", seqd_err_str(code),
-                 tl ? ": " : "", tl, r->u.err.text);
-        return VERDICT_NEXT;
-    }
-}
-
-/* How long attempt k may take out of what is left: half of it, but at
- * least CLIENT_ATTEMPT_MIN_MS when that much is left, so one hung member
- * cannot eat the whole deadline and a slow one still has a chance. */
-static int64_t client_attempt_budget(int64_t left)
-{
-    int64_t b = left / 2;
-    int64_t floor = left < CLIENT_ATTEMPT_MIN_MS ? left : CLIENT_ATTEMPT_MIN_MS;
-    return b > floor ? b : floor;
-}
-
 /* Builds the one-line failure message from each member's last reason. */
 static void client_fail_line(client *c, const char *name, uint32_t timeout_ms,
                              char *err, size_t errlen)
@@ -607,22 +552,14 @@ static void client_fail_line(client *c, const char *name, uint32_t timeout_ms,
 int client_fetch(client *c, const char *name, uint32_t count, uint32_t timeout_ms,
                  uint64_t *first, char *err, size_t errlen)
 {
-    size_t nlen = name != NULL ? strlen(name) : 0;
-    if (name == NULL || !seqd_name_valid(name, nlen)) {
-        client_seterr(err, errlen,
-                      "bad sequence name '%.*s': use 1 to %u characters of [A-Za-z0-9._-]",
-                      (int)(nlen > 140 ? 140 : nlen), name ? name : "", SEQD_NAME_MAX);
+    if (policy_check_request(name, count, err, errlen) != CLIENT_OK)
         return CLIENT_EUSAGE;
-    }
-    if (!seqd_count_valid(count)) {
-        client_seterr(err, errlen, "bad count %u: must be 1 to %u", count, SEQD_COUNT_MAX);
-        return CLIENT_EUSAGE;
-    }
+    size_t nlen = strlen(name);
     for (int i = 0; i < c->n; i++)
         c->m[i].why[0] = '\0';
     int64_t deadline = client_now_ms() + timeout_ms;
     int start = client_first_choice(c, name);
-    int64_t pause = CLIENT_PASS_PAUSE_MS;
+    int64_t pause = POLICY_PASS_PAUSE_MS;
     for (int k = 0;; k++) {
         if (k > 0 && k % c->n == 0) {
             /* A whole pass failed: wait a little before the next one. */
@@ -632,7 +569,7 @@ int client_fetch(client *c, const char *name, uint32_t count, uint32_t timeout_m
             int64_t p = pause < left ? pause : left;
             struct timespec ts = { .tv_sec = p / 1000, .tv_nsec = (p % 1000) * 1000000 };
             nanosleep(&ts, NULL);
-            pause = pause * 2 > CLIENT_PASS_PAUSE_MAX_MS ? CLIENT_PASS_PAUSE_MAX_MS : pause * 2;
+            pause = policy_next_pause(pause);
         }
         int64_t now = client_now_ms();
         int64_t left = deadline - now;
@@ -642,9 +579,9 @@ int client_fetch(client *c, const char *name, uint32_t count, uint32_t timeout_m
         struct client_conn *m = &c->m[i];
         /* The grace comes off the top, so that even the last attempt's
          * "timeout" answer arrives before the caller's deadline. */
-        int64_t usable = left > 2 * CLIENT_REPLY_GRACE_MS ? left - CLIENT_REPLY_GRACE_MS : left;
-        int64_t budget = client_attempt_budget(usable);
-        int64_t wait_until = now + budget + CLIENT_REPLY_GRACE_MS;
+        int64_t usable = left > 2 * POLICY_REPLY_GRACE_MS ? left - POLICY_REPLY_GRACE_MS : left;
+        int64_t budget = policy_attempt_budget(usable);
+        int64_t wait_until = now + budget + POLICY_REPLY_GRACE_MS;
         if (wait_until > deadline)
             wait_until = deadline;
         seqd_msg req = { .type = MSG_FETCH, .reqid = c->next_reqid++ };
@@ -655,12 +592,11 @@ int client_fetch(client *c, const char *name, uint32_t count, uint32_t timeout_m
         int r = client_exchange(c, i, &req, wait_until, &rep, c->buf);
         /* Whatever went wrong below, this member is not a first choice for
          * a while; a success clears that. */
-        m->avoid_until_ms = client_now_ms() + CLIENT_AVOID_MS;
+        m->avoid_until_ms = client_now_ms() + POLICY_AVOID_MS;
         if (r != WAIT_OK)
             continue;
         if (rep.type == MSG_RANGE) {
-            if (rep.u.range.count != count || rep.u.range.first == 0 ||
-                rep.u.range.first - 1 > UINT64_MAX - count) {
+            if (!policy_range_ok(&rep, count)) {
                 snprintf(m->why, sizeof m->why, "protocol error: range of %u IDs at %llu for %u",
                          rep.u.range.count, (unsigned long long)rep.u.range.first, count);
                 client_conn_close(m);
@@ -671,22 +607,12 @@ int client_fetch(client *c, const char *name, uint32_t count, uint32_t timeout_m
             return CLIENT_OK;
         }
         if (rep.type == MSG_REPLY_ERR) {
-            int v = client_judge_err(m, &rep);
-            int tl = rep.u.err.len > 200 ? 200 : rep.u.err.len;
-            if (v == VERDICT_USAGE || v == VERDICT_FAIL)
-                m->avoid_until_ms = 0;   /* the request's fault, not the member's */
-            if (v == VERDICT_USAGE) {
-                client_seterr(err, errlen, "%s refused the request: %s%s%.*s", m->addr,
-                              seqd_err_str(rep.u.err.code), tl ? ": " : "", tl, rep.u.err.text);
-                return CLIENT_EUSAGE;
-            }
-            if (v == VERDICT_FAIL) {
-                client_seterr(err, errlen,
-                              "sequence '%s' is exhausted: %u more IDs would pass 2^64-1",
-                              name, count);
-                return CLIENT_EFAIL;
-            }
-            continue;
+            enum policy_verdict v = policy_judge(&rep, m->why, sizeof m->why);
+            if (v == POLICY_NEXT)
+                continue;
+            m->avoid_until_ms = 0;   /* the request's fault, not the member's */
+            policy_stop_message(&rep, m->addr, name, count, err, errlen);
+            return v == POLICY_USAGE ? CLIENT_EUSAGE : CLIENT_EFAIL;
         }
         if (rep.type == MSG_ERROR) {
             int tl = rep.u.err.len > 100 ? 100 : rep.u.err.len;

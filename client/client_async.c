@@ -16,18 +16,13 @@
 
 #include <event2/event.h>
 
+#include "../net/addr.h"
 #include "../net/conn.h"
 #include "../net/frame.h"
-#include "../net/addr.h"
+#include "policy.h"
 
-/* Mirrors client/client.c: the least an attempt gets when that much is left,
- * what is kept back so the member's own "timeout" answer arrives, how long
- * a failed member is not a first choice, and the pause between passes. */
-#define CA_ATTEMPT_MIN_MS 200
-#define CA_REPLY_GRACE_MS 30
-#define CA_AVOID_MS 1000
-#define CA_PASS_PAUSE_MS 20
-#define CA_PASS_PAUSE_MAX_MS 200
+/* Attempt budgets, pauses, verdicts and range checks are client/policy.h's,
+ * the same as the blocking client's. */
 
 typedef struct ac_call ac_call;
 
@@ -147,7 +142,7 @@ static void ca_arm(ac_call *f, int64_t ms)
 static void ca_next(ac_call *f, const char *why)
 {
     ac_member *m = &f->ac->m[f->member];
-    m->avoid_until_ms = ca_now_ms() + CA_AVOID_MS;
+    m->avoid_until_ms = ca_now_ms() + POLICY_AVOID_MS;
     ca_note(f, why);
     ca_unlink(f);
     evtimer_del(f->timer);
@@ -159,7 +154,7 @@ static void ca_next(ac_call *f, const char *why)
         /* A whole pass failed: wait a little, so that a cluster that is
          * starting is not hammered; the timer then makes the attempt. */
         int64_t p = f->pause_ms, left = f->deadline_ms - ca_now_ms();
-        f->pause_ms = p * 2 > CA_PASS_PAUSE_MAX_MS ? CA_PASS_PAUSE_MAX_MS : p * 2;
+        f->pause_ms = policy_next_pause(p);
         ca_arm(f, p < left ? p : left);
         return;
     }
@@ -171,9 +166,9 @@ static void ca_next(ac_call *f, const char *why)
 static void ca_send(ac_call *f)
 {
     ac_member *m = &f->ac->m[f->member];
-    int64_t left = f->deadline_ms - ca_now_ms() - CA_REPLY_GRACE_MS;
-    if (left > f->budget_ms - CA_REPLY_GRACE_MS)
-        left = f->budget_ms - CA_REPLY_GRACE_MS;
+    int64_t left = f->deadline_ms - ca_now_ms() - POLICY_REPLY_GRACE_MS;
+    if (left > f->budget_ms - POLICY_REPLY_GRACE_MS)
+        left = f->budget_ms - POLICY_REPLY_GRACE_MS;
     seqd_msg msg = { .type = MSG_FETCH, .reqid = ++f->ac->next_reqid };
     msg.u.fetch.timeout_ms = (uint32_t)(left > 1 ? left : 1);
     msg.u.fetch.count = f->count;
@@ -198,8 +193,7 @@ static void ca_on_msg(conn *c, const seqd_msg *msg, void *arg)
     ac_call *f = ca_find(m, msg->reqid);
     if (!f)
         return;   /* an attempt that already gave up */
-    if (msg->type == MSG_RANGE && msg->u.range.count == f->count && msg->u.range.first >= 1 &&
-        msg->u.range.first - 1 <= UINT64_MAX - f->count) {
+    if (policy_range_ok(msg, f->count)) {
         m->avoid_until_ms = 0;
         ca_finish(f, CLIENT_OK, msg->u.range.first, "");
         return;
@@ -208,15 +202,15 @@ static void ca_on_msg(conn *c, const seqd_msg *msg, void *arg)
         ca_next(f, "protocol error");
         return;
     }
+    char why[160];
+    enum policy_verdict v = policy_judge(msg, why, sizeof why);
+    if (v == POLICY_NEXT) {
+        ca_next(f, why);
+        return;
+    }
     char err[600];
-    snprintf(err, sizeof err, "%s refused the request: %s: %.*s", conn_addr(c),
-             seqd_err_str(msg->u.err.code), (int)msg->u.err.len, msg->u.err.text);
-    if (msg->u.err.code == ERR_BAD_NAME || msg->u.err.code == ERR_BAD_COUNT)
-        ca_finish(f, CLIENT_EUSAGE, 0, err);
-    else if (msg->u.err.code == ERR_EXHAUSTED)
-        ca_finish(f, CLIENT_EFAIL, 0, err);
-    else
-        ca_next(f, seqd_err_str(msg->u.err.code));
+    policy_stop_message(msg, conn_addr(c), f->name.s, f->count, err, sizeof err);
+    ca_finish(f, v == POLICY_USAGE ? CLIENT_EUSAGE : CLIENT_EFAIL, 0, err);
 }
 
 static void ca_on_open(conn *c, void *arg)
@@ -277,7 +271,7 @@ static int ca_connect(ac_member *m)
     return m->c ? 0 : -1;
 }
 
-/* Half of what is left, at least CA_ATTEMPT_MIN_MS when that much is left:
+/* Half of what is left, at least POLICY_ATTEMPT_MIN_MS when that much is left:
  * one hung member cannot eat the whole deadline. */
 static void ca_attempt(ac_call *f)
 {
@@ -285,8 +279,7 @@ static void ca_attempt(ac_call *f)
     int i = (f->start + f->k++) % ac->n;
     ac_member *m = &ac->m[i];
     int64_t left = f->deadline_ms - ca_now_ms();
-    int64_t budget = left / 2 > CA_ATTEMPT_MIN_MS ? left / 2
-                                                  : (left < CA_ATTEMPT_MIN_MS ? left : CA_ATTEMPT_MIN_MS);
+    int64_t budget = policy_attempt_budget(left);
     f->member = i;
     f->reqid = 0;
     f->budget_ms = budget;
@@ -355,15 +348,8 @@ void aclient_free(aclient *ac)
 int aclient_fetch(aclient *ac, const char *name, uint32_t count, uint32_t timeout_ms,
                   client_async_fn done, void *arg, char *err, size_t errlen)
 {
-    if (!name || !seqd_name_valid(name, strlen(name))) {
-        snprintf(err, errlen, "bad sequence name: use 1 to %u characters of [A-Za-z0-9._-]",
-                 SEQD_NAME_MAX);
+    if (policy_check_request(name, count, err, errlen) != CLIENT_OK)
         return CLIENT_EUSAGE;
-    }
-    if (!seqd_count_valid(count)) {
-        snprintf(err, errlen, "bad count %u: must be 1 to %u", count, SEQD_COUNT_MAX);
-        return CLIENT_EUSAGE;
-    }
     if (ac->closing) {
         snprintf(err, errlen, "client closed");
         return CLIENT_EUSAGE;
@@ -383,7 +369,7 @@ int aclient_fetch(aclient *ac, const char *name, uint32_t count, uint32_t timeou
     f->timeout_ms = timeout_ms;
     f->deadline_ms = ca_now_ms() + timeout_ms;
     f->start = client_route(ac->cl, name, ca_not_avoided, ac);
-    f->pause_ms = CA_PASS_PAUSE_MS;
+    f->pause_ms = POLICY_PASS_PAUSE_MS;
     f->done = done;
     f->arg = arg;
     ca_attempt(f);
