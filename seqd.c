@@ -814,6 +814,25 @@ static int init_choose(client *c, const init_view *v, struct seqd_cid *x)
     return 0;
 }
 
+/* Sends op to every member in state `from`; each must then be in `want`
+ * for x. */
+static int init_step(client *c, init_view *v, uint8_t from, uint8_t op, uint8_t want,
+                     const struct seqd_cid *x, uint64_t digest, uint32_t ms, const char *what)
+{
+    for (int i = 0; i < client_nservers(c); i++) {
+        if (v->state[i] != from)
+            continue;
+        if (init_ask(c, i, op, x, digest, ms, v) < 0)
+            return -1;
+        if (v->state[i] != want || !seqd_cid_eq(&v->cid[i], x)) {
+            fprintf(stderr, "seqd: init: member %s %s; run seqd init again\n", client_server(c, i),
+                    what);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* PREPARE then COMMIT; each step has heard from every member before the
  * next starts, so COMMIT of x goes out only once every member is prepared
  * for x or initialized with it. */
@@ -838,28 +857,11 @@ static int init_run(client *c, uint64_t digest, const auth_secret *secret, uint3
         printf("already initialized: cluster %s of %d members\n", hex, n);
         return EXIT_OK;
     }
-    for (int i = 0; i < n; i++) {
-        if (v.state[i] != INIT_EMPTY)
-            continue;
-        if (init_ask(c, i, INIT_PREPARE, &x, digest, ms, &v) < 0)
-            return EXIT_FAIL;
-        if (v.state[i] != INIT_PREPARED || !seqd_cid_eq(&v.cid[i], &x)) {
-            fprintf(stderr, "seqd: init: member %s was prepared by another init meanwhile; run "
-                            "seqd init again\n", client_server(c, i));
-            return EXIT_FAIL;
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        if (v.state[i] != INIT_PREPARED)
-            continue;
-        if (init_ask(c, i, INIT_COMMIT, &x, digest, ms, &v) < 0)
-            return EXIT_FAIL;
-        if (v.state[i] != INIT_INITIALIZED) {
-            fprintf(stderr, "seqd: init: member %s did not take the COMMIT; run seqd init again\n",
-                    client_server(c, i));
-            return EXIT_FAIL;
-        }
-    }
+    if (init_step(c, &v, INIT_EMPTY, INIT_PREPARE, INIT_PREPARED, &x, digest, ms,
+                  "was prepared by another init meanwhile") < 0 ||
+        init_step(c, &v, INIT_PREPARED, INIT_COMMIT, INIT_INITIALIZED, &x, digest, ms,
+                  "did not take the COMMIT") < 0)
+        return EXIT_FAIL;
     printf("initialized: cluster %s of %d members\n", hex, n);
     return EXIT_OK;
 }

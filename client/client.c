@@ -65,17 +65,6 @@ static int64_t client_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Error lines are built with snprintf everywhere; one helper keeps the
- * NULL/0 buffer case (callers that do not want text) in one place. */
-static void client_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* strerror() capitalizes; the error line reads as one sentence, so the
  * reasons inside it are lower case ("connection refused"). */
@@ -97,7 +86,7 @@ static int client_parse_addr(struct client_conn *m, const char *s, size_t len,
                              char *err, size_t errlen)
 {
     if (len == 0 || len > SEQD_ADDR_MAX) {
-        client_seterr(err, errlen, "bad server address '%.*s': expected HOST:PORT",
+        policy_seterr(err, errlen, "bad server address '%.*s': expected HOST:PORT",
                       (int)(len > 64 ? 64 : len), s);
         return -1;
     }
@@ -105,7 +94,7 @@ static int client_parse_addr(struct client_conn *m, const char *s, size_t len,
     m->addr[len] = '\0';
     uint16_t port;
     if (addr_split(s, len, m->host, sizeof m->host, &port) < 0) {
-        client_seterr(err, errlen, "bad server address '%s': expected HOST:PORT", m->addr);
+        policy_seterr(err, errlen, "bad server address '%s': expected HOST:PORT", m->addr);
         return -1;
     }
     snprintf(m->port, sizeof m->port, "%u", port);
@@ -175,19 +164,19 @@ static int client_first_choice(const client *c, const char *name)
 client *client_new(const char *servers, char *err, size_t errlen)
 {
     if (servers == NULL || servers[0] == '\0') {
-        client_seterr(err, errlen, "no servers given (use --servers or SEQD_SERVERS)");
+        policy_seterr(err, errlen, "no servers given (use --servers or SEQD_SERVERS)");
         return NULL;
     }
     client *c = calloc(1, sizeof *c);
     if (c == NULL) {
-        client_seterr(err, errlen, "out of memory");
+        policy_seterr(err, errlen, "out of memory");
         return NULL;
     }
     c->m = calloc(CLIENT_MAX_SERVERS, sizeof *c->m);
     c->sorted = calloc(CLIENT_MAX_SERVERS, sizeof *c->sorted);
     c->buf = malloc(SEQD_MAX_FRAME);
     if (c->m == NULL || c->sorted == NULL || c->buf == NULL) {
-        client_seterr(err, errlen, "out of memory");
+        policy_seterr(err, errlen, "out of memory");
         client_free(c);
         return NULL;
     }
@@ -203,7 +192,7 @@ client *client_new(const char *servers, char *err, size_t errlen)
         while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
             e--;
         if (c->n == CLIENT_MAX_SERVERS) {
-            client_seterr(err, errlen, "too many servers (at most %d)", CLIENT_MAX_SERVERS);
+            policy_seterr(err, errlen, "too many servers (at most %d)", CLIENT_MAX_SERVERS);
             client_free(c);
             return NULL;
         }
@@ -632,7 +621,7 @@ int client_status(client *c, int i, uint32_t timeout_ms, struct seqd_status *st,
                   char *err, size_t errlen)
 {
     if (i < 0 || i >= c->n) {
-        client_seterr(err, errlen, "no member %d", i);
+        policy_seterr(err, errlen, "no member %d", i);
         return CLIENT_EFAIL;
     }
     struct client_conn *m = &c->m[i];
@@ -641,7 +630,7 @@ int client_status(client *c, int i, uint32_t timeout_ms, struct seqd_status *st,
     seqd_msg rep;
     int r = client_exchange(c, i, &req, client_now_ms() + timeout_ms, &rep, c->buf);
     if (r != WAIT_OK) {
-        client_seterr(err, errlen, "%s", m->why);
+        policy_seterr(err, errlen, "%s", m->why);
         return CLIENT_EFAIL;
     }
     if (rep.type == MSG_STATUS_REPLY) {
@@ -650,14 +639,14 @@ int client_status(client *c, int i, uint32_t timeout_ms, struct seqd_status *st,
     }
     int tl = rep.u.err.len > 200 ? 200 : rep.u.err.len;
     if (rep.type == MSG_REPLY_ERR) {
-        client_seterr(err, errlen, "%s%s%.*s", seqd_err_str(rep.u.err.code), tl ? ": " : "",
+        policy_seterr(err, errlen, "%s%s%.*s", seqd_err_str(rep.u.err.code), tl ? ": " : "",
                       tl, rep.u.err.text);
     } else if (rep.type == MSG_ERROR) {
-        client_seterr(err, errlen, "protocol error: %s%s%.*s", frame_err_str(rep.u.err.code),
+        policy_seterr(err, errlen, "protocol error: %s%s%.*s", frame_err_str(rep.u.err.code),
                       tl ? ": " : "", tl, rep.u.err.text);
         client_conn_close(m);
     } else {
-        client_seterr(err, errlen, "protocol error: unexpected %s", msg_type_str(rep.type));
+        policy_seterr(err, errlen, "protocol error: unexpected %s", msg_type_str(rep.type));
         client_conn_close(m);
     }
     return CLIENT_EFAIL;
@@ -670,7 +659,7 @@ int client_raw(client *c, int i, const seqd_msg *req, seqd_msg *reply,
                uint8_t *scratch, uint32_t timeout_ms, char *err, size_t errlen)
 {
     if (i < 0 || i >= c->n) {
-        client_seterr(err, errlen, "no member %d", i);
+        policy_seterr(err, errlen, "no member %d", i);
         return CLIENT_EFAIL;
     }
     struct client_conn *m = &c->m[i];
@@ -680,7 +669,7 @@ int client_raw(client *c, int i, const seqd_msg *req, seqd_msg *reply,
         copy.reqid = c->next_reqid++;
     int r = client_exchange(c, i, &copy, client_now_ms() + timeout_ms, reply, scratch);
     if (r != WAIT_OK) {
-        client_seterr(err, errlen, "%s", m->why);
+        policy_seterr(err, errlen, "%s", m->why);
         return CLIENT_EFAIL;
     }
     if (reply->type == MSG_ERROR)

@@ -2,24 +2,33 @@
  * (policy.h). */
 #include "policy.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../net/frame.h"
 #include "client.h"
 
+void policy_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
 int policy_check_request(const char *name, uint32_t count, char *err, size_t errlen)
 {
     size_t nlen = name != NULL ? strlen(name) : 0;
     if (name == NULL || !seqd_name_valid(name, nlen)) {
-        if (err && errlen)
-            snprintf(err, errlen, "bad sequence name '%.*s': use 1 to %u characters of [A-Za-z0-9._-]",
+        policy_seterr(err, errlen, "bad sequence name '%.*s': use 1 to %u characters of [A-Za-z0-9._-]",
                      (int)(nlen > 140 ? 140 : nlen), name ? name : "", SEQD_NAME_MAX);
         return CLIENT_EUSAGE;
     }
     if (!seqd_count_valid(count)) {
-        if (err && errlen)
-            snprintf(err, errlen, "bad count %u: must be 1 to %u", count, SEQD_COUNT_MAX);
+        policy_seterr(err, errlen, "bad count %u: must be 1 to %u", count, SEQD_COUNT_MAX);
         return CLIENT_EUSAGE;
     }
     return CLIENT_OK;

@@ -32,6 +32,10 @@
 #define POLICY_PASS_PAUSE_MS 20
 #define POLICY_PASS_PAUSE_MAX_MS 200
 
+/* snprintf into err unless the caller passed no buffer (NULL or 0): error
+ * text of the client library goes through here. */
+void policy_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* CLIENT_OK, or CLIENT_EUSAGE with the message (bad name or count):
  * seqd_name_valid / seqd_count_valid, before anything is sent. */
 int policy_check_request(const char *name, uint32_t count, char *err, size_t errlen);

@@ -17,6 +17,8 @@
  */
 #include "stream.h"
 
+#include "policy.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -57,17 +59,6 @@ struct stream {
     struct stream_stats st;
 };
 
-/* Error text goes through one helper so that callers passing NULL/0 (who do
- * not want it) are handled in one place. */
-static void stream_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Absolute CLOCK_MONOTONIC time `ms` from now, the form timed waits need. */
 static struct timespec stream_deadline(uint32_t ms)
@@ -163,12 +154,12 @@ static bool stream_range_ok(const stream *s, uint64_t first, uint64_t count, cha
                             size_t errlen)
 {
     if (count == 0 || first == 0 || first - 1 > UINT64_MAX - count) {
-        stream_seterr(err, errlen, "source returned an invalid range of %llu IDs at %llu",
+        policy_seterr(err, errlen, "source returned an invalid range of %llu IDs at %llu",
                       (unsigned long long)count, (unsigned long long)first);
         return false;
     }
     if (s->have_hi && first <= s->hi) {
-        stream_seterr(err, errlen,
+        policy_seterr(err, errlen,
                       "source returned IDs from %llu, not above %llu already received: refused",
                       (unsigned long long)first, (unsigned long long)s->hi);
         return false;
@@ -259,7 +250,7 @@ static stream *stream_new_owned(stream_source_fn src, void *ctx, void (*ctx_free
     if (s == NULL) {
         if (ctx_free != NULL)
             ctx_free(ctx);
-        stream_seterr(err, errlen, "out of memory");
+        policy_seterr(err, errlen, "out of memory");
         return NULL;
     }
     s->src = src;
@@ -278,7 +269,7 @@ static stream *stream_new_owned(stream_source_fn src, void *ctx, void (*ctx_free
     if (buffer > 0) {
         int e = pthread_create(&s->thread, NULL, stream_refill_main, s);
         if (e != 0) {
-            stream_seterr(err, errlen, "cannot start the refill thread: %s", strerror(e));
+            policy_seterr(err, errlen, "cannot start the refill thread: %s", strerror(e));
             stream_destroy(s);
             return NULL;
         }
@@ -290,7 +281,7 @@ static stream *stream_new_owned(stream_source_fn src, void *ctx, void (*ctx_free
 stream *stream_new(stream_source_fn src, void *ctx, uint32_t buffer, char *err, size_t errlen)
 {
     if (src == NULL) {
-        stream_seterr(err, errlen, "no source");
+        policy_seterr(err, errlen, "no source");
         return NULL;
     }
     return stream_new_owned(src, ctx, NULL, buffer, err, errlen);
@@ -325,18 +316,18 @@ stream *stream_new_client(const char *servers, const char *name, uint32_t buffer
 {
     size_t nlen = name != NULL ? strlen(name) : 0;
     if (name == NULL || !seqd_name_valid(name, nlen)) {
-        stream_seterr(err, errlen,
+        policy_seterr(err, errlen,
                       "bad sequence name '%.*s': use 1 to %u characters of [A-Za-z0-9._-]",
                       (int)(nlen > 140 ? 140 : nlen), name ? name : "", SEQD_NAME_MAX);
         return NULL;
     }
     if (buffer > SEQD_COUNT_MAX) {
-        stream_seterr(err, errlen, "bad buffer %u: must be 0 to %u", buffer, SEQD_COUNT_MAX);
+        policy_seterr(err, errlen, "bad buffer %u: must be 0 to %u", buffer, SEQD_COUNT_MAX);
         return NULL;
     }
     struct stream_client_ctx *cc = calloc(1, sizeof *cc);
     if (cc == NULL) {
-        stream_seterr(err, errlen, "out of memory");
+        policy_seterr(err, errlen, "out of memory");
         return NULL;
     }
     cc->c = client_new(servers, err, errlen);
@@ -358,7 +349,7 @@ int stream_counter_source(void *ctx, uint32_t count, uint64_t *first, char *err,
     stream_counter *ctr = ctx;
     uint64_t f = atomic_fetch_add_explicit(&ctr->next, count, memory_order_relaxed);
     if (f == 0 || f - 1 > UINT64_MAX - count) {
-        stream_seterr(err, errlen, "local counter exhausted");
+        policy_seterr(err, errlen, "local counter exhausted");
         return 1;
     }
     *first = f;
@@ -369,7 +360,7 @@ stream *stream_new_local(uint64_t start, uint32_t buffer, char *err, size_t errl
 {
     stream_counter *ctr = calloc(1, sizeof *ctr);
     if (ctr == NULL) {
-        stream_seterr(err, errlen, "out of memory");
+        policy_seterr(err, errlen, "out of memory");
         return NULL;
     }
     atomic_init(&ctr->next, start);
@@ -384,10 +375,10 @@ static void stream_timeout_err(stream *s, uint32_t timeout_ms, char *err, size_t
 {
     s->st.timeouts++;
     if (s->st.waiting)
-        stream_seterr(err, errlen, "no ID within %u ms: waiting for the cluster: %s",
+        policy_seterr(err, errlen, "no ID within %u ms: waiting for the cluster: %s",
                       timeout_ms, s->st.last_err);
     else
-        stream_seterr(err, errlen, "no ID within %u ms: the source has not answered yet",
+        policy_seterr(err, errlen, "no ID within %u ms: the source has not answered yet",
                       timeout_ms);
 }
 

@@ -60,8 +60,7 @@ struct front_bin {
     bool closing;                 /* front_bin_free: the member is gone */
 };
 
-static bool front_trusted(front_bin *f, const front_conn *fc);
-static void front_refuse(front_bin *f, conn *c, const char *what);
+static bool front_require_trust(front_bin *f, const front_conn *fc, const char *what);
 
 static uint64_t front_now_ms(void)
 {
@@ -176,10 +175,8 @@ static void front_status(front_bin *f, conn *c, uint64_t reqid)
 static void front_hello(front_bin *f, const front_conn *fc, const seqd_msg *msg)
 {
     conn *c = fc->c;
-    if (!front_trusted(f, fc)) {
-        front_refuse(f, c, "a peer hello");
+    if (!front_require_trust(f, fc, "a peer hello"))
         return;
-    }
     char why[SEQD_TEXT_MAX];
     int idx = member_peer_hello(f->m, msg->u.hello.cluster_id, msg->u.hello.round_ms,
                                 msg->u.hello.addr, msg->u.hello.addr_len, conn_addr(c), why,
@@ -221,6 +218,15 @@ static void front_refuse(front_bin *f, conn *c, const char *what)
     conn_fail(c, FERR_HELLO, "not authenticated");
 }
 
+/* Refuses and closes (saying only "not authenticated") unless trusted. */
+static bool front_require_trust(front_bin *f, const front_conn *fc, const char *what)
+{
+    if (front_trusted(f, fc))
+        return true;
+    front_refuse(f, fc->c, what);
+    return false;
+}
+
 static void front_auth(front_bin *f, front_conn *fc, const seqd_msg *msg)
 {
     conn *c = fc->c;
@@ -251,10 +257,8 @@ static void front_auth(front_bin *f, front_conn *fc, const seqd_msg *msg)
 static void front_init(front_bin *f, const front_conn *fc, const seqd_msg *msg)
 {
     conn *c = fc->c;
-    if (!front_trusted(f, fc)) {
-        front_refuse(f, c, "an init message");
+    if (!front_require_trust(f, fc, "an init message"))
         return;
-    }
     char why[SEQD_TEXT_MAX];
     seqd_msg r = {.reqid = msg->reqid};
     int err = member_init(f->m, msg, &r, why, sizeof why);

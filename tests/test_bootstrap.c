@@ -82,6 +82,18 @@ static int bs_ready_now(int i)
     return st.state == STATE_READY;
 }
 
+/* Waits until members [0, n) answer status (recovering is fine): started
+ * processes take a moment to listen, and init needs every one. */
+static void bs_listening(int n)
+{
+    for (int i = 0; i < n; i++) {
+        int64_t end = procs_now_ms() + 10000;
+        while (bs_ready_now(i) < 0 && procs_now_ms() < end)
+            procs_sleep_ms(20);
+        bs_assert(bs_ready_now(i) >= 0, "member %d does not answer", i);
+    }
+}
+
 static uint64_t bs_fetch(history *h, int member, uint32_t count)
 {
     char err[1024] = "";
@@ -131,13 +143,13 @@ Test(bootstrap, init_refusals, .timeout = 60, .fini = bs_fini)
 {
     procs_cluster *pc = bs_new(3, 24);
     bs_assert(procs_start(pc, 0, NULL) == 0 && procs_start(pc, 1, NULL) == 0, "start");
-    procs_sleep_ms(300);
+    bs_listening(2);
     procs_result r;
     bs_init(&r);
     bs_assert(r.status == 1 && strstr(r.err, pc->m[2].addr) && strstr(r.err, "down"),
               "init with member 2 down exited %d: %s", r.status, r.err);
     bs_assert(procs_start(pc, 2, NULL) == 0, "start 2");
-    procs_sleep_ms(300);
+    bs_listening(3);
     char two[80];
     snprintf(two, sizeof two, "%s,%s", pc->m[0].addr, pc->m[1].addr);
     procs_run(&r, 30000, NULL, "init", "--servers", two, (char *)NULL);
@@ -156,7 +168,7 @@ Test(bootstrap, interrupted_init_finishes, .timeout = 60, .fini = bs_fini)
 {
     procs_cluster *pc = bs_new(3, 25);
     bs_assert(procs_start_all(pc) == 0, "start");
-    procs_sleep_ms(300);
+    bs_listening(3);
     char err[512], joined[256];
     char *list[3] = { pc->m[0].addr, pc->m[1].addr, pc->m[2].addr };
     uint64_t digest = datadir_set_digest(list, 3, joined, sizeof joined);
@@ -204,7 +216,7 @@ Test(bootstrap, wiped_member_and_late_member_found_no_second_cluster, .timeout =
 {
     procs_cluster *pc = bs_new(3, 26);
     bs_assert(procs_start_all(pc) == 0, "start");
-    procs_sleep_ms(300);
+    bs_listening(3);
     procs_result r;
     bs_init(&r);
     bs_assert(r.status == 0, "init: %s", r.err);
