@@ -31,27 +31,70 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include <assert.h>
+
 #include "frame.h"
+
+/* The life of a connection, as memcached keeps its conn states: one enum,
+ * changed only by conn_set_state, which asserts the transition. */
+enum conn_state {
+    CONN_CONNECTING,  /* connect in progress: frames queue, nothing is read */
+    CONN_OPEN,        /* connected: frames are read and written */
+    CONN_FAILING,     /* a framing error's MSG_ERROR is queued: no reads; closes once written */
+    CONN_CLOSED       /* socket gone, on_end called; memory goes with the last reference */
+};
+
+/* The write side, independent of the life: */
+enum conn_wr {
+    WR_IDLE,          /* output empty, or frames queued with nothing armed yet */
+    WR_FLUSH_ARMED,   /* flush_ev active: the turn's frames go out in one send */
+    WR_WAITING        /* waiting for writability: the connect, or a remainder (wr_ev) */
+};
+
+/* The transport seam: how bytes leave. Reading is the bufferevent's (a TLS
+ * transport would bring a bufferevent_openssl for that side), writing goes
+ * through send, which must never block and never raise SIGPIPE, may write
+ * less than asked, and returns -1 with errno (EAGAIN when full). */
+typedef struct conn_transport {
+    ssize_t (*send)(int fd, const struct iovec *iov, int n);
+} conn_transport;
+
+static ssize_t tcp_send(int fd, const struct iovec *iov, int n)
+{
+    struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+    return sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static const conn_transport conn_tcp = {.send = tcp_send};
 
 struct conn {
     struct bufferevent *bev;
+    const conn_transport *tr;
     struct event *flush_ev;  /* runs conn_flush later in this loop turn */
     struct event *wr_ev;     /* socket writable, while a remainder waits */
-    bool flush_armed;  /* flush_ev active */
-    bool wr_on;        /* waiting for writability: a connect or wr_ev */
-    bool rd_paused;    /* reading stopped by back-pressure */
+    enum conn_state state;
+    enum conn_wr wr;
+    bool rd_paused;    /* reading stopped by back-pressure (CONN_OUT_HIGH) */
     conn_open_fn on_open;
     conn_msg_fn on_msg;
     conn_end_fn on_end;
     void *arg;
     int refs;
     int peer;          /* member index after a hello, -1 for clients */
-    bool open;         /* connected and not closed */
-    bool ended;        /* on_end called */
-    bool failing;      /* MSG_ERROR queued: close once written */
     char addr[64];
     uint8_t scratch[SEQD_MAX_FRAME];
 };
+
+static void conn_set_state(conn *c, enum conn_state to)
+{
+    static const bool legal[4][4] = {
+        [CONN_CONNECTING] = {[CONN_OPEN] = true, [CONN_CLOSED] = true},
+        [CONN_OPEN] = {[CONN_FAILING] = true, [CONN_CLOSED] = true},
+        [CONN_FAILING] = {[CONN_CLOSED] = true},
+    };
+    assert(legal[c->state][to]);
+    c->state = to;
+}
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -65,14 +108,25 @@ static void conn_setup(conn *c)
     bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, SEQD_HDR_LEN, 4 * SEQD_MAX_FRAME);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    c->wr_on = true;   /* a connect waits for writability; see conn_write_off */
+    c->wr = WR_WAITING;   /* a connect waits for writability; see conn_write_off */
 }
 
 /* From the moment the conn is open, writes go through conn_flush. */
 static void conn_write_off(conn *c)
 {
+    assert(c->wr == WR_WAITING);
     bufferevent_disable(c->bev, EV_WRITE);
-    c->wr_on = false;
+    c->wr = WR_IDLE;
+}
+
+/* Frames were queued: send them later in this loop turn, unless a send is
+ * armed already or the socket is being waited for. */
+static void conn_arm_flush(conn *c)
+{
+    if (c->wr != WR_IDLE)
+        return;
+    c->wr = WR_FLUSH_ARMED;
+    event_active(c->flush_ev, EV_WRITE, 1);
 }
 
 static conn *conn_alloc(conn_open_fn on_open, conn_msg_fn on_msg, conn_end_fn on_end, void *arg)
@@ -86,6 +140,8 @@ static conn *conn_alloc(conn_open_fn on_open, conn_msg_fn on_msg, conn_end_fn on
     c->arg = arg;
     c->refs = 1;
     c->peer = -1;
+    c->tr = &conn_tcp;
+    c->state = CONN_CONNECTING;
     return c;
 }
 
@@ -136,8 +192,8 @@ conn *conn_accept(struct event_base *base, int fd, conn_msg_fn on_msg, conn_end_
         free(c);
         return NULL;
     }
-    c->open = true;
     conn_setup(c);
+    conn_set_state(c, CONN_OPEN);
     conn_write_off(c);
     return c;
 }
@@ -173,11 +229,14 @@ void conn_ref(conn *c) { c->refs++; }
 
 void conn_unref(conn *c)
 {
-    if (--c->refs == 0)
+    assert(c->refs > 0);
+    if (--c->refs == 0) {
+        assert(c->state == CONN_CLOSED || c->state == CONN_CONNECTING);
         free(c);
+    }
 }
 
-bool conn_is_open(const conn *c) { return c->open; }
+bool conn_is_open(const conn *c) { return c->state == CONN_OPEN; }
 void conn_set_peer(conn *c, int member) { c->peer = member; }
 int conn_peer(const conn *c) { return c->peer; }
 const char *conn_addr(const conn *c) { return c->addr; }
@@ -187,10 +246,9 @@ const char *conn_addr(const conn *c) { return c->addr; }
  * creation) is dropped here. */
 void conn_close(conn *c, const char *why)
 {
-    if (c->ended)
+    if (c->state == CONN_CLOSED)
         return;
-    c->ended = true;
-    c->open = false;
+    conn_set_state(c, CONN_CLOSED);
     if (c->bev) {
         bufferevent_free(c->bev);
         c->bev = NULL;
@@ -210,15 +268,12 @@ void conn_close(conn *c, const char *why)
 
 int conn_send(conn *c, const seqd_msg *m)
 {
-    if (!c->open || c->failing)
+    if (c->state != CONN_OPEN)
         return -1;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (frame_encode(out, m) < 0)
         return -1;
-    if (!c->wr_on && !c->flush_armed) {
-        c->flush_armed = true;
-        event_active(c->flush_ev, EV_WRITE, 1);
-    }
+    conn_arm_flush(c);
     /* Back-pressure: stop reading requests while replies pile up. */
     if (evbuffer_get_length(out) > CONN_OUT_HIGH) {
         bufferevent_disable(c->bev, EV_READ);
@@ -246,8 +301,7 @@ static int conn_write_now(conn *c, struct evbuffer *out)
             iov[i].iov_base = v[i].iov_base;
             iov[i].iov_len = v[i].iov_len;
         }
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t w = c->tr->send(fd, iov, n);
         if (w < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 err = errno;
@@ -275,20 +329,20 @@ static void conn_after_write(conn *c, int err)
         return;
     }
     size_t left = evbuffer_get_length(out);
-    if (c->rd_paused && !c->failing && left <= CONN_OUT_LOW) {
+    if (c->rd_paused && c->state == CONN_OPEN && left <= CONN_OUT_LOW) {
         bufferevent_enable(c->bev, EV_READ);   /* back-pressure over */
         c->rd_paused = false;
     }
     if (left == 0) {
-        if (c->wr_on) {
+        if (c->wr == WR_WAITING) {
             event_del(c->wr_ev);
-            c->wr_on = false;
+            c->wr = WR_IDLE;
         }
-        if (c->failing)
+        if (c->state == CONN_FAILING)
             conn_close(c, "closed after a framing error");
         return;
     }
-    if (c->wr_on)
+    if (c->wr == WR_WAITING)
         return;
     if (!c->wr_ev)
         c->wr_ev = event_new(bufferevent_get_base(c->bev), bufferevent_getfd(c->bev),
@@ -297,7 +351,7 @@ static void conn_after_write(conn *c, int err)
         conn_close(c, "out of memory");
         return;
     }
-    c->wr_on = true;
+    c->wr = WR_WAITING;
 }
 
 /* The socket can take more of a remainder. */
@@ -317,28 +371,27 @@ static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
     conn *c = arg;
     (void)fd;
     (void)what;
-    c->flush_armed = false;
-    if (!c->open || c->wr_on)
+    if (c->wr != WR_FLUSH_ARMED)
+        return;   /* the socket is waited for: its event sends */
+    c->wr = WR_IDLE;
+    if (c->state != CONN_OPEN && c->state != CONN_FAILING)
         return;
     conn_after_write(c, conn_write_now(c, bufferevent_get_output(c->bev)));
 }
 
 void conn_fail(conn *c, int ferr, const char *text)
 {
-    if (!c->open || c->failing)
+    if (c->state != CONN_OPEN)
         return;
     seqd_msg m = {.type = MSG_ERROR, .reqid = 0};
     m.u.err.code = (uint16_t)ferr;
     m.u.err.text = text;
     m.u.err.len = (uint16_t)strnlen(text, SEQD_TEXT_MAX);
     frame_encode(bufferevent_get_output(c->bev), &m);
-    c->failing = true;
+    conn_set_state(c, CONN_FAILING);
     bufferevent_disable(c->bev, EV_READ);
     /* The flush closes the conn once everything, the ERROR included, is out. */
-    if (!c->wr_on && !c->flush_armed) {
-        c->flush_armed = true;
-        event_active(c->flush_ev, EV_WRITE, 1);
-    }
+    conn_arm_flush(c);
 }
 
 /* Decodes every whole frame that has arrived; stops at the first framing
@@ -349,7 +402,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     conn_ref(c);
-    while (c->open && !c->failing) {
+    while (c->state == CONN_OPEN) {
         seqd_msg m;
         int rc = frame_decode(in, &m, c->scratch);
         if (rc == FRAME_NEED_MORE)
@@ -370,7 +423,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     conn *c = arg;
     (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
-        c->open = true;
+        conn_set_state(c, CONN_OPEN);
         conn_write_off(c);
         int fd = bufferevent_getfd(c->bev);
         if (fd >= 0)
