@@ -157,8 +157,12 @@ FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 
 fuzz-build: $(FUZZ_BINS)
 
-.SECONDEXPANSION:
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $$(wildcard net/*.h storage/*.h proto.h)
+# Extra prerequisites per target (no .SECONDEXPANSION: it would change the
+# meaning of $$ in every section after this one).
+FUZZ_HDRS := $(wildcard net/*.h storage/*.h proto.h)
+$(FUZZ_BUILD)/fuzz_frame: $(FUZZ_SRC_frame) $(FUZZ_HDRS)
+$(FUZZ_BUILD)/fuzz_log: $(FUZZ_SRC_log) $(FUZZ_HDRS)
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_SRC_$*) $(FUZZ_LIBS)
 
