@@ -133,3 +133,81 @@ deps-peers:
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(PEERS_PKGS); fi
 # ---- end bench ----
+
+# ---- fuzz: libFuzzer targets (tests/fuzz/*.c), clang + ASan + UBSan ----
+# `make fuzz` runs each target for FUZZ_SECONDS (default 600) and prints, per
+# target, libFuzzer's final stats (execs) and its last cov:/ft:/corp: line;
+# `make fuzz FUZZ_SECONDS=30` is the CI form, `make -j2 fuzz` runs the
+# targets side by side. Seeds: tests/fuzz/corpus/<target>/ (read only; made
+# by `make fuzz-corpus`); what a run finds goes to build-fuzz/corpus/<target>/.
+# A crash leaves its input in build-fuzz/crashes/ and fails the run. Found
+# product bugs: minimal reproducers in tests/fuzz/crashes-found/.
+# The authenticated hello (MSG_HELLO exchange) gets its target here when it
+# lands: fuzz_hello, in FUZZ_TARGETS with its own sources line.
+.PHONY: fuzz fuzz-build fuzz-corpus deps-fuzz
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 600
+FUZZ_BUILD := build-fuzz
+FUZZ_TARGETS := frame log
+FUZZ_PKGS := libevent libxxhash
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -g -O1 -fno-omit-frame-pointer \
+  -fno-sanitize-recover=all $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null)
+FUZZ_LIBS := $(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -lpthread
+FUZZ_SRC_frame := net/frame.c
+FUZZ_SRC_log := storage/log.c storage/table.c storage/map.c
+FUZZ_MAXLEN_frame := 16384
+FUZZ_MAXLEN_log := 8192
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+fuzz-build: $(FUZZ_BINS)
+
+# Extra prerequisites per target (no .SECONDEXPANSION: it would change the
+# meaning of $$ in every section after this one).
+FUZZ_HDRS := $(wildcard net/*.h storage/*.h proto.h)
+$(FUZZ_BUILD)/fuzz_frame: $(FUZZ_SRC_frame) $(FUZZ_HDRS)
+$(FUZZ_BUILD)/fuzz_log: $(FUZZ_SRC_log) $(FUZZ_HDRS)
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_SRC_$*) $(FUZZ_LIBS)
+
+$(FUZZ_BUILD)/gen_corpus: tests/fuzz/gen_corpus.c net/frame.c storage/log.c storage/table.c storage/map.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS)
+
+# Rewrites the seed corpora from the encoder and the log itself.
+fuzz-corpus: $(FUZZ_BUILD)/gen_corpus
+	rm -rf tests/fuzz/corpus/frame tests/fuzz/corpus/log
+	mkdir -p tests/fuzz/corpus/frame tests/fuzz/corpus/log
+	$(FUZZ_BUILD)/gen_corpus tests/fuzz/corpus
+
+# One run per target; its whole output is kept in build-fuzz/<target>.log.
+fuzz-run-%: $(FUZZ_BUILD)/fuzz_%
+	@mkdir -p $(FUZZ_BUILD)/corpus/$* $(FUZZ_BUILD)/crashes
+	@echo "fuzz $*: $(FUZZ_SECONDS) s (log: $(FUZZ_BUILD)/$*.log)"
+	@$(FUZZ_BUILD)/fuzz_$* -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -max_len=$(FUZZ_MAXLEN_$*) -artifact_prefix=$(FUZZ_BUILD)/crashes/$*- \
+	  $(FUZZ_BUILD)/corpus/$* tests/fuzz/corpus/$* >$(FUZZ_BUILD)/$*.log 2>&1; \
+	rc=$$?; echo $$rc >$(FUZZ_BUILD)/$*.rc; \
+	[ $$rc = 0 ] || { echo "fuzz $*: FAILED (exit $$rc), last lines of $(FUZZ_BUILD)/$*.log:"; tail -n 40 $(FUZZ_BUILD)/$*.log; }
+
+fuzz: $(FUZZ_TARGETS:%=fuzz-run-%)
+	@fail=0; for t in $(FUZZ_TARGETS); do \
+	  log=$(FUZZ_BUILD)/$$t.log; rc=$$(cat $(FUZZ_BUILD)/$$t.rc 2>/dev/null || echo 1); \
+	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log | tail -n 1); \
+	  last=$$(grep -E '^#[0-9]+.*cov: ' $$log | tail -n 1 | grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [^ ]+'); \
+	  crashes=$$(ls $(FUZZ_BUILD)/crashes 2>/dev/null | grep -c "^$$t-" || true); \
+	  echo "fuzz $$t: execs $${execs:-?} $${last:-cov: ?} crashes $$crashes exit $$rc"; \
+	  [ "$$rc" = 0 ] && [ "$$crashes" = 0 ] || fail=1; done; \
+	  exit $$fail
+
+# clang and Debian's libFuzzer runtime; nothing is installed when present.
+deps-fuzz:
+	@if command -v $(FUZZ_CC) >/dev/null && echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { (void)d; (void)n; return 0; }' | \
+	  $(FUZZ_CC) -x c -fsanitize=fuzzer,address -o /dev/null - 2>/dev/null; then \
+	  echo "deps-fuzz: all present"; else \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq clang && \
+	  v=$$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -n 1); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libfuzzer-$$v-dev libclang-rt-$$v-dev 2>/dev/null || \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libfuzzer-$$v-dev; fi
+# ---- end fuzz ----
