@@ -92,8 +92,19 @@ static int msg_eq(const seqd_msg *a, const seqd_msg *b)
         return a->u.ack.new_ == b->u.ack.new_;
     case MSG_SNAP_REQ:
         return a->u.snap_req.start == b->u.snap_req.start;
+    case MSG_INIT:
+        return a->u.init.op == b->u.init.op && seqd_cid_eq(&a->u.init.cid, &b->u.init.cid) &&
+               a->u.init.set_digest == b->u.init.set_digest;
+    case MSG_INIT_REPLY:
+        return a->u.init_reply.state == b->u.init_reply.state &&
+               seqd_cid_eq(&a->u.init_reply.cid, &b->u.init_reply.cid);
+    case MSG_AUTH:
+        return a->u.auth.step == b->u.auth.step &&
+               memcmp(a->u.auth.nonce, b->u.auth.nonce, SEQD_NONCE_LEN) == 0 &&
+               memcmp(a->u.auth.mac, b->u.auth.mac, SEQD_MAC_LEN) == 0;
     case MSG_SNAP_CHUNK:
         return a->u.snap.flags == b->u.snap.flags && a->u.snap.next == b->u.snap.next &&
+               seqd_cid_eq(&a->u.snap.cid, &b->u.snap.cid) &&
                a->u.snap.n == b->u.snap.n && a->u.snap.entries_len == b->u.snap.entries_len &&
                (a->u.snap.entries_len == 0 ||
                 memcmp(a->u.snap.entries, b->u.snap.entries, a->u.snap.entries_len) == 0);
@@ -160,15 +171,23 @@ static void check_reencode(const seqd_msg *m, const uint8_t *frame, size_t flen)
     if (!pack)
         pack = malloc(SEQD_MAX_FRAME);
     size_t n = frame_pack(m, pack);
-    CHECK(n == flen);
+    CHECK(n > 0);
     CHECK(pack[5] == frame[5]);
-    CHECK(memcmp(pack, frame, flen) == 0);
+    /* Status counters are (name, value) pairs of which a receiver keeps
+     * the names it knows (proto.h): a frame with unknown, repeated or
+     * reordered names re-encodes to the canonical list, not byte for byte;
+     * it must still parse back to the same counters (below). */
+    bool exact = m->type != MSG_STATUS_REPLY;
+    if (exact) {
+        CHECK(n == flen);
+        CHECK(memcmp(pack, frame, flen) == 0);
+    }
 
     struct evbuffer *out = evbuffer_new();
     CHECK(out);
     CHECK(frame_encode(out, m) == 0);
-    CHECK(evbuffer_get_length(out) == flen);
-    CHECK(memcmp(evbuffer_pullup(out, -1), frame, flen) == 0);
+    CHECK(evbuffer_get_length(out) == n);
+    CHECK(memcmp(evbuffer_pullup(out, -1), pack, n) == 0);
     evbuffer_free(out);
 
     uint8_t *copy = malloc(n);
