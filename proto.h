@@ -125,8 +125,10 @@ enum seqd_init_state {
     INIT_EMPTY = 1,        /* no cluster id, no prepared record, no table records */
     INIT_PREPARED = 2,     /* prepared for the id given (sticky) */
     INIT_INITIALIZED = 3,  /* belongs to the cluster of the id given */
-    INIT_RECOVERING = 4    /* no id yet but holds values: recovering into a
-                              cluster it has not yet learned the id of */
+    INIT_RECOVERING = 4,   /* no id yet but holds values, or has heard from an
+                              initialized member: recovering into a cluster */
+    INIT_WAITING = 5       /* empty, but has not heard from every other member
+                              yet: cannot tell whether a cluster exists */
 };
 
 /* A cluster id: 128 random bits chosen by `seqd init`, never derived from

@@ -845,6 +845,25 @@ static int init_run(client *c, uint64_t digest, const auth_secret *secret, uint3
         if ((secret && init_authenticate(c, i, secret, ms) < 0) ||
             init_ask(c, i, INIT_PROBE, &none, digest, ms, &v) < 0)
             return EXIT_FAIL;
+    /* A member that just started has not heard from the others yet and
+     * cannot say whether a cluster exists: ask again for a while. */
+    for (int tries = 0; tries < 50; tries++) {
+        int waiting = -1;
+        for (int i = 0; i < n && waiting < 0; i++)
+            if (v.state[i] == INIT_WAITING)
+                waiting = i;
+        if (waiting < 0)
+            break;
+        if (tries == 49) {
+            fprintf(stderr, "seqd: init: member %s has not heard from every member (is one down, "
+                            "or started with other --peers?)\n", client_server(c, waiting));
+            return EXIT_FAIL;
+        }
+        struct timespec ts = {0, 100 * 1000000};
+        nanosleep(&ts, NULL);
+        if (init_ask(c, waiting, INIT_PROBE, &none, digest, ms, &v) < 0)
+            return EXIT_FAIL;
+    }
     struct seqd_cid x;
     if (init_choose(c, &v, &x) < 0)
         return EXIT_FAIL;

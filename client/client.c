@@ -538,6 +538,43 @@ static void client_fail_line(client *c, const char *name, uint32_t timeout_ms,
     }
 }
 
+/* What a fetch reply from member m means: CLIENT_OK with *first set, a
+ * final CLIENT_EUSAGE / CLIENT_EFAIL with err, or CLIENT_NEXT (try the next
+ * member; m->why says why, and a protocol error drops the connection). */
+#define CLIENT_NEXT (-1)
+static int client_take_reply(struct client_conn *m, const seqd_msg *rep, const char *name,
+                             uint32_t count, uint64_t *first, char *err, size_t errlen)
+{
+    if (rep->type == MSG_RANGE) {
+        if (!policy_range_ok(rep, count)) {
+            snprintf(m->why, sizeof m->why, "protocol error: range of %u IDs at %llu for %u",
+                     rep->u.range.count, (unsigned long long)rep->u.range.first, count);
+            client_conn_close(m);
+            return CLIENT_NEXT;
+        }
+        *first = rep->u.range.first;
+        m->avoid_until_ms = 0;
+        return CLIENT_OK;
+    }
+    if (rep->type == MSG_REPLY_ERR) {
+        enum policy_verdict v = policy_judge(rep, m->why, sizeof m->why);
+        if (v == POLICY_NEXT)
+            return CLIENT_NEXT;
+        m->avoid_until_ms = 0;   /* the request's fault, not the member's */
+        policy_stop_message(rep, m->addr, name, count, err, errlen);
+        return v == POLICY_USAGE ? CLIENT_EUSAGE : CLIENT_EFAIL;
+    }
+    if (rep->type == MSG_ERROR) {
+        int tl = rep->u.err.len > 100 ? 100 : rep->u.err.len;
+        snprintf(m->why, sizeof m->why, "protocol error: %s%s%.*s",
+                 frame_err_str(rep->u.err.code), tl ? ": " : "", tl, rep->u.err.text);
+    } else {
+        snprintf(m->why, sizeof m->why, "protocol error: unexpected %s", msg_type_str(rep->type));
+    }
+    client_conn_close(m);
+    return CLIENT_NEXT;
+}
+
 int client_fetch(client *c, const char *name, uint32_t count, uint32_t timeout_ms,
                  uint64_t *first, char *err, size_t errlen)
 {
@@ -584,34 +621,9 @@ int client_fetch(client *c, const char *name, uint32_t count, uint32_t timeout_m
         m->avoid_until_ms = client_now_ms() + POLICY_AVOID_MS;
         if (r != WAIT_OK)
             continue;
-        if (rep.type == MSG_RANGE) {
-            if (!policy_range_ok(&rep, count)) {
-                snprintf(m->why, sizeof m->why, "protocol error: range of %u IDs at %llu for %u",
-                         rep.u.range.count, (unsigned long long)rep.u.range.first, count);
-                client_conn_close(m);
-                continue;
-            }
-            *first = rep.u.range.first;
-            m->avoid_until_ms = 0;
-            return CLIENT_OK;
-        }
-        if (rep.type == MSG_REPLY_ERR) {
-            enum policy_verdict v = policy_judge(&rep, m->why, sizeof m->why);
-            if (v == POLICY_NEXT)
-                continue;
-            m->avoid_until_ms = 0;   /* the request's fault, not the member's */
-            policy_stop_message(&rep, m->addr, name, count, err, errlen);
-            return v == POLICY_USAGE ? CLIENT_EUSAGE : CLIENT_EFAIL;
-        }
-        if (rep.type == MSG_ERROR) {
-            int tl = rep.u.err.len > 100 ? 100 : rep.u.err.len;
-            snprintf(m->why, sizeof m->why, "protocol error: %s%s%.*s",
-                     frame_err_str(rep.u.err.code), tl ? ": " : "", tl, rep.u.err.text);
-        } else {
-            snprintf(m->why, sizeof m->why, "protocol error: unexpected %s",
-                     msg_type_str(rep.type));
-        }
-        client_conn_close(m);
+        int done = client_take_reply(m, &rep, name, count, first, err, errlen);
+        if (done != CLIENT_NEXT)
+            return done;
     }
     client_fail_line(c, name, timeout_ms, err, errlen);
     return CLIENT_EFAIL;

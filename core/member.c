@@ -495,6 +495,12 @@ int member_init(member *m, const seqd_msg *req, seqd_msg *reply, char *why, size
         return member_init_commit(m, x, reply, why, whylen);
     if (recovery_mode(m->rec) == RECOVERY_PREPARED)
         return init_reply(reply, INIT_PREPARED, recovery_cid(m->rec));   /* sticky */
+    if (recovery_emptiness(m->rec) == RECOVERY_EMPTY_UNKNOWN) {
+        if (op == INIT_PROBE)
+            return init_reply(reply, INIT_WAITING, &none);
+        snprintf(why, whylen, "init refused: not heard from every member yet (is one down?)");
+        return ERR_RECOVERING;
+    }
     if (!recovery_is_empty(m->rec)) {
         if (op == INIT_PROBE)
             return init_reply(reply, INIT_RECOVERING, &none);

@@ -93,6 +93,12 @@ struct recovery {
     int complete;                   /* members read completely, with state */
     int pending_raises;
     bool raise_failed, retry_all, committed, unsafe_read_first, relaxed_bootstrap;
+    /* What the probes of the other members said (any chunk counts): who
+     * answered at all, and whether one of them is initialized. */
+    bool heard[SEQD_MAX_MEMBERS];
+    bool saw_initialized;
+    uint64_t probe_reqid;           /* the reqid every probe carries */
+    int wait_ticks;                 /* of R, in WAIT */
 };
 
 static void rec_tick(void *arg);
@@ -146,11 +152,32 @@ static void rec_begin_read(recovery *r)
     rec_timer(r, r->env.round_us, rec_tick);
 }
 
-static void rec_wait_over(void *arg)
+/* A snapshot request past any table's end: the answer carries only the
+ * sender's flags and id. Sent at start and every R while waiting, so that
+ * an empty member learns whether a cluster exists before the 2R wait ends
+ * (init may prepare it meanwhile). */
+static void rec_probe(recovery *r)
+{
+    for (int i = 0; i < r->env.n; i++) {
+        if (i == r->env.self || r->heard[i])
+            continue;
+        seqd_msg q = {.type = MSG_SNAP_REQ, .reqid = r->probe_reqid};
+        q.u.snap_req.start = UINT32_MAX;
+        r->env.send(r->env.ctx, i, &q);
+    }
+}
+
+/* The 2R wait, in two ticks of R, probing the members not heard yet. */
+static void rec_wait_tick(void *arg)
 {
     recovery *r = arg;
     r->timer = NULL;
-    rec_begin_read(r);
+    if (++r->wait_ticks >= 2) {
+        rec_begin_read(r);
+        return;
+    }
+    rec_probe(r);
+    rec_timer(r, r->env.round_us, rec_wait_tick);
 }
 
 /* Every R: a member whose chain made no progress, that answered with an
@@ -316,9 +343,25 @@ static void rec_on_chunk(recovery *r, int i, const seqd_msg *c)
     rec_ask(r, i, c->u.snap.next);
 }
 
+/* Every chunk says whether its sender is initialized: enough to know that
+ * a cluster exists, which an empty member needs before it may be prepared
+ * (recovery_is_empty). */
+static void rec_note_probe(recovery *r, int member, const seqd_msg *reply)
+{
+    if (reply->type != MSG_SNAP_CHUNK)
+        return;
+    r->heard[member] = true;
+    if (reply->u.snap.flags & SNAP_HAS_STATE)
+        r->saw_initialized = true;
+}
+
 void recovery_on_reply(recovery *r, int member, const seqd_msg *reply)
 {
-    if (r->phase != REC_READ || member < 0 || member >= r->env.n || member == r->env.self)
+    if (member < 0 || member >= r->env.n || member == r->env.self)
+        return;
+    if (r->phase == REC_WAIT || r->phase == REC_READ)
+        rec_note_probe(r, member, reply);
+    if (r->phase != REC_READ || reply->reqid == r->probe_reqid)
         return;
     rec_member *m = &r->m[member];
     if (reply->reqid != m->reqid || (m->st != RM_ASKED && m->st != RM_CHAIN))
@@ -443,14 +486,17 @@ recovery *recovery_start(const q_env *env, const q_store *store, enum recovery_m
     r->seen = q_map_new();
     r->next_reqid = env->random(env->ctx);
     r->phase = REC_WAIT;
+    r->probe_reqid = Q_REQID_RECOVERY | (r->next_reqid++ & ~Q_REQID_RECOVERY);
     /* N = 1: nobody to ask and nothing to wait for: an initialized member
      * is done from a timer (so that the caller has r before done runs); any
      * other waits for init. */
     if (env->n <= 1) {
         if (mode == RECOVERY_INITIALIZED)
             rec_timer(r, 0, rec_single);
-    } else
-        rec_timer(r, 2 * env->round_us, rec_wait_over);
+    } else {
+        rec_probe(r);
+        rec_timer(r, env->round_us, rec_wait_tick);
+    }
     return r;
 }
 
@@ -469,11 +515,26 @@ int recovery_members_read(const recovery *r) { return r->complete; }
 enum recovery_mode recovery_mode(const recovery *r) { return r->mode; }
 const struct seqd_cid *recovery_cid(const recovery *r) { return &r->cid; }
 
-bool recovery_is_empty(const recovery *r)
+/* Empty, and every other member answered and none is initialized: then no
+ * cluster of this member set exists that this member could have voted in
+ * before it lost its data. Without the second half, a PREPARE of the real
+ * cluster's id reaching a wiped member during its 2R wait made it
+ * "prepared", and meeting an initialized peer then passed for COMMIT: it
+ * came back with an empty table and IDs were handed out twice (found by
+ * review; tests/test_sim.c shape_stray and bootstrap/ pin it). */
+enum recovery_emptiness recovery_emptiness(const recovery *r)
 {
-    return r->mode == RECOVERY_EMPTY && !r->have_cid && map_count(r->seen) == 0 &&
-           r->store.count(r->store.ctx) == 0 && (r->phase == REC_WAIT || r->phase == REC_READ);
+    if (r->mode != RECOVERY_EMPTY || r->have_cid || map_count(r->seen) != 0 ||
+        r->store.count(r->store.ctx) != 0 || r->saw_initialized ||
+        (r->phase != REC_WAIT && r->phase != REC_READ))
+        return RECOVERY_NOT_EMPTY;
+    for (int i = 0; i < r->env.n; i++)
+        if (i != r->env.self && !r->heard[i])
+            return RECOVERY_EMPTY_UNKNOWN;
+    return RECOVERY_IS_EMPTY;
 }
+
+bool recovery_is_empty(const recovery *r) { return recovery_emptiness(r) == RECOVERY_IS_EMPTY; }
 
 void recovery_prepared(recovery *r, const struct seqd_cid *x)
 {

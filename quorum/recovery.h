@@ -56,9 +56,15 @@ enum recovery_mode recovery_mode(const recovery *r);
 /* The prepared id (PREPARED) or the id learned so far (EMPTY, maybe none). */
 const struct seqd_cid *recovery_cid(const recovery *r);
 
-/* Empty in DESIGN.md §3's sense: mode EMPTY, no id learned, nothing in the
- * table and nothing read: only then may the member accept PREPARE. */
+/* Empty in DESIGN.md §3's sense — mode EMPTY, no id learned, nothing in
+ * the table, nothing read — and every other member has answered this
+ * member's probes without one of them being initialized: only then may the
+ * member accept PREPARE (a member that lost its data must never be
+ * prepared while its cluster exists). */
 bool recovery_is_empty(const recovery *r);
+/* The same, telling "not yet heard from everyone" apart. */
+enum recovery_emptiness { RECOVERY_IS_EMPTY, RECOVERY_EMPTY_UNKNOWN, RECOVERY_NOT_EMPTY };
+enum recovery_emptiness recovery_emptiness(const recovery *r);
 
 /* The member durably recorded "prepared X" (it was empty): mode PREPARED. */
 void recovery_prepared(recovery *r, const struct seqd_cid *x);

@@ -1100,8 +1100,12 @@ static void on_attack(sim *s)
 static void on_stray(sim *s, sim_ev *e)
 {
     sim_member *me = &s->m[e->member];
-    if (!me->up || me->inc != e->inc || !me->rec || !recovery_is_empty(me->rec))
+    if (!me->up || me->inc != e->inc || !me->rec)
         return;
+    if (!recovery_is_empty(me->rec)) {
+        s->res->strays_refused++;   /* it knows, or cannot yet tell, that a cluster exists */
+        return;
+    }
     me->prepared = true;
     me->cid = sim_cid(2, (uint8_t)++s->strays);
     recovery_prepared(me->rec, &me->cid);

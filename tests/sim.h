@@ -103,6 +103,7 @@ typedef struct sim_result {
      * and refusals, members initialized as committed (by COMMIT or from an
      * initialized peer), stray PREPAREs taken, init-time wipes, attacks */
     uint64_t new_clusters, inits, init_refusals, commits, strays, init_wipes, attacks;
+    uint64_t strays_refused;   /* stray PREPAREs a wiped member refused (a cluster exists) */
     uint64_t attack_uncommitted; /* attacked members killed before their COMMIT */
     char overlap[256];       /* the first overlap found, "" if none */
 } sim_result;

@@ -9,7 +9,7 @@
  * handed out by A and B, A's disk is replaced, B is paused, and A and C
  * start together: neither may become ready until B is back (A lost its
  * data; C has state but A does not count for it), and no ID is handed out
- * twice afterwards. Slots 23..27 of tests/procs.h are this suite's.
+ * twice afterwards. Slots 23..27 and 31 of tests/procs.h are this suite's.
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -179,6 +179,19 @@ Test(bootstrap, interrupted_init_finishes, .timeout = 60, .fini = bs_fini)
     req.u.init.cid.b[0] = 0x11;
     req.u.init.cid.b[15] = 0x99;
     req.u.init.set_digest = digest;
+    /* a member prepares only once it has heard every other one say it is
+     * not initialized: probe until all three say "empty" */
+    req.u.init.op = INIT_PROBE;
+    for (int i = 0; i < 3; i++) {
+        int64_t end = procs_now_ms() + 10000;
+        do {
+            bs_assert(client_raw(c, i, &req, &rep, scratch, 2000, err, sizeof err) == CLIENT_OK,
+                      "%s", err);
+        } while (rep.u.init_reply.state == INIT_WAITING && procs_now_ms() < end &&
+                 (procs_sleep_ms(50), true));
+        bs_assert(rep.type == MSG_INIT_REPLY && rep.u.init_reply.state == INIT_EMPTY,
+                  "member %d probed as %d", i, rep.u.init_reply.state);
+    }
     req.u.init.op = INIT_PREPARE;
     for (int i = 0; i < 3; i++) {
         bs_assert(client_raw(c, i, &req, &rep, scratch, 2000, err, sizeof err) == CLIENT_OK, "%s", err);
@@ -206,6 +219,67 @@ Test(bootstrap, interrupted_init_finishes, .timeout = 60, .fini = bs_fini)
     history *h = history_new();
     for (int i = 0; i < 3; i++)
         bs_fetch(h, i, 5);
+    bs_check(h);
+    history_free(h);
+}
+
+static void bs_cid_of(const char *out, struct seqd_cid *cid)
+{
+    const char *p = strstr(out, "cluster ");
+    cr_assert_not_null(p, "no cluster id in '%s'", out);
+    p += 8;
+    for (int i = 0; i < SEQD_CID_LEN; i++) {
+        unsigned v;
+        cr_assert(sscanf(p + 2 * i, "%2x", &v) == 1);
+        cid->b[i] = (uint8_t)v;
+    }
+}
+
+/* Found by review: a PREPARE of the real cluster's id reaching a member
+ * that lost its data, during its 2R wait, made it "prepared"; meeting an
+ * initialized peer then passed for COMMIT and it came back with an empty
+ * table. A member must refuse PREPARE while its cluster exists. */
+Test(bootstrap, wiped_member_refuses_prepare_of_its_cluster, .timeout = 60, .fini = bs_fini)
+{
+    procs_cluster *pc = bs_new(3, 31);
+    bs_assert(procs_start_all(pc) == 0, "start");
+    bs_listening(3);
+    procs_result r;
+    bs_init(&r);
+    bs_assert(r.status == 0, "init: %s", r.err);
+    struct seqd_cid x;
+    bs_cid_of(r.out, &x);
+    bs_ready();
+    history *h = history_new();
+    bs_fetch(h, 0, 100);
+    procs_stop(pc, 2, 5000);
+    procs_crash(h, "member 2 stopped and wiped");
+    bs_assert(procs_wipe(pc, 2) == 0, "wipe");
+    bs_assert(procs_start(pc, 2, NULL) == 0, "restart 2");
+    char err[512], joined[256];
+    char *list[3] = { pc->m[0].addr, pc->m[1].addr, pc->m[2].addr };
+    seqd_msg req = { .type = MSG_INIT, .reqid = 1 }, rep;
+    req.u.init.op = INIT_PREPARE;
+    req.u.init.cid = x;
+    req.u.init.set_digest = datadir_set_digest(list, 3, joined, sizeof joined);
+    static uint8_t scratch[SEQD_MAX_FRAME];
+    int asked = 0;
+    for (int64_t end = procs_now_ms() + 3 * BS_R; procs_now_ms() < end;) {
+        client *c = client_new(pc->m[2].addr, err, sizeof err);
+        if (client_raw(c, 0, &req, &rep, scratch, 500, err, sizeof err) == CLIENT_OK) {
+            asked++;
+            bs_assert(!(rep.type == MSG_INIT_REPLY && rep.u.init_reply.state == INIT_PREPARED),
+                      "a wiped member took PREPARE of its own cluster's id");
+        }
+        client_free(c);
+        procs_sleep_ms(20);
+    }
+    bs_assert(asked > 0, "member 2 never answered");
+    bs_ready();
+    for (int i = 0; i < 3; i++) {
+        uint64_t f = bs_fetch(h, i, 5);
+        bs_assert(f > 100, "member %d handed out %llu again", i, (unsigned long long)f);
+    }
     bs_check(h);
     history_free(h);
 }
