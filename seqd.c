@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -603,6 +604,17 @@ static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
     return EXIT_OK;
 }
 
+/* As many descriptors as the hard limit allows: each client connection
+ * takes one (front_bin caps connections below the limit). */
+static void serve_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static int cmd_serve(const opts *o, const cmd_entry *cmd)
 {
     int rc = serve_validate(o, cmd);
@@ -614,6 +626,7 @@ static int cmd_serve(const opts *o, const cmd_entry *cmd)
         return usage_error(cmd, "%s", err);
     if ((rc = serve_load_secret(o, &p, cmd, &p.secret)) != EXIT_OK)
         return rc;
+    serve_raise_nofile();
     if ((rc = serve_open_data(o, &p)) != EXIT_OK)
         return rc;
     table *t;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -45,6 +46,9 @@ typedef struct front_conn {
  * FRONT_MAX_CONNS connections new ones are closed at once. */
 #define FRONT_SILENT_MS 5000u
 #define FRONT_MAX_CONNS 20000u
+/* File descriptors kept back from clients: peer links, the log, the
+ * listener, a new peer's connection while the cap is reached. */
+#define FRONT_FD_RESERVE 64u
 
 struct front_bin {
     struct event_base *base;
@@ -54,6 +58,7 @@ struct front_bin {
     struct evconnlistener *listener;
     front_conn **conns;           /* accepted connections still open */
     size_t nconns, capconns;
+    size_t max_conns;             /* FRONT_MAX_CONNS, or less under RLIMIT_NOFILE */
     struct event *sweep;          /* every second: silent connections */
     struct event *resume;         /* re-enables accept after EMFILE */
     uint64_t emfile_logged_ms;
@@ -375,7 +380,7 @@ static void front_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct
     (void)sa;
     (void)salen;
     front_bin *f = arg;
-    if (f->nconns >= FRONT_MAX_CONNS) {
+    if (f->nconns >= f->max_conns) {
         evutil_closesocket(fd);
         return;
     }
@@ -422,6 +427,13 @@ front_bin *front_bin_new(struct event_base *base, member *m, const char *addr,
     f->m = m;
     f->secret = secret;
     f->insecure = insecure;
+    /* Below the descriptor limit, so that the cap, not EMFILE, refuses
+     * clients first and peers and the log still get descriptors. */
+    struct rlimit rl;
+    f->max_conns = FRONT_MAX_CONNS;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < FRONT_MAX_CONNS + 2 * FRONT_FD_RESERVE)
+        f->max_conns = rl.rlim_cur > 2 * FRONT_FD_RESERVE ? rl.rlim_cur - 2 * FRONT_FD_RESERVE : 16;
     f->listener = evconnlistener_new_bind(base, front_accept_cb, f,
                                           LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE, 512,
                                           (struct sockaddr *)&ss, sslen);
