@@ -143,6 +143,18 @@ static inline bool seqd_cid_eq(const struct seqd_cid *a, const struct seqd_cid *
     return memcmp(a->b, b->b, SEQD_CID_LEN) == 0;
 }
 
+/* The id as 32 lowercase hex digits, as logs, init and IDENTITY show it. */
+#define SEQD_CID_HEX (2 * SEQD_CID_LEN + 1)
+static inline void seqd_cid_hex(const struct seqd_cid *cid, char out[SEQD_CID_HEX])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < SEQD_CID_LEN; i++) {
+        out[2 * i] = digits[cid->b[i] >> 4];
+        out[2 * i + 1] = digits[cid->b[i] & 15];
+    }
+    out[2 * SEQD_CID_LEN] = '\0';
+}
+
 static inline bool seqd_cid_none(const struct seqd_cid *a)
 {
     static const struct seqd_cid zero;

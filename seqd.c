@@ -709,12 +709,6 @@ static const char *state_str(int state)
 
 /* ---- init (DESIGN.md §3) --------------------------------------------------- */
 
-static void init_hex(const struct seqd_cid *cid, char out[2 * SEQD_CID_LEN + 1])
-{
-    for (int i = 0; i < SEQD_CID_LEN; i++)
-        snprintf(out + 2 * i, 3, "%02x", cid->b[i]);
-}
-
 typedef struct init_view {
     uint8_t state[SEQD_MAX_MEMBERS];       /* enum seqd_init_state */
     struct seqd_cid cid[SEQD_MAX_MEMBERS];
@@ -880,8 +874,8 @@ static int init_run(client *c, uint64_t digest, const auth_secret *secret, uint3
     struct seqd_cid x;
     if (init_choose(c, &v, &x) < 0)
         return EXIT_FAIL;
-    char hex[2 * SEQD_CID_LEN + 1];
-    init_hex(&x, hex);
+    char hex[SEQD_CID_HEX];
+    seqd_cid_hex(&x, hex);
     bool all_initialized = true;
     for (int i = 0; i < n; i++)
         all_initialized &= v.state[i] == INIT_INITIALIZED;

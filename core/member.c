@@ -365,12 +365,6 @@ static int member_connect_peers(member *m, char *err, size_t errlen)
 
 /* ---- recovery ----------------------------------------------------------- */
 
-static void cid_hex(const struct seqd_cid *cid, char out[2 * SEQD_CID_LEN + 1])
-{
-    for (int i = 0; i < SEQD_CID_LEN; i++)
-        snprintf(out + 2 * i, 3, "%02x", cid->b[i]);
-}
-
 /* Durably records "initialized with cid". It is what makes this member
  * count as "has state" for others' recoveries, so it is written only once
  * its values are true: after the adopted maxima are durable (recovery
@@ -409,8 +403,8 @@ static void member_recovered(void *arg, int err, bool committed, const struct se
             return;
     }
     acc_set_ready(m->acc, true);
-    char hex[2 * SEQD_CID_LEN + 1];
-    cid_hex(cid, hex);
+    char hex[SEQD_CID_HEX];
+    seqd_cid_hex(cid, hex);
     if (committed)
         member_log(m, "ready: initialized by seqd init as cluster %s of %d members", hex, m->cfg.n);
     else
@@ -463,8 +457,8 @@ static int member_init_prepare(member *m, const struct seqd_cid *x, seqd_msg *re
     recovery_prepared(m->rec, x);
     m->cfg.mode = RECOVERY_PREPARED;
     m->cfg.cid = *x;
-    char hex[2 * SEQD_CID_LEN + 1];
-    cid_hex(x, hex);
+    char hex[SEQD_CID_HEX];
+    seqd_cid_hex(x, hex);
     member_log(m, "prepared by seqd init for cluster %s; waiting for its COMMIT", hex);
     return init_reply(reply, INIT_PREPARED, x);
 }

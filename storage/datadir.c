@@ -269,9 +269,8 @@ static int datadir_write_file(const char *dir, const char *file, const char *key
         snprintf(err, errlen, "invalid member list or cluster id for %s", file);
         return -1;
     }
-    char hex[2 * SEQD_CID_LEN + 1];
-    for (int i = 0; i < SEQD_CID_LEN; i++)
-        snprintf(hex + 2 * i, 3, "%02x", id->cid.b[i]);
+    char hex[SEQD_CID_HEX];
+    seqd_cid_hex(&id->cid, hex);
     char buf[DATADIR_MEMBERS_MAX + 128];
     int n = snprintf(buf, sizeof buf, "%s=%s\nset_digest=%016llx\nmembers=%s\n", key, hex,
                      (unsigned long long)id->set_digest, id->members);
