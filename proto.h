@@ -47,72 +47,85 @@
 #define SEQD_ADDR_MAX 255u      /* HOST:PORT in a hello */
 #define SEQD_MAX_MEMBERS 15
 
-enum seqd_msg_type {
-    /* client -> member. payload: u32 timeout_ms | u32 count | u8 fetch_flags
-     * | u8 name_len | name. timeout_ms is what is left of the client's
-     * deadline when it sent the request: the member works no longer. */
-    MSG_FETCH = 1,
-    /* member -> client. payload: u64 first | u32 count. IDs [first, first+count). */
-    MSG_RANGE = 2,
-    /* reply to any request. payload: u16 code (enum seqd_err) | u16 text_len | text */
-    MSG_REPLY_ERR = 3,
-    /* client or peer -> member. payload: empty */
-    MSG_STATUS = 4,
-    /* member -> requester. payload: u8 state (enum seqd_state) | u8 self_index
-     * | u8 n_members | u8 n_counters | n_counters x (u8 name_len | name |
-     * u64 value). Counters travel as (name, value) pairs, as memcached's STAT
-     * and Redis's INFO do: a receiver keeps the names it knows
-     * (SEQD_STATUS_COUNTERS) and skips the others, so adding one changes no
-     * layout. */
-    MSG_STATUS_REPLY = 5,
-    /* peer -> member, first frame on a peer link. payload: u32 round_timeout_ms
-     * | u64 cluster_id | u8 addr_len | addr (the sender's --listen). Answered
-     * with MSG_HELLO_OK, or with MSG_ERROR (then close) on any mismatch. */
-    MSG_HELLO = 6,
-    MSG_HELLO_OK = 7,          /* payload: empty */
-    /* peer -> member. payload: u8 name_len | name */
-    MSG_READ = 8,
-    /* reply to READ. payload: u64 cur */
-    MSG_VALUE = 9,
-    /* peer -> member. payload: u64 expect | u64 new | u8 name_len | name */
-    MSG_ACCEPT = 10,
-    /* reply to ACCEPT, sent only once the new value is durable. payload: u64 new */
-    MSG_ACK = 11,
-    /* reply to ACCEPT. payload: u64 cur (the member's, which was > expect) */
-    MSG_NACK = 12,
-    /* peer -> member: snapshot of the live table from entry index `start`.
-     * payload: u32 start */
-    MSG_SNAP_REQ = 13,
-    /* reply to SNAP_REQ. payload: u8 snap_flags | 16 bytes cluster id |
-     * u32 next | u16 n_entries | n_entries x (u8 name_len | name | u64 cur).
-     * `next` is the start of the following chunk; SNAP_DONE marks the last
-     * one. The cluster id is the sender's (zero when it has none). */
-    MSG_SNAP_CHUNK = 14,
-    /* framing error; the sender closes the connection after it.
-     * payload: u16 code (enum seqd_ferr) | u16 text_len | text */
-    MSG_ERROR = 15,
-    /* `seqd init` -> member, on an admin connection (DESIGN.md §3: peers
-     * only; without a secret, loopback only). payload: u8 init_op |
-     * 16 bytes cluster id | u64 set digest (xxh64 of the sorted,
-     * comma-joined member list init was given). INIT_PROBE changes nothing
-     * and only says where the member stands; INIT_PREPARE durably records
-     * "prepared X" on an empty member; INIT_COMMIT makes a member prepared
-     * for X initialized with X. Answered with MSG_INIT_REPLY, or with
-     * MSG_REPLY_ERR (set differs, not empty, prepared for another id). */
-    MSG_INIT = 16,
-    /* reply to MSG_INIT. payload: u8 init_state | 16 bytes cluster id (the
-     * prepared or recorded id; zero for INIT_EMPTY) */
-    MSG_INIT_REPLY = 17,
-    /* Mutual challenge-response under the cluster secret (--secret-file),
-     * the first frames on a peer or admin link (net/auth.h). payload:
-     * u8 auth_step | 16 bytes nonce | 32 bytes mac (zeros where a step has
-     * none). AUTH_HELLO (connector: its nonce) -> AUTH_CHALLENGE (listener:
-     * its nonce and HMAC proving it holds the secret) -> AUTH_PROOF
-     * (connector: its HMAC) -> AUTH_OK. Any failure: MSG_ERROR "not
-     * authenticated", then close. */
-    MSG_AUTH = 18,
-    MSG_TYPE_MAX = 18
-};
+/* Message types and their payloads. Requests are answered with the reply
+ * named, or with MSG_REPLY_ERR for that reqid.
+ *
+ * FETCH        client -> member: u32 timeout_ms | u32 count | u8 fetch_flags
+ *              | u8 name_len | name. timeout_ms is what is left of the
+ *              client's deadline when it sent the request: the member works
+ *              no longer. Answered with RANGE.
+ * RANGE        u64 first | u32 count: the IDs [first, first+count).
+ * REPLY_ERR    reply to any request: u16 code (enum seqd_err) | u16 text_len
+ *              | text.
+ * STATUS       client or peer -> member, empty. Answered with STATUS_REPLY:
+ *              u8 state (enum seqd_state) | u8 self_index | u8 n_members |
+ *              u8 n_counters | n_counters x (u8 name_len | name | u64 value).
+ *              Counters travel as (name, value) pairs, as memcached's STAT
+ *              and Redis's INFO do: a receiver keeps the names it knows
+ *              (SEQD_STATUS_COUNTERS) and skips the others, so adding one
+ *              changes no layout.
+ * HELLO        peer -> member, first frame on a peer link (after AUTH when
+ *              there is a secret): u32 round_timeout_ms | u64 cluster_id |
+ *              u8 addr_len | addr (the sender's --listen). Answered with
+ *              HELLO_OK (empty), or with ERROR (then close) on any mismatch.
+ * READ         peer -> member: u8 name_len | name. Answered with VALUE: u64 cur.
+ * ACCEPT       peer -> member: u64 expect | u64 new | u8 name_len | name.
+ *              Answered with ACK: u64 new, sent only once the new value is
+ *              durable; or NACK: u64 cur (the member's, which was > expect).
+ * SNAP_REQ     peer -> member: u32 start, a snapshot of the live table from
+ *              entry index `start`. Answered with SNAP_CHUNK: u8 snap_flags |
+ *              16 bytes cluster id | u32 next | u16 n_entries | n_entries x
+ *              (u8 name_len | name | u64 cur). `next` is the start of the
+ *              following chunk; SNAP_DONE marks the last one. The cluster id
+ *              is the sender's (zero when it has none).
+ * ERROR        framing error; the sender closes the connection after it:
+ *              u16 code (enum seqd_ferr) | u16 text_len | text.
+ * INIT         `seqd init` -> member, on an admin connection (DESIGN.md §3:
+ *              peers only; without a secret, loopback only): u8 init_op |
+ *              16 bytes cluster id | u64 set digest (xxh64 of the sorted,
+ *              comma-joined member list init was given). INIT_PROBE changes
+ *              nothing and only says where the member stands; INIT_PREPARE
+ *              durably records "prepared X" on an empty member; INIT_COMMIT
+ *              makes a member prepared for X initialized with X. Answered
+ *              with INIT_REPLY: u8 init_state | 16 bytes cluster id (the
+ *              prepared or recorded id; zero for INIT_EMPTY), or with
+ *              REPLY_ERR (set differs, not empty, prepared for another id).
+ * AUTH         mutual challenge-response under the cluster secret
+ *              (--secret-file), the first frames on a peer or admin link
+ *              (net/auth.h): u8 auth_step | 16 bytes nonce | 32 bytes mac
+ *              (zeros where a step has none). AUTH_HELLO (connector: its
+ *              nonce) -> AUTH_CHALLENGE (listener: its nonce and HMAC proving
+ *              it holds the secret) -> AUTH_PROOF (connector: its HMAC) ->
+ *              AUTH_OK. Any failure: ERROR "not authenticated", then close.
+ *
+ * One line per type: X(NAME, number). The enum and the names logs print
+ * both come from this list. */
+#define SEQD_MSG_TYPES(X) \
+    X(FETCH, 1)           \
+    X(RANGE, 2)           \
+    X(REPLY_ERR, 3)       \
+    X(STATUS, 4)          \
+    X(STATUS_REPLY, 5)    \
+    X(HELLO, 6)           \
+    X(HELLO_OK, 7)        \
+    X(READ, 8)            \
+    X(VALUE, 9)           \
+    X(ACCEPT, 10)         \
+    X(ACK, 11)            \
+    X(NACK, 12)           \
+    X(SNAP_REQ, 13)       \
+    X(SNAP_CHUNK, 14)     \
+    X(ERROR, 15)          \
+    X(INIT, 16)           \
+    X(INIT_REPLY, 17)     \
+    X(AUTH, 18)
+
+#define SEQD_MSG_ENUM(name, num) MSG_##name = num,
+#define SEQD_ONE2(a, b) +1
+enum seqd_msg_type { SEQD_MSG_TYPES(SEQD_MSG_ENUM) MSG_TYPE_MAX = 18 };
+/* The codec takes 1..MAX as the known types: the list has no gaps. */
+_Static_assert(MSG_TYPE_MAX == 0 SEQD_MSG_TYPES(SEQD_ONE2), "message types 1..MAX, no gaps");
+#undef SEQD_MSG_ENUM
 
 enum seqd_auth_step { AUTH_HELLO = 1, AUTH_CHALLENGE = 2, AUTH_PROOF = 3, AUTH_OK = 4 };
 #define SEQD_NONCE_LEN 16
@@ -168,32 +181,39 @@ static inline bool seqd_cid_none(const struct seqd_cid *a)
 #define SNAP_HAS_STATE 0x01     /* sender is initialized (has a cluster id and its values) */
 #define SNAP_DONE 0x02          /* no entries after this chunk */
 
-/* Per-request error codes (MSG_REPLY_ERR). The connection stays open. */
-enum seqd_err {
-    ERR_BAD_NAME = 1,     /* not 1..128 bytes of [A-Za-z0-9._-] */
-    ERR_BAD_COUNT = 2,    /* not 1..SEQD_COUNT_MAX */
-    ERR_EXHAUSTED = 3,    /* the range would pass 2^64-1 */
-    ERR_RECOVERING = 4,   /* the member is recovering: try another */
-    ERR_NOT_PEER = 5,     /* peer-only request on a connection without hello */
-    ERR_TIMEOUT = 6,      /* no quorum before the request's deadline */
-    ERR_STORAGE = 7,      /* the log could not be written (ENOSPC, EIO) */
-    ERR_SHUTDOWN = 8,     /* the member is stopping */
-    ERR_BAD_REQUEST = 9,  /* e.g. ACCEPT with new <= expect */
-    ERR_INIT_REFUSED = 10, /* MSG_INIT refused: set differs, not empty, ... */
-    ERR_MAX = 10
-};
+/* Per-request error codes (MSG_REPLY_ERR; the connection stays open), one
+ * line each: X(NAME, number, what a client prints). */
+#define SEQD_ERRS(X)                                                              \
+    X(BAD_NAME, 1, "bad name")              /* not 1..128 bytes of [A-Za-z0-9._-] */ \
+    X(BAD_COUNT, 2, "bad count")            /* not 1..SEQD_COUNT_MAX */            \
+    X(EXHAUSTED, 3, "sequence exhausted")   /* the range would pass 2^64-1 */      \
+    X(RECOVERING, 4, "member recovering")   /* recovering: try another member */   \
+    X(NOT_PEER, 5, "not a peer")            /* peer-only request without hello */  \
+    X(TIMEOUT, 6, "timeout")                /* no quorum before the deadline */    \
+    X(STORAGE, 7, "storage error")          /* the log could not be written */     \
+    X(SHUTDOWN, 8, "shutting down")         /* the member is stopping */           \
+    X(BAD_REQUEST, 9, "bad request")        /* e.g. ACCEPT with new <= expect */   \
+    X(INIT_REFUSED, 10, "init refused")     /* set differs, not empty, ... */
 
-/* Framing error codes (MSG_ERROR). The connection is closed. */
-enum seqd_ferr {
-    FERR_TOO_LONG = 1,    /* length prefix over SEQD_MAX_FRAME */
-    FERR_VERSION = 2,     /* unknown protocol version */
-    FERR_TYPE = 3,        /* unknown message type */
-    FERR_SHORT = 4,       /* payload shorter than its type needs */
-    FERR_LONG = 5,        /* payload longer than its type needs */
-    FERR_FLAGS = 6,       /* reserved header flags set */
-    FERR_HELLO = 7,       /* hello refused: not authenticated, member set or R differ */
-    FERR_MAX = 7
-};
+/* Framing error codes (MSG_ERROR; the connection is closed), likewise. */
+#define SEQD_FERRS(X)                                                            \
+    X(TOO_LONG, 1, "frame too long")        /* length prefix over SEQD_MAX_FRAME */ \
+    X(VERSION, 2, "bad protocol version")   /* unknown protocol version */        \
+    X(TYPE, 3, "unknown message type")      /* unknown message type */            \
+    X(SHORT, 4, "payload too short")        /* shorter than its type needs */     \
+    X(LONG, 5, "payload too long")          /* longer than its type needs */      \
+    X(FLAGS, 6, "reserved flags set")       /* reserved header flags set */       \
+    X(HELLO, 7, "hello refused")            /* not authenticated, set or R differ */
+
+#define SEQD_ERR_ENUM(name, num, text) ERR_##name = num,
+enum seqd_err { SEQD_ERRS(SEQD_ERR_ENUM) ERR_MAX = 10 };
+#undef SEQD_ERR_ENUM
+#define SEQD_FERR_ENUM(name, num, text) FERR_##name = num,
+enum seqd_ferr { SEQD_FERRS(SEQD_FERR_ENUM) FERR_MAX = 7 };
+#undef SEQD_FERR_ENUM
+#define SEQD_ONE3(a, b, c) +1
+_Static_assert(ERR_MAX == 0 SEQD_ERRS(SEQD_ONE3), "error codes 1..MAX, no gaps");
+_Static_assert(FERR_MAX == 0 SEQD_FERRS(SEQD_ONE3), "framing error codes 1..MAX, no gaps");
 
 enum seqd_state { STATE_RECOVERING = 1, STATE_READY = 2, STATE_STOPPING = 3 };
 

@@ -31,13 +31,10 @@
 #include "../net/frame.h"
 #include "policy.h"
 
-#define CLIENT_MAX_SERVERS 64
 #define CLIENT_WHY_MAX 160
 
 struct client_conn {
-    char addr[SEQD_ADDR_MAX + 1];   /* HOST:PORT as given, for messages */
-    char host[SEQD_ADDR_MAX + 1];
-    char port[8];
+    const policy_server *srv;       /* HOST:PORT as given, split (in client.list) */
     int fd;                         /* -1 while not connected */
     uint8_t *rbuf;                  /* SEQD_MAX_FRAME bytes, allocated on connect */
     size_t rlen;                    /* bytes received, not yet consumed */
@@ -46,8 +43,8 @@ struct client_conn {
 };
 
 struct client {
+    policy_servers list;            /* parsed --servers, routing */
     int n;
-    int *sorted;                    /* member indexes in address order */
     uint64_t next_reqid;
     uint8_t *buf;                   /* SEQD_MAX_FRAME: packing and replies */
     struct client_conn *m;
@@ -80,74 +77,9 @@ static void client_why_errno(struct client_conn *m, const char *what, int e)
         snprintf(m->why, sizeof m->why, "%s", s);
 }
 
-/* Splits one HOST:PORT (or [V6]:PORT) entry; the port must be numeric so
- * that a typo is caught here and not as a DNS failure later. */
-static int client_parse_addr(struct client_conn *m, const char *s, size_t len,
-                             char *err, size_t errlen)
-{
-    if (len == 0 || len > SEQD_ADDR_MAX) {
-        policy_seterr(err, errlen, "bad server address '%.*s': expected HOST:PORT",
-                      (int)(len > 64 ? 64 : len), s);
-        return -1;
-    }
-    memcpy(m->addr, s, len);
-    m->addr[len] = '\0';
-    uint16_t port;
-    if (addr_split(s, len, m->host, sizeof m->host, &port) < 0) {
-        policy_seterr(err, errlen, "bad server address '%s': expected HOST:PORT", m->addr);
-        return -1;
-    }
-    snprintf(m->port, sizeof m->port, "%u", port);
-    return 0;
-}
-
-/* Splits the comma-separated list, tolerating spaces around entries since
- * lists are often pasted from shell variables. */
-/* Insertion sort of member indexes by address: every client given the same
- * servers, in any order, then agrees on each sequence's preferred member. */
-static void client_sort_members(client *c)
-{
-    for (int i = 0; i < c->n; i++) {
-        int j = i;
-        while (j > 0 && strcmp(c->m[c->sorted[j - 1]].addr, c->m[i].addr) > 0) {
-            c->sorted[j] = c->sorted[j - 1];
-            j--;
-        }
-        c->sorted[j] = i;
-    }
-}
-
-/* FNV-1a: a stable spread of names over members, nothing more. */
-static uint32_t client_name_hash(const char *name, size_t len)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)name[i]) * 16777619u;
-    return h;
-}
-
-/* The sequence's preferred member: a hash of the name over the addresses
- * in sorted order, so that every client given the same servers agrees. */
 int client_preferred(const client *c, const char *name)
 {
-    return c->sorted[client_name_hash(name, strlen(name)) % (uint32_t)c->n];
-}
-
-/* Where a fetch of `name` starts: the preferred member, or the next one in
- * the list after it that has not failed lately. Routing every client of a
- * sequence to one coordinator keeps its learned value fresh (the 1-RTT fast
- * path) and keeps coordinators from NACKing each other; safety never
- * depends on it, any member may serve any fetch. */
-int client_route(const client *c, const char *name, bool (*usable)(const void *ctx, int i),
-                 const void *ctx)
-{
-    int pref = client_preferred(c, name);
-    for (int k = 0; k < c->n; k++) {
-        int i = (pref + k) % c->n;
-        if (usable(ctx, i))
-            return i;
-    }
-    return pref;
+    return policy_preferred(&c->list, name);
 }
 
 static bool client_not_avoided(const void *ctx, int i)
@@ -158,56 +90,35 @@ static bool client_not_avoided(const void *ctx, int i)
 
 static int client_first_choice(const client *c, const char *name)
 {
-    return client_route(c, name, client_not_avoided, c);
+    return policy_route(&c->list, name, client_not_avoided, c);
 }
 
 client *client_new(const char *servers, char *err, size_t errlen)
 {
-    if (servers == NULL || servers[0] == '\0') {
-        policy_seterr(err, errlen, "no servers given (use --servers or SEQD_SERVERS)");
-        return NULL;
-    }
     client *c = calloc(1, sizeof *c);
     if (c == NULL) {
         policy_seterr(err, errlen, "out of memory");
         return NULL;
     }
-    c->m = calloc(CLIENT_MAX_SERVERS, sizeof *c->m);
-    c->sorted = calloc(CLIENT_MAX_SERVERS, sizeof *c->sorted);
     c->buf = malloc(SEQD_MAX_FRAME);
-    if (c->m == NULL || c->sorted == NULL || c->buf == NULL) {
+    if (c->buf == NULL || policy_servers_parse(&c->list, servers, err, errlen) != 0) {
+        if (c->buf == NULL)
+            policy_seterr(err, errlen, "out of memory");
+        client_free(c);
+        return NULL;
+    }
+    c->n = c->list.n;
+    c->m = calloc((size_t)c->n, sizeof *c->m);
+    if (c->m == NULL) {
         policy_seterr(err, errlen, "out of memory");
         client_free(c);
         return NULL;
     }
-    c->next_reqid = 1;
-    const char *p = servers;
-    for (;;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        const char *q = p;
-        while (*q != '\0' && *q != ',')
-            q++;
-        const char *e = q;
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if (c->n == CLIENT_MAX_SERVERS) {
-            policy_seterr(err, errlen, "too many servers (at most %d)", CLIENT_MAX_SERVERS);
-            client_free(c);
-            return NULL;
-        }
-        struct client_conn *m = &c->m[c->n];
-        m->fd = -1;
-        if (client_parse_addr(m, p, (size_t)(e - p), err, errlen) != 0) {
-            client_free(c);
-            return NULL;
-        }
-        c->n++;
-        if (*q == '\0')
-            break;
-        p = q + 1;
+    for (int i = 0; i < c->n; i++) {
+        c->m[i].fd = -1;
+        c->m[i].srv = &c->list.s[i];
     }
-    client_sort_members(c);
+    c->next_reqid = 1;
     return c;
 }
 
@@ -232,7 +143,6 @@ void client_free(client *c)
         }
     }
     free(c->m);
-    free(c->sorted);
     free(c->buf);
     free(c);
 }
@@ -244,7 +154,7 @@ int client_nservers(const client *c)
 
 const char *client_server(const client *c, int i)
 {
-    return (i >= 0 && i < c->n) ? c->m[i].addr : NULL;
+    return (i >= 0 && i < c->n) ? c->m[i].srv->addr : NULL;
 }
 
 /* Waits for one poll event on fd until the deadline; the loop absorbs
@@ -318,7 +228,7 @@ static int client_connect(struct client_conn *m, int64_t deadline)
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_NUMERICSERV };
     struct addrinfo *res = NULL;
-    int gai = getaddrinfo(m->host, m->port, &hints, &res);
+    int gai = getaddrinfo(m->srv->host, m->srv->port, &hints, &res);
     if (gai != 0) {
         snprintf(m->why, sizeof m->why, "cannot resolve: %s", gai_strerror(gai));
         return -1;
@@ -532,7 +442,7 @@ static void client_fail_line(client *c, const char *name, uint32_t timeout_ms,
     for (int i = 0; i < c->n && off >= 0 && (size_t)off < errlen; i++) {
         if (c->m[i].why[0] == '\0')
             continue;
-        off += snprintf(err + off, errlen - (size_t)off, "%s%s: %s", sep, c->m[i].addr,
+        off += snprintf(err + off, errlen - (size_t)off, "%s%s: %s", sep, c->m[i].srv->addr,
                         c->m[i].why);
         sep = "; ";
     }
@@ -561,7 +471,7 @@ static int client_take_reply(struct client_conn *m, const seqd_msg *rep, const c
         if (v == POLICY_NEXT)
             return CLIENT_NEXT;
         m->avoid_until_ms = 0;   /* the request's fault, not the member's */
-        policy_stop_message(rep, m->addr, name, count, err, errlen);
+        policy_stop_message(rep, m->srv->addr, name, count, err, errlen);
         return v == POLICY_USAGE ? CLIENT_EUSAGE : CLIENT_EFAIL;
     }
     if (rep->type == MSG_ERROR) {

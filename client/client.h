@@ -47,11 +47,6 @@ int client_nservers(const client *c);
 /* Index of the member a fetch of `name` tries first when all are healthy. */
 int client_preferred(const client *c, const char *name);
 
-/* Where a fetch of `name` starts: the preferred member, or the next one
- * after it in the list that `usable` accepts (none: the preferred one).
- * The async client routes with its own notion of a member that failed. */
-int client_route(const client *c, const char *name, bool (*usable)(const void *ctx, int i),
-                 const void *ctx);
 const char *client_server(const client *c, int i);
 
 /* Status of member i: CLIENT_OK and *st filled, or CLIENT_EFAIL (down). */

@@ -668,12 +668,10 @@ static void member_release(member *m)
     }
     if (m->acc)
         acc_free(m->acc);
-    if (m->self_ev)
-        event_free(m->self_ev);
-    if (m->log_ev)
-        event_free(m->log_ev);
-    if (m->stop_ev)
-        event_free(m->stop_ev);
+    struct event *evs[] = {m->self_ev, m->log_ev, m->stop_ev};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        if (evs[i] != NULL)
+            event_free(evs[i]);
     free(m);
 }
 

@@ -519,19 +519,14 @@ int frame_decode(struct evbuffer *in, seqd_msg *out, uint8_t *scratch)
 
 /* ---- names for logs ----------------------------------------------------- */
 
+#define NAME_TEXT(name, num, text) [num] = text,
+#define NAME_TYPE(name, num) [num] = #name,
+
 /* Accepts the negative value frame_decode returns as well, since that is
  * what a caller has at hand. */
 const char *frame_err_str(int ferr)
 {
-    static const char *const s[] = {
-        [FERR_TOO_LONG] = "frame too long",
-        [FERR_VERSION] = "bad protocol version",
-        [FERR_TYPE] = "unknown message type",
-        [FERR_SHORT] = "payload too short",
-        [FERR_LONG] = "payload too long",
-        [FERR_FLAGS] = "reserved flags set",
-        [FERR_HELLO] = "hello refused",
-    };
+    static const char *const s[] = {SEQD_FERRS(NAME_TEXT)};
     if (ferr < 0)
         ferr = -ferr;
     return ferr >= 1 && ferr <= FERR_MAX ? s[ferr] : "unknown framing error";
@@ -540,43 +535,13 @@ const char *frame_err_str(int ferr)
 /* Request error codes as a client prints them. */
 const char *seqd_err_str(int err)
 {
-    static const char *const s[] = {
-        [ERR_BAD_NAME] = "bad name",
-        [ERR_BAD_COUNT] = "bad count",
-        [ERR_EXHAUSTED] = "sequence exhausted",
-        [ERR_RECOVERING] = "member recovering",
-        [ERR_NOT_PEER] = "not a peer",
-        [ERR_TIMEOUT] = "timeout",
-        [ERR_STORAGE] = "storage error",
-        [ERR_SHUTDOWN] = "shutting down",
-        [ERR_BAD_REQUEST] = "bad request",
-        [ERR_INIT_REFUSED] = "init refused",
-    };
+    static const char *const s[] = {SEQD_ERRS(NAME_TEXT)};
     return err >= 1 && err <= ERR_MAX ? s[err] : "unknown error";
 }
 
 /* Message type names for traces. */
 const char *msg_type_str(int type)
 {
-    static const char *const s[] = {
-        [MSG_FETCH] = "FETCH",
-        [MSG_RANGE] = "RANGE",
-        [MSG_REPLY_ERR] = "REPLY_ERR",
-        [MSG_STATUS] = "STATUS",
-        [MSG_STATUS_REPLY] = "STATUS_REPLY",
-        [MSG_HELLO] = "HELLO",
-        [MSG_HELLO_OK] = "HELLO_OK",
-        [MSG_READ] = "READ",
-        [MSG_VALUE] = "VALUE",
-        [MSG_ACCEPT] = "ACCEPT",
-        [MSG_ACK] = "ACK",
-        [MSG_NACK] = "NACK",
-        [MSG_SNAP_REQ] = "SNAP_REQ",
-        [MSG_SNAP_CHUNK] = "SNAP_CHUNK",
-        [MSG_ERROR] = "ERROR",
-        [MSG_INIT] = "INIT",
-        [MSG_INIT_REPLY] = "INIT_REPLY",
-        [MSG_AUTH] = "AUTH",
-    };
+    static const char *const s[] = {SEQD_MSG_TYPES(NAME_TYPE)};
     return type >= 1 && type <= MSG_TYPE_MAX ? s[type] : "UNKNOWN";
 }

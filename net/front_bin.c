@@ -418,15 +418,12 @@ front_bin *front_bin_new(struct event_base *base, member *m, const char *addr,
     int sslen;
     if (addr_resolve(addr, &ss, &sslen, err, errlen) < 0)
         return NULL;
-    front_bin *f = calloc(1, sizeof *f);
+    front_bin *f = malloc(sizeof *f);
     if (!f) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    f->base = base;
-    f->m = m;
-    f->secret = secret;
-    f->insecure = insecure;
+    *f = (front_bin){.base = base, .m = m, .secret = secret, .insecure = insecure};
     /* Below the descriptor limit, so that the cap, not EMFILE, refuses
      * clients first and peers and the log still get descriptors. */
     struct rlimit rl;
@@ -472,9 +469,9 @@ void front_bin_free(front_bin *f)
     while (f->nconns)
         conn_close(f->conns[f->nconns - 1]->c, "shutting down");   /* on_end forgets it */
     free(f->conns);
-    if (f->sweep)
-        event_free(f->sweep);
-    if (f->resume)
-        event_free(f->resume);
+    struct event *evs[] = {f->sweep, f->resume};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        if (evs[i] != NULL)
+            event_free(evs[i]);
     free(f);
 }

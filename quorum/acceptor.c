@@ -77,15 +77,24 @@ static void acc_reply_err(uint64_t reqid, int code, const char *text, q_reply_fn
     reply(cookie, &r);
 }
 
+/* The member's check of a name a peer sent (a peer is a trust boundary as
+ * much as a client: front_bin checks client fetches). */
+static bool acc_name_ok(const seqd_msg *req, const struct seqd_name *name, q_reply_fn reply,
+                        void *cookie)
+{
+    if (seqd_name_valid(name->s, name->len))
+        return true;
+    acc_reply_err(req->reqid, ERR_BAD_NAME, "bad sequence name", reply, cookie);
+    return false;
+}
+
 /* A READ is answered from the live table: a value that is not durable yet
  * only makes the reader's range start higher, never overlap. */
 static void acc_read(acceptor *a, const seqd_msg *req, q_reply_fn reply, void *cookie)
 {
     const struct seqd_name *name = &req->u.read.name;
-    if (!seqd_name_valid(name->s, name->len)) {
-        acc_reply_err(req->reqid, ERR_BAD_NAME, "bad sequence name", reply, cookie);
+    if (!acc_name_ok(req, name, reply, cookie))
         return;
-    }
     if (!a->ready) {
         acc_reply_err(req->reqid, ERR_RECOVERING, "recovering", reply, cookie);
         return;
@@ -153,10 +162,8 @@ static void acc_accept(acceptor *a, const seqd_msg *req, q_reply_fn reply, void 
 {
     const struct seqd_name *name = &req->u.accept.name;
     uint64_t expect = req->u.accept.expect, new_ = req->u.accept.new_;
-    if (!seqd_name_valid(name->s, name->len)) {
-        acc_reply_err(req->reqid, ERR_BAD_NAME, "bad sequence name", reply, cookie);
+    if (!acc_name_ok(req, name, reply, cookie))
         return;
-    }
     if (!seqd_accept_valid(expect, new_)) {
         acc_reply_err(req->reqid, ERR_BAD_REQUEST, "ACCEPT needs 1 <= expect < new", reply,
                       cookie);
