@@ -150,6 +150,10 @@ typedef struct sim {
     bool have_cluster;          /* cluster_cid is the id init committed */
     struct seqd_cid cluster_cid, init_x;
     int fresh_ids, strays;
+    /* online check: per name, the committed ranges sorted by first ID */
+    struct sim_committed { uint64_t first, last; size_t op; } **committed;
+    size_t *ncommitted, *capcommitted;
+    bool halted;                /* a commit overlapped: stop where it broke */
 } sim;
 
 /* ---- randomness and violations ----------------------------------------- */
@@ -721,6 +725,56 @@ static void fetch_reply(sim *s, size_t i, int err, uint64_t first)
     heap_push(s, e);
 }
 
+/* The online half of the checker: every range a coordinator commits is
+ * compared, as it is handed out, with the ones committed before it, so a
+ * broken rule stops the run at the commit that broke it (with who and
+ * when), not only in the history check at the end. */
+static void sim_check_commit(sim *s, size_t opi, uint64_t first, uint32_t count)
+{
+    const sim_op *op = &s->ops[opi];
+    if (first < 1 || first > UINT64_MAX - count)
+        return;   /* the final check reports it */
+    int nm = op->name;
+    struct sim_committed *v = s->committed[nm];
+    size_t n = s->ncommitted[nm], lo = 0, hi = n;
+    uint64_t last = first + count - 1;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (v[mid].first < first)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    const struct sim_committed *clash = NULL;
+    if (lo > 0 && v[lo - 1].last >= first)
+        clash = &v[lo - 1];
+    else if (lo < n && v[lo].first <= last)
+        clash = &v[lo];
+    if (clash != NULL && !s->halted) {
+        const sim_op *o = &s->ops[clash->op];
+        snprintf(s->res->broken, sizeof s->res->broken,
+                 "t=%llu us: member %d committed %s [%llu, %llu] for op %zu, which overlaps "
+                 "[%llu, %llu] committed by member %d for op %zu at t=%llu us",
+                 (unsigned long long)s->now, op->member, s->names[nm].s,
+                 (unsigned long long)first, (unsigned long long)last, opi,
+                 (unsigned long long)clash->first, (unsigned long long)clash->last, o->member,
+                 clash->op, (unsigned long long)o->coord_t);
+        s->res->broken_at_us = s->now;
+        s->halted = true;
+        sim_fail(s, "%s", s->res->broken);
+    }
+    if (n == s->capcommitted[nm]) {
+        s->capcommitted[nm] = n ? 2 * n : 64;
+        v = realloc(v, s->capcommitted[nm] * sizeof *v);
+        if (v == NULL)
+            abort();
+        s->committed[nm] = v;
+    }
+    memmove(&v[lo + 1], &v[lo], (n - lo) * sizeof *v);
+    v[lo] = (struct sim_committed){first, last, opi};
+    s->ncommitted[nm] = n + 1;
+}
+
 static void sim_fetch_done(void *arg, int err, uint64_t first, uint32_t count)
 {
     sim_fetch_ctx *f = arg;
@@ -735,6 +789,8 @@ static void sim_fetch_done(void *arg, int err, uint64_t first, uint32_t count)
     op->stall_end_at_done = s->m[op->member].last_stall_end;
     if (err == 0 && count != op->count)
         sim_fail(s, "op %zu asked %u IDs, got %u", f->op, op->count, count);
+    if (err == 0)
+        sim_check_commit(s, f->op, first, op->count);
     if (!s->m[op->member].dying)
         fetch_reply(s, f->op, err, first);
     free(f);
@@ -1288,7 +1344,7 @@ static void sim_loop(sim *s)
 {
     uint64_t limit = s->probe_at + SIM_QUIESCE_LIMIT_US;
     sim_ev *e;
-    while ((e = heap_pop(s))) {
+    while (!s->halted && (e = heap_pop(s))) {
         if (e->t > limit) {
             sim_fail(s, "the cluster did not quiesce (events still at %llu us)",
                      (unsigned long long)e->t);
@@ -1544,6 +1600,11 @@ static void sim_teardown(sim *s)
     free(s->heap);
     free(s->ops);
     free(s->names);
+    for (int k = 0; k < s->cfg.names; k++)
+        free(s->committed[k]);
+    free(s->committed);
+    free(s->ncommitted);
+    free(s->capcommitted);
 }
 
 int sim_run(const sim_cfg *cfg, sim_result *res)
@@ -1560,6 +1621,9 @@ int sim_run(const sim_cfg *cfg, sim_result *res)
     s->armed = -1;
     s->rng = cfg->seed * UINT64_C(0x2545F4914F6CDD1D) + 1;
     s->names = q_xcalloc((size_t)cfg->names, sizeof *s->names);
+    s->committed = q_xcalloc((size_t)cfg->names, sizeof *s->committed);
+    s->ncommitted = q_xcalloc((size_t)cfg->names, sizeof *s->ncommitted);
+    s->capcommitted = q_xcalloc((size_t)cfg->names, sizeof *s->capcommitted);
     for (int k = 0; k < cfg->names; k++) {
         char b[16];
         int len = snprintf(b, sizeof b, "seq-%d", k);

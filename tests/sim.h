@@ -106,6 +106,11 @@ typedef struct sim_result {
     uint64_t strays_refused;   /* stray PREPAREs a wiped member refused (a cluster exists) */
     uint64_t attack_uncommitted; /* attacked members killed before their COMMIT */
     char overlap[256];       /* the first overlap found, "" if none */
+    /* Where the run stopped: the first commit that overlapped one already
+     * committed, caught the moment the coordinator handed it out (the run
+     * ends there), "" if none. */
+    char broken[320];
+    uint64_t broken_at_us;
 } sim_result;
 
 /* Defaults: R = 10 ms, 300 ms of load from 6 clients on 2 names, deadline

@@ -254,8 +254,8 @@ Test(sim, rrseq_rule_is_caught, .timeout = 60)
         int seeds = test_sim_find_violation(n, 7000, 20, shape_mutant, &r);
         cr_assert(seeds > 0, "n=%d: rr_seq's rule ran 20 schedules without an overlap found", n);
         cr_assert(r.overlaps > 0);
-        cr_log_info("rr_seq rule, n=%d: caught at schedule %d: %" PRIu64
-                    " overlapping pairs; first: %s", n, seeds, r.overlaps, r.error);
+        cr_log_info("rr_seq rule, n=%d: caught at schedule %d, stopped at %s", n, seeds,
+                    r.broken[0] ? r.broken : r.error);
     }
 }
 
@@ -282,7 +282,8 @@ Test(sim, unsafe_recovery_is_caught, .timeout = 60)
     sim_result r;
     int seeds = test_sim_find_violation(3, 8000, 100, shape_unsafe_recovery, &r);
     cr_assert(seeds > 0, "recovery reading before waiting ran 100 schedules undetected");
-    cr_log_info("recovery read-then-wait, n=3: caught at schedule %d: %s", seeds, r.error);
+    cr_log_info("recovery read-then-wait, n=3: caught at schedule %d, stopped at %s", seeds,
+                r.broken[0] ? r.broken : r.error);
 }
 
 static void shape_unsafe_recovery_safe(sim_cfg *c, int n, uint64_t seed)
@@ -557,6 +558,7 @@ Test(sim, relaxed_bootstrap_is_caught, .timeout = 60)
                   "a duplicate ID found (%d flagged otherwise)", n, flagged);
         cr_log_info("relaxed bootstrap, n=%d: duplicate ID at schedule %d (%d of those %d "
                     "schedules flagged): %" PRIu64 " overlapping pairs; first: %s; first "
-                    "violation: %s", n, found, flagged, found, r.overlaps, r.overlap, r.error);
+                    "violation: %s; stopped at %s", n, found, flagged, found, r.overlaps, r.overlap,
+                    r.error, r.broken);
     }
 }
