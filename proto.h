@@ -68,16 +68,26 @@
  *              there is a secret): u32 round_timeout_ms | u64 cluster_id |
  *              u8 addr_len | addr (the sender's --listen). Answered with
  *              HELLO_OK (empty), or with ERROR (then close) on any mismatch.
- * READ         peer -> member: u8 name_len | name. Answered with VALUE: u64 cur.
+ * READ         peer -> member: u8 name_len | name. Answered with VALUE: u64 cur
+ *              | inc.
  * ACCEPT       peer -> member: u64 expect | u64 new | u8 name_len | name.
- *              Answered with ACK: u64 new, sent only once the new value is
- *              durable; or NACK: u64 cur (the member's, which was > expect).
- * SNAP_REQ     peer -> member: u32 start, a snapshot of the live table from
- *              entry index `start`. Answered with SNAP_CHUNK: u8 snap_flags |
- *              16 bytes cluster id | u32 next | u16 n_entries | n_entries x
- *              (u8 name_len | name | u64 cur). `next` is the start of the
+ *              Answered with ACK: u64 new | inc, sent only once the new value
+ *              is durable; or NACK: u64 cur (the member's, which was > expect)
+ *              | inc.
+ * SNAP_REQ     peer -> member: u32 start | inc (the reader's), a snapshot of
+ *              the live table from entry index `start` (UINT32_MAX: a probe,
+ *              no entries). The member durably records the reader's
+ *              incarnation before it answers (DESIGN.md §3). Answered with
+ *              SNAP_CHUNK: u8 snap_flags | 16 bytes cluster id | inc (the
+ *              sender's) | inc (what the sender had recorded for the reader
+ *              before this request: its latest earlier incarnation; counter
+ *              0 = none) | u32 next | u16 n_entries | n_entries x (u8
+ *              name_len | name | u64 cur). `next` is the start of the
  *              following chunk; SNAP_DONE marks the last one. The cluster id
  *              is the sender's (zero when it has none).
+ *
+ * `inc` is a member's (incarnation counter u64 | nonce u64 | position u64):
+ * DESIGN.md §3 "Incarnations and positions", quorum/incarnation.h.
  * ERROR        framing error; the sender closes the connection after it:
  *              u16 code (enum seqd_ferr) | u16 text_len | text.
  * INIT         `seqd init` -> member, on an admin connection (DESIGN.md §3:
@@ -178,8 +188,23 @@ static inline bool seqd_cid_none(const struct seqd_cid *a)
 #define FETCH_NO_FORWARD 0x01   /* reserved for coordinator forwarding */
 
 /* snap_flags */
-#define SNAP_HAS_STATE 0x01     /* sender is initialized (has a cluster id and its values) */
+#define SNAP_HAS_STATE 0x01     /* counts in a recovery: initialized, not marked
+                                   rolled back, and verified (quorum/incarnation.h) */
 #define SNAP_DONE 0x02          /* no entries after this chunk */
+#define SNAP_INITIALIZED 0x04   /* sender has a cluster id (maybe unverified) */
+#define SNAP_MARKED 0x08        /* sender is marked rolled back */
+#define SNAP_READY 0x10         /* sender serves (it may confirm a clean stop) */
+#define SNAP_YOU_STALE 0x20     /* the reader's incarnation is one the sender
+                                   recorded as superseded: the reader is rolled
+                                   back (the recorded one is in `you`) */
+#define SNAP_YOU_STOPPED 0x40   /* `you` is a clean stop at you.pos */
+
+/* A member's incarnation (DESIGN.md §3): a counter above every one it had,
+ * a fresh random nonce, and its position (records made durable in it). */
+struct seqd_inc {
+    uint64_t counter, nonce, pos;
+};
+#define SEQD_INC_LEN 24
 
 /* Per-request error codes (MSG_REPLY_ERR; the connection stays open), one
  * line each: X(NAME, number, what a client prints). */
@@ -252,15 +277,16 @@ typedef struct seqd_msg {
         struct seqd_status status;
         struct { uint32_t round_ms; uint64_t cluster_id; uint8_t addr_len; const char *addr; } hello;
         struct { struct seqd_name name; } read;
-        struct { uint64_t cur; } value;         /* VALUE, NACK */
+        struct { uint64_t cur; struct seqd_inc inc; } value;         /* VALUE, NACK */
         struct { uint64_t expect, new_; struct seqd_name name; } accept;
-        struct { uint64_t new_; } ack;
-        struct { uint32_t start; } snap_req;
+        struct { uint64_t new_; struct seqd_inc inc; } ack;
+        struct { uint32_t start; struct seqd_inc inc; } snap_req;
         struct { uint8_t op; struct seqd_cid cid; uint64_t set_digest; } init;
         struct { uint8_t state; struct seqd_cid cid; } init_reply;
         struct { uint8_t step; uint8_t nonce[SEQD_NONCE_LEN], mac[SEQD_MAC_LEN]; } auth;
         struct {
-            uint8_t flags; struct seqd_cid cid; uint32_t next; uint16_t n;
+            uint8_t flags; struct seqd_cid cid; struct seqd_inc inc, you;
+            uint32_t next; uint16_t n;
             const uint8_t *entries; uint32_t entries_len;  /* validated by the decoder */
         } snap;
     } u;

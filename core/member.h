@@ -121,7 +121,7 @@ int member_peer_hello(member *m, uint64_t set_digest, uint32_t round_ms, const c
 
 /* READ, ACCEPT or SNAP_REQ from an authenticated peer connection: reply is
  * called exactly once, now or once the log is durable. */
-void member_peer_request(member *m, const seqd_msg *req, q_reply_fn reply, void *cookie);
+void member_peer_request(member *m, int from, const seqd_msg *req, q_reply_fn reply, void *cookie);
 
 /* ---- init (DESIGN.md §3) ------------------------------------------------ */
 

@@ -87,6 +87,13 @@ static void wr_lenbytes(struct wr *w, const char *s, size_t len, int lenbytes, s
     wr_bytes(w, s, len);
 }
 
+static void wr_inc(struct wr *w, const struct seqd_inc *inc)
+{
+    wr_uint(w, inc->counter, 8);
+    wr_uint(w, inc->nonce, 8);
+    wr_uint(w, inc->pos, 8);
+}
+
 /* ---- snapshot entries (shared by pack and parse) ------------------------ */
 
 /* Walks n entries (u8 name_len | name | u64) in p[0..avail) and returns 0
@@ -127,6 +134,8 @@ static void pack_snap(struct wr *w, const seqd_msg *m)
     }
     wr_uint(w, m->u.snap.flags, 1);
     wr_bytes(w, m->u.snap.cid.b, SEQD_CID_LEN);
+    wr_inc(w, &m->u.snap.inc);
+    wr_inc(w, &m->u.snap.you);
     wr_uint(w, m->u.snap.next, 4);
     wr_uint(w, m->u.snap.n, 2);
     wr_bytes(w, m->u.snap.entries, elen);
@@ -179,6 +188,7 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
     case MSG_VALUE:
     case MSG_NACK:
         wr_uint(w, m->u.value.cur, 8);
+        wr_inc(w, &m->u.value.inc);
         break;
     case MSG_ACCEPT:
         wr_uint(w, m->u.accept.expect, 8);
@@ -187,9 +197,11 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
         break;
     case MSG_ACK:
         wr_uint(w, m->u.ack.new_, 8);
+        wr_inc(w, &m->u.ack.inc);
         break;
     case MSG_SNAP_REQ:
         wr_uint(w, m->u.snap_req.start, 4);
+        wr_inc(w, &m->u.snap_req.inc);
         break;
     case MSG_SNAP_CHUNK:
         pack_snap(w, m);
@@ -327,10 +339,19 @@ static void rd_cid(struct rd *r, struct seqd_cid *cid)
 
 /* Snapshot entries are validated all at once so callers can walk them with
  * snap_entry_next and never see a truncated entry. */
+static void rd_inc(struct rd *r, struct seqd_inc *inc)
+{
+    inc->counter = rd_uint(r, 8);
+    inc->nonce = rd_uint(r, 8);
+    inc->pos = rd_uint(r, 8);
+}
+
 static void parse_snap(struct rd *r, seqd_msg *m)
 {
     m->u.snap.flags = (uint8_t)rd_uint(r, 1);
     rd_cid(r, &m->u.snap.cid);
+    rd_inc(r, &m->u.snap.inc);
+    rd_inc(r, &m->u.snap.you);
     m->u.snap.next = (uint32_t)rd_uint(r, 4);
     m->u.snap.n = (uint16_t)rd_uint(r, 2);
     if (r->err)
@@ -408,6 +429,7 @@ static void parse_payload(struct rd *r, seqd_msg *m)
     case MSG_VALUE:
     case MSG_NACK:
         m->u.value.cur = rd_uint(r, 8);
+        rd_inc(r, &m->u.value.inc);
         break;
     case MSG_ACCEPT:
         m->u.accept.expect = rd_uint(r, 8);
@@ -416,9 +438,11 @@ static void parse_payload(struct rd *r, seqd_msg *m)
         break;
     case MSG_ACK:
         m->u.ack.new_ = rd_uint(r, 8);
+        rd_inc(r, &m->u.ack.inc);
         break;
     case MSG_SNAP_REQ:
         m->u.snap_req.start = (uint32_t)rd_uint(r, 4);
+        rd_inc(r, &m->u.snap_req.inc);
         break;
     case MSG_SNAP_CHUNK:
         parse_snap(r, m);

@@ -203,7 +203,7 @@ static void front_peer_request(front_bin *f, conn *c, const seqd_msg *msg)
         return;
     }
     conn_ref(c);
-    member_peer_request(f->m, msg, reply_to_conn, c);
+    member_peer_request(f->m, conn_peer(c), msg, reply_to_conn, c);
 }
 
 /* Who may say hello as a peer or send init's messages (DESIGN.md §3):
