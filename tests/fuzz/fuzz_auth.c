@@ -313,116 +313,116 @@ static uint8_t fa_byte(const uint8_t *d, size_t n, size_t *i)
     return *i < n ? d[(*i)++] : 0;
 }
 
+static fa_side fa_c, fa_l;
+static fa_queue fa_q[2];   /* [0] connector -> listener, [1] back */
+
+/* Runs the script op at d[*i]; returns whether it tampered with a queue. */
+static bool fa_op(const uint8_t *d, size_t n, size_t *i)
+{
+    uint8_t op = d[(*i)++];
+    fa_queue *q = &fa_q[(op >> 3) & 1], *other = &fa_q[!((op >> 3) & 1)];
+    size_t k;
+    switch (op & 7) {
+    case 0:
+        fa_connector_send(&fa_c, fa_byte(d, n, i));
+        return false;
+    case 1:
+        fa_deliver(&fa_q[0], &fa_l, (size_t)fa_byte(d, n, i) + 1);
+        return false;
+    case 2:
+        fa_deliver(&fa_q[1], &fa_c, (size_t)fa_byte(d, n, i) + 1);
+        return false;
+    case 3:
+        k = (size_t)fa_byte(d, n, i) << 8;
+        k |= fa_byte(d, n, i);
+        if (!q->n)
+            return false;
+        k %= 8 * q->n;
+        q->b[k / 8] ^= (uint8_t)(1u << (k % 8));
+        return true;
+    case 4:   /* the first k bytes twice */
+        k = (size_t)fa_byte(d, n, i) + 1;
+        k = k < q->n ? k : q->n;
+        if (!k || q->n + k > FA_QUEUE)
+            return false;
+        memmove(q->b + k, q->b, q->n);
+        q->n += k;
+        return true;
+    case 5:
+        k = (size_t)fa_byte(d, n, i) + 1;
+        k = k < q->n ? k : q->n;
+        memmove(q->b, q->b + k, q->n - k);
+        q->n -= k;
+        return k > 0;
+    case 6:
+        k = (size_t)(fa_byte(d, n, i) & 31) + 1;
+        k = k < n - *i ? k : n - *i;
+        if (k && q->n + k <= FA_QUEUE) {
+            memmove(q->b + k, q->b, q->n);
+            memcpy(q->b, d + *i, k);
+            q->n += k;
+        }
+        *i += k;
+        return k > 0;
+    default:  /* 7: reflect */
+        k = q->n <= FA_QUEUE - other->n ? q->n : FA_QUEUE - other->n;
+        memcpy(other->b + other->n, q->b, k);
+        other->n += k;
+        memmove(q->b, q->b + k, q->n - k);
+        q->n -= k;
+        return k > 0;
+    }
+}
+
+/* The honest path: with nothing tampered, delivering everything finishes
+ * both exchanges and every message arrives. */
+static void fa_check_honest(void)
+{
+    for (int round = 0; round < 16 && (fa_q[0].n || fa_q[1].n); round++) {
+        fa_deliver(&fa_q[0], &fa_l, FA_QUEUE);
+        fa_flush(&fa_l, &fa_q[1]);
+        fa_deliver(&fa_q[1], &fa_c, FA_QUEUE);
+        fa_flush(&fa_c, &fa_q[0]);
+    }
+    CHECK(auth_done(&fa_c.ax) && auth_done(&fa_l.ax) && !fa_c.closed && !fa_l.closed);
+    CHECK(fa_l.taken.n == fa_c.sent.n && fa_c.taken.n == fa_l.sent.n);
+}
+
 static void fa_mitm(const uint8_t *d, size_t n)
 {
-    static fa_side c, l;
-    static fa_queue toward[2];    /* [0] connector -> listener, [1] back */
-    fa_side_init(&c, false);
-    fa_side_init(&l, true);
-    toward[0].n = toward[1].n = 0;
+    fa_side_init(&fa_c, false);
+    fa_side_init(&fa_l, true);
+    fa_q[0].n = fa_q[1].n = 0;
     fa_lost = false;
     bool tampered = false;
     uint8_t nc[SEQD_NONCE_LEN];
     memset(nc, 0xc3, sizeof nc);
     seqd_msg hello;
-    auth_connector_begin(&c.ax, FA_SLOT, nc, &hello);
-    fa_send(&c, &hello);
-    fa_flush(&c, &toward[0]);
-    size_t i = 0;
-    while (i < n) {
-        uint8_t op = d[i++];
-        fa_queue *q = &toward[(op >> 3) & 1];
-        switch (op & 7) {
-        case 0:
-            fa_connector_send(&c, fa_byte(d, n, &i));
-            break;
-        case 1:
-            fa_deliver(&toward[0], &l, (size_t)fa_byte(d, n, &i) + 1);
-            break;
-        case 2:
-            fa_deliver(&toward[1], &c, (size_t)fa_byte(d, n, &i) + 1);
-            break;
-        case 3: {
-            size_t bit = (size_t)fa_byte(d, n, &i) << 8;
-            bit |= fa_byte(d, n, &i);
-            if (q->n) {
-                bit %= 8 * q->n;
-                q->b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-                tampered = true;
-            }
-            break;
-        }
-        case 4: {
-            size_t k = (size_t)fa_byte(d, n, &i) + 1;
-            if (k > q->n)
-                k = q->n;
-            if (k && q->n + k <= FA_QUEUE) {
-                memmove(q->b + k, q->b, q->n);
-                q->n += k;
-                tampered = true;
-            }
-            break;
-        }
-        case 5: {
-            size_t k = (size_t)fa_byte(d, n, &i) + 1;
-            if (k > q->n)
-                k = q->n;
-            memmove(q->b, q->b + k, q->n - k);
-            q->n -= k;
-            tampered |= k > 0;
-            break;
-        }
-        case 6: {
-            size_t k = (size_t)(fa_byte(d, n, &i) & 31) + 1;
-            if (k > n - i)
-                k = n - i;
-            if (k && q->n + k <= FA_QUEUE) {
-                memmove(q->b + k, q->b, q->n);
-                memcpy(q->b, d + i, k);
-                q->n += k;
-                tampered = true;
-            }
-            i += k;
-            break;
-        }
-        case 7: {
-            fa_queue *from = &toward[(op >> 3) & 1], *to = &toward[!((op >> 3) & 1)];
-            size_t k = from->n <= FA_QUEUE - to->n ? from->n : FA_QUEUE - to->n;
-            memcpy(to->b + to->n, from->b, k);
-            to->n += k;
-            memmove(from->b, from->b + k, from->n - k);
-            from->n -= k;
-            tampered |= k > 0;
-            break;
-        }
-        }
-        fa_flush(&c, &toward[0]);
-        fa_flush(&l, &toward[1]);
-        fa_check_prefix(&c.sent, &l.taken);
-        fa_check_prefix(&l.sent, &c.taken);
+    auth_connector_begin(&fa_c.ax, FA_SLOT, nc, &hello);
+    fa_send(&fa_c, &hello);
+    fa_flush(&fa_c, &fa_q[0]);
+    for (size_t i = 0; i < n;) {
+        tampered |= fa_op(d, n, &i);
+        fa_flush(&fa_c, &fa_q[0]);
+        fa_flush(&fa_l, &fa_q[1]);
+        fa_check_prefix(&fa_c.sent, &fa_l.taken);
+        fa_check_prefix(&fa_l.sent, &fa_c.taken);
     }
-    if (!tampered && !fa_lost) {   /* the honest path: everything arrives */
-        for (int round = 0; round < 16 && (toward[0].n || toward[1].n); round++) {
-            fa_deliver(&toward[0], &l, FA_QUEUE);
-            fa_flush(&l, &toward[1]);
-            fa_deliver(&toward[1], &c, FA_QUEUE);
-            fa_flush(&c, &toward[0]);
-        }
-        CHECK(auth_done(&c.ax) && auth_done(&l.ax) && !c.closed && !l.closed);
-        CHECK(l.taken.n == c.sent.n && c.taken.n == l.sent.n);
-    }
-    fa_check_prefix(&c.sent, &l.taken);
-    fa_check_prefix(&l.sent, &c.taken);
-    if (auth_done(&c.ax) && auth_done(&l.ax))
-        CHECK(memcmp(c.ks, l.ks, AUTH_KEY_LEN) == 0);
+    if (!tampered && !fa_lost)
+        fa_check_honest();
+    fa_check_prefix(&fa_c.sent, &fa_l.taken);
+    fa_check_prefix(&fa_l.sent, &fa_c.taken);
+    if (auth_done(&fa_c.ax) && auth_done(&fa_l.ax))
+        CHECK(memcmp(fa_c.ks, fa_l.ks, AUTH_KEY_LEN) == 0);
     if (fa_trace)
         fprintf(stderr, "fuzz_auth: mitm tampered=%d lost=%d connector %s%s sent %d took %d; "
                 "listener %s%s sent %d took %d\n", tampered, fa_lost,
-                auth_done(&c.ax) ? "authenticated" : "not authenticated", c.closed ? " closed" : "",
-                c.sent.n, c.taken.n, auth_done(&l.ax) ? "authenticated" : "not authenticated",
-                l.closed ? " closed" : "", l.sent.n, l.taken.n);
-    fa_side_free(&c);
-    fa_side_free(&l);
+                auth_done(&fa_c.ax) ? "authenticated" : "not authenticated",
+                fa_c.closed ? " closed" : "", fa_c.sent.n, fa_c.taken.n,
+                auth_done(&fa_l.ax) ? "authenticated" : "not authenticated",
+                fa_l.closed ? " closed" : "", fa_l.sent.n, fa_l.taken.n);
+    fa_side_free(&fa_c);
+    fa_side_free(&fa_l);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
