@@ -21,6 +21,30 @@
  * peer, ...) are answered with MSG_REPLY_ERR for that reqid and the
  * connection stays open.
  *
+ * Authenticated links (DESIGN.md §3): with a cluster secret, a peer or
+ * admin link opens with the MSG_AUTH exchange (below; net/auth.h). From
+ * then on every frame in both directions is followed by a tag:
+ *
+ *   frame (as above, its len unchanged) | tag (SEQD_TAG_LEN bytes)
+ *
+ *   tag = first 16 bytes of HMAC-SHA256(Ks, dir | u64 seq | frame)
+ *   Ks  = HMAC-SHA256(K, "seqd session" | Nc | Ns | slot)   (net/auth.h)
+ *   dir = u8 SEQD_DIR_CONNECTOR for frames the connector sends,
+ *         SEQD_DIR_LISTENER for frames the listener sends
+ *   seq = frames this side has sent (tagged) on the link before this one:
+ *         0, 1, 2, ... per direction; implicit, never sent
+ *
+ * "From then on": the listener tags what it sends after its AUTH_OK and
+ * expects tags on what arrives after the AUTH_PROOF it accepted; the
+ * connector tags what it sends after it received AUTH_OK, and expects tags
+ * on what arrives after it. The tag sits outside the frame so that a frame
+ * is at most SEQD_MAX_FRAME bytes either way (snapshot chunks fill it).
+ * A tag that is wrong — a frame altered, injected, replayed, reordered,
+ * reflected back to its sender, or taken from another link — closes that
+ * connection at once, without a reply; the receiver logs it. A peer link
+ * then reconnects and authenticates afresh (new nonces: a new Ks, seq 0).
+ * Client connections (fetch, status) never authenticate and carry no tags.
+ *
  * Names travel as u8 length + bytes (no NUL). The codec checks only the
  * structure; the meaning (name charset, count range, ACCEPT new > expect) is
  * checked by seqd_name_valid / seqd_count_valid / seqd_accept_valid at the
@@ -104,9 +128,14 @@
  *              (--secret-file), the first frames on a peer or admin link
  *              (net/auth.h): u8 auth_step | 16 bytes nonce | 32 bytes mac
  *              (zeros where a step has none). AUTH_HELLO (connector: its
- *              nonce) -> AUTH_CHALLENGE (listener: its nonce and HMAC proving
- *              it holds the secret) -> AUTH_PROOF (connector: its HMAC) ->
- *              AUTH_OK. Any failure: ERROR "not authenticated", then close.
+ *              nonce Nc) -> AUTH_CHALLENGE (listener: its nonce Ns and
+ *              HMAC(K, "seqd listener" | Nc | Ns | slot) proving it holds the
+ *              secret K and is the member of that slot) -> AUTH_PROOF
+ *              (connector: HMAC(K, "seqd connector" | Nc | Ns | slot)) ->
+ *              AUTH_OK. slot: u8, the listener's index in the sorted member
+ *              set (the connector's view of whom it dialed). Any failure:
+ *              ERROR "not authenticated", then close. After it, frames carry
+ *              tags (above).
  *
  * One line per type: X(NAME, number). The enum and the names logs print
  * both come from this list. */
@@ -140,6 +169,9 @@ _Static_assert(MSG_TYPE_MAX == 0 SEQD_MSG_TYPES(SEQD_ONE2), "message types 1..MA
 enum seqd_auth_step { AUTH_HELLO = 1, AUTH_CHALLENGE = 2, AUTH_PROOF = 3, AUTH_OK = 4 };
 #define SEQD_NONCE_LEN 16
 #define SEQD_MAC_LEN 32
+#define SEQD_TAG_LEN 16         /* the tag after each frame of an authenticated link */
+#define SEQD_DIR_CONNECTOR 0x43 /* 'C': dir of the frames a connector sends */
+#define SEQD_DIR_LISTENER 0x4c  /* 'L': dir of the frames a listener sends */
 
 /* init_op of MSG_INIT */
 enum seqd_init_op { INIT_PROBE = 1, INIT_PREPARE = 2, INIT_COMMIT = 3 };

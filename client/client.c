@@ -29,24 +29,28 @@
 
 #include "../net/addr.h"
 #include "../net/frame.h"
+#include "../net/mac.h"
 #include "policy.h"
 
 #define CLIENT_WHY_MAX 160
+/* A frame and, on an authenticated connection, its tag. */
+#define CLIENT_UNIT_MAX (SEQD_MAX_FRAME + SEQD_TAG_LEN)
 
 struct client_conn {
     const policy_server *srv;       /* HOST:PORT as given, split (in client.list) */
     int fd;                         /* -1 while not connected */
-    uint8_t *rbuf;                  /* SEQD_MAX_FRAME bytes, allocated on connect */
+    uint8_t *rbuf;                  /* CLIENT_UNIT_MAX bytes, allocated on connect */
     size_t rlen;                    /* bytes received, not yet consumed */
     char why[CLIENT_WHY_MAX];       /* this call's last failure, "" if none */
     int64_t avoid_until_ms;         /* failed lately: not a first choice until then */
+    mac_link *mac;                  /* tags on (client_set_mac), NULL otherwise */
 };
 
 struct client {
     policy_servers list;            /* parsed --servers, routing */
     int n;
     uint64_t next_reqid;
-    uint8_t *buf;                   /* SEQD_MAX_FRAME: packing and replies */
+    uint8_t *buf;                   /* CLIENT_UNIT_MAX: packing and replies */
     struct client_conn *m;
 };
 
@@ -100,7 +104,7 @@ client *client_new(const char *servers, char *err, size_t errlen)
         policy_seterr(err, errlen, "out of memory");
         return NULL;
     }
-    c->buf = malloc(SEQD_MAX_FRAME);
+    c->buf = malloc(CLIENT_UNIT_MAX);
     if (c->buf == NULL || policy_servers_parse(&c->list, servers, err, errlen) != 0) {
         if (c->buf == NULL)
             policy_seterr(err, errlen, "out of memory");
@@ -123,13 +127,16 @@ client *client_new(const char *servers, char *err, size_t errlen)
 }
 
 /* Forgets a connection after any error: its byte stream can no longer be
- * trusted to be at a frame boundary. */
+ * trusted to be at a frame boundary. Its tags go with it: a new connection
+ * is not authenticated. */
 static void client_conn_close(struct client_conn *m)
 {
     if (m->fd >= 0)
         close(m->fd);
     m->fd = -1;
     m->rlen = 0;
+    mac_free(m->mac);
+    m->mac = NULL;
 }
 
 void client_free(client *c)
@@ -219,7 +226,7 @@ static int client_connect_one(struct client_conn *m, const struct addrinfo *ai,
 static int client_connect(struct client_conn *m, int64_t deadline)
 {
     if (m->rbuf == NULL) {
-        m->rbuf = malloc(SEQD_MAX_FRAME);
+        m->rbuf = malloc(CLIENT_UNIT_MAX);
         if (m->rbuf == NULL) {
             snprintf(m->why, sizeof m->why, "out of memory");
             return -1;
@@ -259,6 +266,24 @@ static size_t client_head_size(const struct client_conn *m)
     return 4u + (size_t)len;
 }
 
+/* The frame's size with its tag, when the connection has tags. */
+static size_t client_unit_size(const struct client_conn *m, size_t frame)
+{
+    return frame + (m->mac ? SEQD_TAG_LEN : 0);
+}
+
+/* Checks the tag of the whole unit at the head of rbuf (true without
+ * tags); a wrong one closes the connection, why saying so. */
+static bool client_tag_ok(struct client_conn *m, size_t frame)
+{
+    if (!m->mac || mac_open(m->mac, m->rbuf, frame, m->rbuf + frame))
+        return true;
+    snprintf(m->why, sizeof m->why, "wrong MAC on a frame from the member (altered or injected "
+             "on the way)");
+    client_conn_close(m);
+    return false;
+}
+
 /* Removes the first `size` bytes of rbuf (one frame). */
 static void client_consume(struct client_conn *m, size_t size)
 {
@@ -273,9 +298,9 @@ static void client_consume(struct client_conn *m, size_t size)
 static int client_recv_some(struct client_conn *m)
 {
     for (;;) {
-        if (m->rlen == SEQD_MAX_FRAME)
+        if (m->rlen == CLIENT_UNIT_MAX)
             return 0;
-        ssize_t r = recv(m->fd, m->rbuf + m->rlen, SEQD_MAX_FRAME - m->rlen, 0);
+        ssize_t r = recv(m->fd, m->rbuf + m->rlen, CLIENT_UNIT_MAX - m->rlen, 0);
         if (r > 0) {
             m->rlen += (size_t)r;
             return 1;
@@ -311,9 +336,11 @@ static void client_drop_stale(struct client_conn *m)
                 client_conn_close(m);
                 return;
             }
-            if (size == 0 || m->rlen < size)
+            if (size == 0 || m->rlen < client_unit_size(m, size))
                 break;
-            client_consume(m, size);
+            if (!client_tag_ok(m, size))
+                return;   /* every frame counts in the tags' sequence, stale ones too */
+            client_consume(m, client_unit_size(m, size));
         }
         if (r == 0)
             return;
@@ -366,7 +393,10 @@ static int client_wait_reply(struct client_conn *m, uint64_t reqid, int64_t dead
             client_conn_close(m);
             return WAIT_CONN;
         }
-        if (size != 0 && m->rlen >= size) {
+        if (size != 0 && m->rlen >= client_unit_size(m, size)) {
+            if (!client_tag_ok(m, size))
+                return WAIT_CONN;
+            size_t unit = client_unit_size(m, size);
             seqd_msg msg;
             int rc = frame_parse(m->rbuf, size, &msg);
             if (rc != FRAME_OK) {
@@ -377,11 +407,11 @@ static int client_wait_reply(struct client_conn *m, uint64_t reqid, int64_t dead
             }
             if (msg.reqid == reqid || msg.type == MSG_ERROR) {
                 memcpy(dst, m->rbuf, size);
-                client_consume(m, size);
+                client_consume(m, unit);
                 (void)frame_parse(dst, size, out);
                 return WAIT_OK;
             }
-            client_consume(m, size);
+            client_consume(m, unit);
             continue;
         }
         int pr = client_poll(m->fd, POLLIN, deadline);
@@ -418,7 +448,12 @@ static int client_exchange(client *c, int i, seqd_msg *req, int64_t deadline,
         bool reused = m->fd >= 0;
         if (!reused && client_connect(m, deadline) != 0)
             return WAIT_CONN;
-        if (client_send_all(m, c->buf, len, deadline) != 0) {
+        size_t out = len;   /* a reconnected connection has no tags */
+        if (m->mac) {
+            mac_seal(m->mac, c->buf, len, c->buf + len);
+            out += SEQD_TAG_LEN;
+        }
+        if (client_send_all(m, c->buf, out, deadline) != 0) {
             client_conn_close(m);
             if (reused && tries == 0)
                 continue;
@@ -572,6 +607,14 @@ int client_status(client *c, int i, uint32_t timeout_ms, struct seqd_status *st,
         client_conn_close(m);
     }
     return CLIENT_EFAIL;
+}
+
+int client_set_mac(client *c, int i, const uint8_t ks[AUTH_KEY_LEN], enum auth_role self)
+{
+    if (i < 0 || i >= c->n || c->m[i].fd < 0 || c->m[i].mac)
+        return -1;
+    c->m[i].mac = mac_new(ks, self);
+    return c->m[i].mac ? 0 : -1;
 }
 
 /* Tests send what a client should not; the reqid is the caller's unless it

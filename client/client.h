@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "../proto.h"
+#include "../net/auth.h"
 
 typedef struct client client;
 
@@ -57,5 +58,12 @@ int client_status(client *c, int i, uint32_t timeout_ms, struct seqd_status *st,
  * lets them send what a client should not, e.g. an ACCEPT). */
 int client_raw(client *c, int i, const seqd_msg *req, seqd_msg *reply,
                uint8_t *scratch, uint32_t timeout_ms, char *err, size_t errlen);
+
+/* Member i's open connection authenticated (net/auth.h, auth_step gave
+ * ks): from the next frame on, frames carry tags both ways (proto.h). A
+ * wrong tag closes the connection; so does any error, and a connection
+ * opened again has no tags (it must authenticate again). -1 if there is no
+ * open connection to member i, it has tags already, or out of memory. */
+int client_set_mac(client *c, int i, const uint8_t ks[AUTH_KEY_LEN], enum auth_role self);
 
 #endif

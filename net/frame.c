@@ -253,6 +253,11 @@ size_t frame_pack(const seqd_msg *m, uint8_t *buf)
     return pack_msg(m, buf, SEQD_MAX_FRAME);
 }
 
+size_t frame_size(const seqd_msg *m)
+{
+    return pack_msg(m, NULL, SEQD_MAX_FRAME);
+}
+
 /* Measures first so the frame is packed in place into exactly the space it
  * needs: one copy fewer, and no 64 KiB reservation for a 28-byte reply. */
 int frame_encode(struct evbuffer *out, const seqd_msg *m)
@@ -539,6 +544,24 @@ int frame_decode(struct evbuffer *in, seqd_msg *out, uint8_t *scratch)
     if (rc == FRAME_OK)
         evbuffer_drain(in, flen);
     return rc;
+}
+
+/* frame_decode's peek and wait, for a frame with a trailer; the caller
+ * checks the trailer before it parses. */
+int frame_take(struct evbuffer *in, uint8_t *scratch, size_t trailer, size_t *flen)
+{
+    uint8_t hdr[SEQD_HDR_LEN];
+    size_t have = evbuffer_get_length(in);
+    ev_ssize_t got = evbuffer_copyout(in, hdr, have < sizeof hdr ? have : sizeof hdr);
+    if (got < 0)
+        return FRAME_NEED_MORE;
+    int rc = head_check(hdr, (size_t)got, flen);
+    if (rc != FRAME_OK)
+        return rc;
+    size_t unit = *flen + trailer;
+    if (have < unit || evbuffer_remove(in, scratch, unit) != (int)unit)
+        return FRAME_NEED_MORE;
+    return FRAME_OK;
 }
 
 /* ---- names for logs ----------------------------------------------------- */
