@@ -136,6 +136,10 @@
  *              set (the connector's view of whom it dialed). Any failure:
  *              ERROR "not authenticated", then close. After it, frames carry
  *              tags (above).
+ * STOPPED      peer -> member, one-way, on a clean stop (SIGTERM/SIGINT)
+ *              once the sender's log is durable: inc, whose position is
+ *              where it stopped. The member records it (DESIGN.md §3,
+ *              "Clean stop"); no reply.
  *
  * One line per type: X(NAME, number). The enum and the names logs print
  * both come from this list. */
@@ -157,11 +161,12 @@
     X(ERROR, 15)          \
     X(INIT, 16)           \
     X(INIT_REPLY, 17)     \
-    X(AUTH, 18)
+    X(AUTH, 18)           \
+    X(STOPPED, 19)
 
 #define SEQD_MSG_ENUM(name, num) MSG_##name = num,
 #define SEQD_ONE2(a, b) +1
-enum seqd_msg_type { SEQD_MSG_TYPES(SEQD_MSG_ENUM) MSG_TYPE_MAX = 18 };
+enum seqd_msg_type { SEQD_MSG_TYPES(SEQD_MSG_ENUM) MSG_TYPE_MAX = 19 };
 /* The codec takes 1..MAX as the known types: the list has no gaps. */
 _Static_assert(MSG_TYPE_MAX == 0 SEQD_MSG_TYPES(SEQD_ONE2), "message types 1..MAX, no gaps");
 #undef SEQD_MSG_ENUM
@@ -313,6 +318,7 @@ typedef struct seqd_msg {
         struct { uint64_t expect, new_; struct seqd_name name; } accept;
         struct { uint64_t new_; struct seqd_inc inc; } ack;
         struct { uint32_t start; struct seqd_inc inc; } snap_req;
+        struct { struct seqd_inc inc; } stopped;
         struct { uint8_t op; struct seqd_cid cid; uint64_t set_digest; } init;
         struct { uint8_t state; struct seqd_cid cid; } init_reply;
         struct { uint8_t step; uint8_t nonce[SEQD_NONCE_LEN], mac[SEQD_MAC_LEN]; } auth;

@@ -322,6 +322,15 @@ void member_peer_request(member *m, int from, const seqd_msg *req, q_reply_fn re
     acc_handle(m->acc, from, req, reply, cookie);
 }
 
+void member_peer_stopped(member *m, int from, const struct seqd_inc *inc)
+{
+    assert(from >= 0 && from < m->cfg.n);
+    inc_stopped(m->inc, from, inc);
+    member_log(m, "peer %s stopped cleanly (incarnation %llu, position %llu)",
+               m->cfg.members[from], (unsigned long long)inc->counter,
+               (unsigned long long)inc->pos);
+}
+
 bool member_ready(const member *m) { return acc_ready(m->acc); }
 bool member_stopping(const member *m) { return m->stopping; }
 bool member_fatal(const member *m) { return m->fatal; }
@@ -437,17 +446,24 @@ static void member_recovered(void *arg, int err, bool committed, const struct se
     }
     const struct seqd_cid copy = *rcid, *cid = &copy;   /* rcid points into the recovery */
     int read_from = recovery_members_read(m->rec);
+    bool clean = recovery_clean(m->rec);
     recovery_free(m->rec);
     m->rec = NULL;
     if (m->cfg.mode != RECOVERY_INITIALIZED || !seqd_cid_eq(&m->cfg.cid, cid)) {
         if (member_record_identity(m, cid) < 0)
             return;
     }
+    /* A completed recovery (or a confirmed clean stop) is what verifies a
+     * member: from now on its snapshots count for others. */
+    acc_set_has_state(m->acc, true);
     acc_set_ready(m->acc, true);
     char hex[SEQD_CID_HEX];
     seqd_cid_hex(cid, hex);
     if (committed)
         member_log(m, "ready: initialized by seqd init as cluster %s of %d members", hex, m->cfg.n);
+    else if (clean)
+        member_log(m, "ready: clean stop confirmed by a serving peer, log complete (%zu sequences, "
+                      "no wait and no recovery read; cluster %s)", table_count(m->t), hex);
     else
         member_log(m, "ready: recovered (%zu sequences, state read from %d other members, cluster %s)",
                    table_count(m->t), read_from, hex);
@@ -711,6 +727,22 @@ int member_start(member *m, char *err, size_t errlen)
     return 0;
 }
 
+/* A clean stop, told to every peer once the log is durable: where this
+ * incarnation ends. A peer that records it lets the next start skip its
+ * recovery read if the log then reaches exactly there (DESIGN.md §3). */
+static void member_say_stopped(member *m)
+{
+    acc_set_ready(m->acc, false);   /* no vote after the position it tells */
+    seqd_msg s = {.type = MSG_STOPPED, .reqid = 0};
+    s.u.stopped.inc = inc_self(m->inc);
+    for (int i = 0; i < m->cfg.n; i++)
+        if (i != m->cfg.self && m->peers[i])
+            peer_send(m->peers[i], &s);
+    member_log(m, "stopped cleanly at incarnation %llu, position %llu",
+               (unsigned long long)s.u.stopped.inc.counter,
+               (unsigned long long)s.u.stopped.inc.pos);
+}
+
 /* Stop in stages, one loop turn apart, so each stage's replies are written:
  * 1. fail fetches still waiting for a round;
  * 2. make the log durable, which releases the ACKs it held;
@@ -730,6 +762,8 @@ static void member_stop_cb(evutil_socket_t fd, short what, void *arg)
         if (log_flush(m->log) < 0 || log_poll(m->log) < 0) {
             member_log(m, "fatal: fsync of the log failed while stopping");
             m->fatal = true;
+        } else if (acc_ready(m->acc)) {
+            member_say_stopped(m);
         }
         evtimer_add(m->stop_ev, &tv);
         break;

@@ -123,6 +123,10 @@ int member_peer_hello(member *m, uint64_t set_digest, uint32_t round_ms, const c
  * called exactly once, now or once the log is durable. */
 void member_peer_request(member *m, int from, const seqd_msg *req, q_reply_fn reply, void *cookie);
 
+/* Peer `from` stopped cleanly at inc (MSG_STOPPED): recorded durably, so
+ * that its restart can skip its recovery read (DESIGN.md §3). */
+void member_peer_stopped(member *m, int from, const struct seqd_inc *inc);
+
 /* ---- init (DESIGN.md §3) ------------------------------------------------ */
 
 /* MSG_INIT from `seqd init` on an admin connection (the front end checked

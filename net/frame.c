@@ -203,6 +203,9 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
         wr_uint(w, m->u.snap_req.start, 4);
         wr_inc(w, &m->u.snap_req.inc);
         break;
+    case MSG_STOPPED:
+        wr_inc(w, &m->u.stopped.inc);
+        break;
     case MSG_SNAP_CHUNK:
         pack_snap(w, m);
         break;
@@ -448,6 +451,9 @@ static void parse_payload(struct rd *r, seqd_msg *m)
     case MSG_SNAP_REQ:
         m->u.snap_req.start = (uint32_t)rd_uint(r, 4);
         rd_inc(r, &m->u.snap_req.inc);
+        break;
+    case MSG_STOPPED:
+        rd_inc(r, &m->u.stopped.inc);
         break;
     case MSG_SNAP_CHUNK:
         parse_snap(r, m);

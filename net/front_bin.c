@@ -294,6 +294,10 @@ static void front_on_msg(conn *c, const seqd_msg *msg, void *arg)
     case MSG_INIT:
         front_init(f, fc, msg);
         break;
+    case MSG_STOPPED:
+        if (conn_peer(c) >= 0)   /* one-way; from anyone else it means nothing */
+            member_peer_stopped(f->m, conn_peer(c), &msg->u.stopped.inc);
+        break;
     case MSG_AUTH:
         front_auth(f, fc, msg);
         break;

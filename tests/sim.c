@@ -583,6 +583,8 @@ static void sim_recovered(void *arg, int err, bool committed, const struct seqd_
     }
     if (committed)
         s->res->commits++;
+    if (me->rec && recovery_clean(me->rec))
+        s->res->clean_restarts++;
     if (committed && me->lacking)
         sim_fail(s, "member %d lost its data and then ended recovery as committed (cid %s)",
                  me->idx, sim_cid_str(cid, b1, sizeof b1));
@@ -1003,11 +1005,32 @@ static void sim_restart_later(sim *s, int i, uint64_t after_us)
     heap_push(s, e);
 }
 
-enum sim_crash { CRASH_PLAIN, CRASH_WIPE, CRASH_ROLLBACK };
+enum sim_crash { CRASH_PLAIN, CRASH_WIPE, CRASH_ROLLBACK, CRASH_CLEAN };
+
+/* SIGTERM (core/member.c's stop stages): every raise queued is made
+ * durable (their ACKs go out), and a ready member tells its peers where it
+ * stopped (MSG_STOPPED) before it goes. */
+static void sim_clean_stop(sim *s, sim_member *me)
+{
+    for (sim_raise *r = me->rq_head; r; r = r->next)
+        r->due = s->now;
+    sim_fsync(s, me, me->store_gen);
+    if (!me->ready || !me->incn)
+        return;
+    acc_set_ready(me->acc, false);
+    seqd_msg st = {.type = MSG_STOPPED, .reqid = 0};
+    st.u.stopped.inc = inc_self(me->incn);
+    for (int j = 0; j < s->cfg.n; j++)
+        if (j != me->idx)
+            sim_send(s, me->idx, j, s->m[j].inc, &st);
+    s->res->clean_stops++;
+}
 
 static void sim_crash(sim *s, int i, enum sim_crash how, uint64_t down_us)
 {
     sim_member *me = &s->m[i];
+    if (how == CRASH_CLEAN)
+        sim_clean_stop(s, me);
     member_stop(s, me);
     s->res->crashes++;
     if (how == CRASH_WIPE) {
@@ -1049,7 +1072,7 @@ static void sim_fault(sim *s)
     }
     uint64_t roll = sim_rand(s) % 100;
     if (roll < 35) {
-        sim_crash(s, i, CRASH_PLAIN, sim_between(s, 0, 3 * R));
+        sim_crash(s, i, roll < 15 ? CRASH_CLEAN : CRASH_PLAIN, sim_between(s, 0, 3 * R));
     } else if (roll < 55) {
         s->m[i].stall_until = s->now + R + sim_between(s, 0, 2 * R);
         s->m[i].last_stall_end = s->m[i].stall_until;
@@ -1401,6 +1424,10 @@ static void on_msg(sim *s, sim_ev *e)
         return;
     const seqd_msg *m = &e->msg;
     switch (m->type) {
+    case MSG_STOPPED:
+        if (me->incn)
+            inc_stopped(me->incn, e->from, &m->u.stopped.inc);
+        break;
     case MSG_READ:
     case MSG_ACCEPT:
     case MSG_SNAP_REQ: {

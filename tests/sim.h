@@ -124,6 +124,7 @@ typedef struct sim_result {
      * ends there), "" if none. */
     char broken[320];
     uint64_t rollbacks_caught, restores_caught, restores_done;
+    uint64_t clean_stops, clean_restarts;   /* SIGTERMs; restarts that took the clean path */
     uint64_t broken_at_us;
 } sim_result;
 

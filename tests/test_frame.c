@@ -149,6 +149,9 @@ static void tf_msg_eq(const seqd_msg *a, const seqd_msg *b)
         tf_bytes_eq(a->u.auth.nonce, b->u.auth.nonce, SEQD_NONCE_LEN);
         tf_bytes_eq(a->u.auth.mac, b->u.auth.mac, SEQD_MAC_LEN);
         break;
+    case MSG_STOPPED:
+        tf_inc_eq(&a->u.stopped.inc, &b->u.stopped.inc);
+        break;
     case MSG_INIT_REPLY:
         cr_assert_eq(a->u.init_reply.state, b->u.init_reply.state);
         cr_assert(seqd_cid_eq(&a->u.init_reply.cid, &b->u.init_reply.cid));
@@ -269,6 +272,8 @@ static int tf_samples(seqd_msg *ms, uint8_t *pool)
     ms[k].u.auth.step = AUTH_CHALLENGE;
     ms[k].u.auth.nonce[0] = 0xa5;
     ms[k++].u.auth.mac[31] = 0x5a;
+    ms[k] = (seqd_msg){ .type = MSG_STOPPED, .reqid = 0 };
+    ms[k++].u.stopped.inc = (struct seqd_inc){ 4, 0xfeed, 1234 };
     return k;
 }
 

@@ -591,9 +591,10 @@ static void shape_restores(sim_cfg *c, int n, uint64_t seed)
 static void test_sim_log_restores(const char *what, int n, int ran, const sim_result *t)
 {
     cr_log_info("%s, n=%d: %d schedules, %" PRIu64 " restores, %" PRIu64 " of them caught, %" PRIu64
-                " rollback verdicts in all, %" PRIu64 " crashes, %" PRIu64 " fetches (%" PRIu64
-                " ok)", what, n, ran, t->restores_done, t->restores_caught, t->rollbacks_caught,
-                t->crashes, t->ops, t->ok);
+                " rollback verdicts in all, %" PRIu64 " crashes (%" PRIu64 " clean stops, %" PRIu64
+                " restarts by the clean path), %" PRIu64 " fetches (%" PRIu64 " ok)", what, n, ran,
+                t->restores_done, t->restores_caught, t->rollbacks_caught, t->crashes,
+                t->clean_stops, t->clean_restarts, t->ops, t->ok);
 }
 
 static void test_sim_add_restores(sim_result *sum, const sim_result *r)
@@ -601,6 +602,8 @@ static void test_sim_add_restores(sim_result *sum, const sim_result *r)
     sum->restores_done += r->restores_done;
     sum->restores_caught += r->restores_caught;
     sum->rollbacks_caught += r->rollbacks_caught;
+    sum->clean_stops += r->clean_stops;
+    sum->clean_restarts += r->clean_restarts;
 }
 
 /* test_sim_batch with the restore counters summed as well. */
@@ -636,6 +639,7 @@ Test(sim, restored_backups, .timeout = 120)
                                          shape_restores, &t);
         test_sim_log_restores("restored backups", n, ran, &t);
         cr_assert(t.restores_done > 0 && t.restores_caught > 0 && t.ok > 0);
+        cr_assert(t.clean_restarts > 0, "no restart took the clean-stop path");
     }
 }
 
