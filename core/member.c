@@ -53,6 +53,7 @@ struct member {
     uint64_t rng;
     uint64_t write_errors_logged;   /* log write failures already reported */
     uint64_t write_errors_at_us;    /* when last reported */
+    uint64_t stale_logged_at_us;    /* last "not counting replies" line */
     int stop_stage;
     bool stopping;
     bool fatal;
@@ -338,13 +339,24 @@ const member_config *member_cfg(const member *m) { return &m->cfg; }
 
 /* ---- outgoing peer links --------------------------------------------------- */
 
-/* Every reply says where its sender stands (incarnation, position). */
-static void member_observe(member *m, int from, const seqd_msg *msg)
+/* Every reply says where its sender stands (incarnation, position); one
+ * from a sender behind what was recorded of it is not counted. */
+static bool member_observe(member *m, int from, const seqd_msg *msg)
 {
-    if (msg->type == MSG_VALUE || msg->type == MSG_NACK)
-        inc_observe(m->inc, from, &msg->u.value.inc);
-    else if (msg->type == MSG_ACK)
-        inc_observe(m->inc, from, &msg->u.ack.inc);
+    const struct seqd_inc *inc = msg->type == MSG_VALUE || msg->type == MSG_NACK ? &msg->u.value.inc
+                                 : msg->type == MSG_ACK                          ? &msg->u.ack.inc
+                                                                                 : NULL;
+    if (inc == NULL || inc_observe(m->inc, from, inc))
+        return true;
+    uint64_t now = env_now_us(m);
+    if (now - m->stale_logged_at_us >= 1000000u) {
+        m->stale_logged_at_us = now;
+        member_log(m, "not counting replies of %s: incarnation %llu at position %llu is behind "
+                      "what was recorded of it (rolled back while it ran?)",
+                   m->cfg.members[from], (unsigned long long)inc->counter,
+                   (unsigned long long)inc->pos);
+    }
+    return false;
 }
 
 static void member_peer_reply(peer *p, int from, const seqd_msg *msg, void *arg)
@@ -356,8 +368,8 @@ static void member_peer_reply(peer *p, int from, const seqd_msg *msg, void *arg)
             recovery_on_reply(m->rec, from, msg);
         return;
     }
-    member_observe(m, from, msg);
-    coord_on_reply(m->coord, from, msg);
+    if (member_observe(m, from, msg))
+        coord_on_reply(m->coord, from, msg);
 }
 
 static void member_peer_state(peer *p, int who, bool up, const char *why, void *arg)

@@ -80,8 +80,12 @@ void inc_recorded_before(const incarn *c, int slot, const struct seqd_inc *their
 int inc_record(incarn *c, int slot, const struct seqd_inc *theirs, q_done_fn done, void *arg);
 
 /* A peer's (counter, nonce, position) from any reply: kept in memory, made
- * durable by the next inc_flush. Stale ones are ignored. */
-void inc_observe(incarn *c, int slot, const struct seqd_inc *theirs);
+ * durable by the next inc_flush. Returns false for a reply from a sender
+ * that is behind what was recorded of it — a lower counter, the recorded
+ * counter with another nonce, or the recorded incarnation at a lower
+ * position (its disk went back while it ran: a VM resumed from a snapshot)
+ * — whose vote a coordinator must not count. */
+bool inc_observe(incarn *c, int slot, const struct seqd_inc *theirs);
 
 /* Writes what inc_observe learned since the last flush (no-op if nothing). */
 void inc_flush(incarn *c);

@@ -1450,11 +1450,14 @@ static void on_msg(sim *s, sim_ev *e)
                 recovery_on_reply(me->rec, e->from, m);
         } else
         {
+            /* as core/member.c: a reply from a sender behind its record is not counted */
+            bool counts = true;
             if (me->incn && (m->type == MSG_VALUE || m->type == MSG_NACK))
-                inc_observe(me->incn, e->from, &m->u.value.inc);
+                counts = inc_observe(me->incn, e->from, &m->u.value.inc);
             else if (me->incn && m->type == MSG_ACK)
-                inc_observe(me->incn, e->from, &m->u.ack.inc);
-            coord_on_reply(me->coord, e->from, m);
+                counts = inc_observe(me->incn, e->from, &m->u.ack.inc);
+            if (counts)
+                coord_on_reply(me->coord, e->from, m);
         }
         break;
     }
