@@ -90,8 +90,12 @@
  *              changes no layout.
  * HELLO        peer -> member, first frame on a peer link (after AUTH when
  *              there is a secret): u32 round_timeout_ms | u64 cluster_id |
- *              u8 addr_len | addr (the sender's --listen). Answered with
- *              HELLO_OK (empty), or with ERROR (then close) on any mismatch.
+ *              inc (the sender's; counter 0 before it has one) | u8
+ *              addr_len | addr (the sender's --listen). Answered with
+ *              HELLO_OK (empty), or with ERROR (then close) on any mismatch;
+ *              an incarnation that the member recorded as superseded gets
+ *              "rolled back: recorded incarnation C nonce N position P"
+ *              (the sender is rolled back: quorum/incarnation.h).
  * READ         peer -> member: u8 name_len | name. Answered with VALUE: u64 cur
  *              | inc.
  * ACCEPT       peer -> member: u64 expect | u64 new | u8 name_len | name.
@@ -312,7 +316,10 @@ typedef struct seqd_msg {
         struct { uint64_t first; uint32_t count; } range;
         struct { uint16_t code; uint16_t len; const char *text; } err;  /* REPLY_ERR, ERROR */
         struct seqd_status status;
-        struct { uint32_t round_ms; uint64_t cluster_id; uint8_t addr_len; const char *addr; } hello;
+        struct {
+            uint32_t round_ms; uint64_t cluster_id; struct seqd_inc inc;
+            uint8_t addr_len; const char *addr;
+        } hello;
         struct { struct seqd_name name; } read;
         struct { uint64_t cur; struct seqd_inc inc; } value;         /* VALUE, NACK */
         struct { uint64_t expect, new_; struct seqd_name name; } accept;

@@ -21,6 +21,10 @@
 #include "../quorum/recovery.h"
 #include "../storage/datadir.h"
 
+/* The refusal of a hello from a superseded incarnation; the sender parses
+ * it back (member_peer_state). */
+#define MEMBER_ROLLED_BACK_FMT "rolled back: recorded incarnation %llu nonce %016llx position %llu"
+
 /* A request sent by this member to itself, delivered from the loop (never
  * from inside q_env.send: the quorum code is not re-entrant). */
 typedef struct self_msg {
@@ -297,10 +301,12 @@ static int member_index(const member *m, const char *addr, size_t len)
 /* A peer proves it belongs to this cluster before it may read or vote:
  * same member set (cluster id), same R (rounds must end alike everywhere),
  * and an address that is one of ours. */
-int member_peer_hello(member *m, uint64_t set_digest, uint32_t round_ms, const char *addr,
-                      size_t addr_len, const char *from, char *why, size_t whylen)
+int member_peer_hello(member *m, uint64_t set_digest, uint32_t round_ms, const struct seqd_inc *inc,
+                      const char *addr, size_t addr_len, const char *from, char *why,
+                      size_t whylen)
 {
     int idx = member_index(m, addr, addr_len);
+    struct seqd_inc rec;
     if (set_digest != m->cfg.set_digest) {
         snprintf(why, whylen, "hello refused: member set differs (ours: %s)", m->cfg.members_joined);
     } else if (round_ms != m->cfg.round_ms) {
@@ -309,7 +315,11 @@ int member_peer_hello(member *m, uint64_t set_digest, uint32_t round_ms, const c
     } else if (idx < 0 || idx == m->cfg.self) {
         snprintf(why, whylen, "hello refused: %.*s is not another member of %s", (int)addr_len,
                  addr, m->cfg.members_joined);
+    } else if (inc->counter != 0 && inc_is_stale(m->inc, idx, inc, &rec)) {
+        snprintf(why, whylen, MEMBER_ROLLED_BACK_FMT, (unsigned long long)rec.counter,
+                 (unsigned long long)rec.nonce, (unsigned long long)rec.pos);
     } else {
+        inc_observe(m->inc, idx, inc);
         return idx;
     }
     member_log(m, "refused a peer hello from %s: %s", from, why);
@@ -372,14 +382,47 @@ static void member_peer_reply(peer *p, int from, const seqd_msg *msg, void *arg)
         coord_on_reply(m->coord, from, msg);
 }
 
+/* A peer refused our hello: its records say this member's incarnation is
+ * superseded, i.e. this data directory went back. A recovering member is
+ * marked and reads again as a new incarnation (quorum/recovery.h); a
+ * serving one was rolled back while it ran (a VM resumed from a snapshot)
+ * and exits, so that it starts again and recovers. */
+static void member_told_rolled_back(member *m, int who, const char *why)
+{
+    const char *s = strstr(why, "rolled back: recorded incarnation ");
+    unsigned long long c, n, pos;
+    if (!s || sscanf(s, MEMBER_ROLLED_BACK_FMT, &c, &n, &pos) != 3)
+        return;
+    struct seqd_inc rec = {c, n, pos};
+    if (m->rec) {
+        char line[256];
+        snprintf(line, sizeof line, "rolled back: %s recorded incarnation %llu of this member, "
+                 "and this one is older", m->cfg.members[who], c);
+        recovery_rolled_back(m->rec, &rec, line);
+    } else if (acc_ready(m->acc) && !m->stopping) {
+        member_log(m, "fatal: %s recorded incarnation %llu of this member at position %llu: this "
+                      "member's data directory went back while it ran (a VM resumed from a "
+                      "snapshot?); exiting, to start again and recover", m->cfg.members[who], c, pos);
+        member_die(m);
+    }
+}
+
 static void member_peer_state(peer *p, int who, bool up, const char *why, void *arg)
 {
     (void)p;
     member *m = arg;
-    if (up)
+    if (up) {
         member_log(m, "peer %s up", m->cfg.members[who]);
-    else
-        member_log(m, "peer %s down: %s", m->cfg.members[who], why);
+        return;
+    }
+    member_log(m, "peer %s down: %s", m->cfg.members[who], why);
+    member_told_rolled_back(m, who, why);
+}
+
+static void member_inc_now(void *arg, struct seqd_inc *out)
+{
+    member *m = arg;
+    *out = inc_self(m->inc);
 }
 
 /* Where to connect to reach member `addr`: itself, unless the peer-route
@@ -409,7 +452,8 @@ static int member_connect_peers(member *m, char *err, size_t errlen)
         return -1;
     }
     peer_hello hello = {.round_ms = m->cfg.round_ms, .cluster_id = m->cfg.set_digest,
-                        .self_addr = m->cfg.members[m->cfg.self], .secret = m->cfg.secret};
+                        .self_addr = m->cfg.members[m->cfg.self], .secret = m->cfg.secret,
+                        .inc_now = member_inc_now};
     for (int i = 0; i < m->cfg.n; i++) {
         if (i == m->cfg.self)
             continue;

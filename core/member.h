@@ -115,9 +115,13 @@ void member_get_status(const member *m, struct seqd_status *st);
 /* ---- peers -------------------------------------------------------------- */
 
 /* A peer's hello on an incoming connection: returns the member index it
- * proved it is, or -1 with the reason in why (the refusal is logged). */
-int member_peer_hello(member *m, uint64_t set_digest, uint32_t round_ms, const char *addr,
-                      size_t addr_len, const char *from, char *why, size_t whylen);
+ * proved it is, or -1 with the reason in why (the refusal is logged). An
+ * incarnation this member recorded as superseded is refused with "rolled
+ * back: recorded incarnation C nonce N position P", which the sender acts
+ * on (DESIGN.md §3). */
+int member_peer_hello(member *m, uint64_t set_digest, uint32_t round_ms, const struct seqd_inc *inc,
+                      const char *addr, size_t addr_len, const char *from, char *why,
+                      size_t whylen);
 
 /* READ, ACCEPT or SNAP_REQ from an authenticated peer connection: reply is
  * called exactly once, now or once the log is durable. */

@@ -180,6 +180,7 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
     case MSG_HELLO:
         wr_uint(w, m->u.hello.round_ms, 4);
         wr_uint(w, m->u.hello.cluster_id, 8);
+        wr_inc(w, &m->u.hello.inc);
         wr_lenbytes(w, m->u.hello.addr, m->u.hello.addr_len, 1, SEQD_ADDR_MAX);
         break;
     case MSG_READ:
@@ -428,6 +429,7 @@ static void parse_payload(struct rd *r, seqd_msg *m)
     case MSG_HELLO:
         m->u.hello.round_ms = (uint32_t)rd_uint(r, 4);
         m->u.hello.cluster_id = rd_uint(r, 8);
+        rd_inc(r, &m->u.hello.inc);
         m->u.hello.addr = rd_lenbytes(r, 1, SEQD_ADDR_MAX, &len);
         m->u.hello.addr_len = (uint8_t)len;
         break;

@@ -176,6 +176,7 @@ static void front_hello(front_bin *f, const front_conn *fc, const seqd_msg *msg)
         return;
     char why[SEQD_TEXT_MAX];
     int idx = member_peer_hello(f->m, msg->u.hello.cluster_id, msg->u.hello.round_ms,
+                                &msg->u.hello.inc,
                                 msg->u.hello.addr, msg->u.hello.addr_len, conn_addr(c), why,
                                 sizeof why);
     if (idx < 0) {

@@ -20,6 +20,7 @@ struct peer {
     char self_addr[SEQD_ADDR_MAX + 1];
     uint32_t round_ms;
     uint64_t cluster_id;
+    void (*inc_now)(void *arg, struct seqd_inc *out);
     const auth_secret *secret;
     auth_exchange ax;             /* the challenge-response of the current attempt */
     struct sockaddr_storage ss;
@@ -66,6 +67,8 @@ static void peer_send_hello(peer *p, conn *c)
     seqd_msg m = {.type = MSG_HELLO, .reqid = 0};
     m.u.hello.round_ms = p->round_ms;
     m.u.hello.cluster_id = p->cluster_id;
+    if (p->inc_now)
+        p->inc_now(p->arg, &m.u.hello.inc);
     m.u.hello.addr = p->self_addr;
     m.u.hello.addr_len = (uint8_t)strlen(p->self_addr);
     conn_send(c, &m);
@@ -180,6 +183,7 @@ peer *peer_new(struct event_base *base, int member, const char *addr, const peer
     snprintf(p->self_addr, sizeof p->self_addr, "%s", hello->self_addr);
     p->round_ms = hello->round_ms;
     p->cluster_id = hello->cluster_id;
+    p->inc_now = hello->inc_now;
     p->secret = hello->secret;
     p->on_reply = on_reply;
     p->on_state = on_state;

@@ -39,6 +39,9 @@ typedef struct peer_hello {
     /* With a secret (kept by the caller), the link first runs the
      * challenge-response of net/auth.h and says hello only inside it. */
     const struct auth_secret *secret;
+    /* The incarnation the hello carries, asked for at each hello (it
+     * changes when the member is told it was rolled back); may be NULL. */
+    void (*inc_now)(void *arg, struct seqd_inc *out);
 } peer_hello;
 
 /* addr is HOST:PORT. NULL with a message if it cannot be resolved. */

@@ -33,6 +33,8 @@
 
 typedef struct inc_peer {
     uint64_t counter, nonce, pos;   /* the highest seen, memory */
+    uint64_t prev;                  /* the counter seen before counter */
+    uint64_t durable_c;             /* the highest counter recorded durably */
     uint64_t durable_pos;           /* what the store holds for counter */
 } inc_peer;
 
@@ -132,6 +134,8 @@ incarn *inc_new(const q_env *env, const q_store *store)
     for (int s = 0; s < env->n && s < SEQD_MAX_MEMBERS; s++) {
         inc_peer *p = &c->peer[s];
         p->counter = meta(c, "r%d.c", s);
+        p->prev = meta(c, "r%d.prev", s);
+        p->durable_c = p->counter;   /* replayed: durable */
         if (p->counter) {
             p->nonce = meta(c, "r%d.n%" PRIu64, s, p->counter);
             p->pos = p->durable_pos = meta(c, "r%d.p%" PRIu64, s, p->counter);
@@ -230,7 +234,7 @@ void inc_recorded_before(const incarn *c, int slot, const struct seqd_inc *their
     const inc_peer *p = &c->peer[slot];
     uint64_t k = p->counter;
     if (k != 0 && k >= theirs->counter)
-        k = meta(c, "r%d.prev", slot);
+        k = p->prev;   /* theirs was seen already (a hello, a reply): the one before */
     *out = (struct seqd_inc){0, 0, 0};
     *stopped = false;
     if (k == 0)
@@ -245,28 +249,62 @@ void inc_recorded_before(const incarn *c, int slot, const struct seqd_inc *their
         *stopped = true;
 }
 
+/* What inc_record waits for: its raises durable, then durable_c moves. */
+typedef struct inc_recording {
+    incarn *c;
+    int slot;
+    uint64_t counter;
+    q_done_fn done;
+    void *arg;
+} inc_recording;
+
+static void inc_recorded(void *arg, int err)
+{
+    inc_recording *w = arg;
+    inc_peer *p = &w->c->peer[w->slot];
+    if (err == 0 && w->counter > p->durable_c)
+        p->durable_c = w->counter;
+    q_done_fn done = w->done;
+    void *darg = w->arg;
+    free(w);
+    if (done)
+        done(darg, err);
+}
+
+/* The answer waits until the record is durable, not merely queued or seen
+ * in a hello: durable_c moves only when the store says so (a second read
+ * while the first record is in flight writes it again: harmless, max). */
 int inc_record(incarn *c, int slot, const struct seqd_inc *theirs, q_done_fn done, void *arg)
 {
     assert(slot >= 0 && slot < c->env.n);
     inc_peer *p = &c->peer[slot];
-    if (theirs->counter <= p->counter) {
+    if (theirs->counter <= p->durable_c) {
         inc_observe(c, slot, theirs);
         return 0;
     }
-    uint64_t prev = p->counter;
-    inc_batch *b = inc_batch_new(done, arg);
-    if (prev && p->pos > p->durable_pos)
-        inc_put(c, b, p->pos, "r%d.p%" PRIu64, slot, prev);   /* its last position seen */
-    p->counter = theirs->counter;
-    p->nonce = theirs->nonce;
-    p->pos = p->durable_pos = theirs->pos;
-    if (prev)
-        inc_put(c, b, prev, "r%d.prev", slot);
+    if (theirs->counter > p->counter) {
+        if (p->counter && p->pos > p->durable_pos)   /* the old one's last position seen */
+            inc_put(c, NULL, p->pos, "r%d.p%" PRIu64, slot, p->counter);
+        p->prev = p->counter;
+        p->counter = theirs->counter;
+        p->nonce = theirs->nonce;
+        p->pos = theirs->pos;
+    }
+    assert(p->counter == theirs->counter);   /* not stale: the caller checked */
+    inc_recording *w = q_xcalloc(1, sizeof *w);
+    *w = (inc_recording){c, slot, theirs->counter, done, arg};
+    inc_batch *b = inc_batch_new(inc_recorded, w);
+    if (p->prev)
+        inc_put(c, b, p->prev, "r%d.prev", slot);
     inc_put(c, b, theirs->nonce, "r%d.n%" PRIu64, slot, theirs->counter);
-    if (theirs->pos)
-        inc_put(c, b, theirs->pos, "r%d.p%" PRIu64, slot, theirs->counter);
+    if (p->pos)
+        inc_put(c, b, p->pos, "r%d.p%" PRIu64, slot, theirs->counter);
     inc_put(c, b, theirs->counter, "r%d.c", slot);
-    return inc_batch_go(b);
+    p->durable_pos = p->pos;
+    int rc = inc_batch_go(b);
+    if (rc < 0)
+        free(w);
+    return rc;
 }
 
 bool inc_observe(incarn *c, int slot, const struct seqd_inc *theirs)
@@ -281,6 +319,9 @@ bool inc_observe(incarn *c, int slot, const struct seqd_inc *theirs)
         if (theirs->counter < p->counter ||
             (theirs->counter == p->counter && p->nonce != 0))
             return false;
+        if (p->counter && p->pos > p->durable_pos)   /* keep the old one's last position */
+            inc_put(c, NULL, p->pos, "r%d.p%" PRIu64, slot, p->counter);
+        p->prev = p->counter;
         p->counter = theirs->counter;
         p->nonce = theirs->nonce;
         p->pos = theirs->pos;
@@ -304,16 +345,18 @@ void inc_flush(incarn *c)
     c->dirty = false;
     for (int s = 0; s < c->env.n; s++) {
         inc_peer *p = &c->peer[s];
-        if (s == c->env.self || p->counter == 0 || p->pos == p->durable_pos)
+        if (s == c->env.self || p->counter == 0)
             continue;
-        if (p->durable_pos == 0 && meta(c, "r%d.c", s) < p->counter) {
-            uint64_t prev = meta(c, "r%d.c", s);
-            if (prev)
-                inc_put(c, NULL, prev, "r%d.prev", s);
+        bool newer = meta(c, "r%d.c", s) < p->counter;   /* seen, not recorded yet */
+        if (!newer && p->pos == p->durable_pos)
+            continue;
+        if (newer) {
+            if (p->prev)
+                inc_put(c, NULL, p->prev, "r%d.prev", s);
             inc_put(c, NULL, p->nonce, "r%d.n%" PRIu64, s, p->counter);
             inc_put(c, NULL, p->counter, "r%d.c", s);
         }
-        if (p->pos)
+        if (p->pos > p->durable_pos)
             inc_put(c, NULL, p->pos, "r%d.p%" PRIu64, s, p->counter);
         p->durable_pos = p->pos;
     }

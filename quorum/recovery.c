@@ -617,11 +617,14 @@ static void rec_finish(recovery *r, bool committed)
     rec_raise_all(r);
 }
 
-static void rec_clean_now(void *arg)
+/* The 0 timer of a COMMIT or a confirmed clean stop: finished from the
+ * loop, never under the caller that brought the news. */
+static void rec_finish_cb(void *arg)
 {
     recovery *r = arg;
     r->timer = NULL;
-    rec_finish(r, false);
+    assert(r->phase == REC_COMMIT || r->phase == REC_CLEAN);
+    rec_finish(r, r->phase == REC_COMMIT);
 }
 
 /* From a 0 timer, so that no reply handler finishes the recovery under
@@ -631,7 +634,7 @@ static void rec_clean_stop(recovery *r)
     assert(r->phase == REC_WAIT || r->phase == REC_READ);
     r->phase = REC_CLEAN;
     r->clean = true;
-    rec_timer(r, 0, rec_clean_now);
+    rec_timer(r, 0, rec_finish_cb);
 }
 
 static void rec_single(void *arg)
@@ -725,26 +728,25 @@ void recovery_prepared(recovery *r, const struct seqd_cid *x)
     rec_recount(r);
 }
 
-static void rec_commit_now(void *arg)
-{
-    recovery *r = arg;
-    r->timer = NULL;
-    rec_finish(r, true);
-}
-
 bool recovery_commit(recovery *r, const struct seqd_cid *x)
 {
     if (r->mode != RECOVERY_PREPARED || !seqd_cid_eq(x, &r->cid))
         return false;
     if (r->phase == REC_WAIT || r->phase == REC_READ) {
         r->phase = REC_COMMIT;   /* replies are ignored from now on */
-        rec_timer(r, 0, rec_commit_now);
+        rec_timer(r, 0, rec_finish_cb);
     }
     return true;   /* already committing or committed: the same answer */
 }
 
 void recovery_set_relaxed_bootstrap(recovery *r, bool on) { r->relaxed_bootstrap = on; }
 void recovery_set_count_unverified(recovery *r, bool on) { r->count_unverified = on; }
+
+void recovery_rolled_back(recovery *r, const struct seqd_inc *recorded, const char *why)
+{
+    if (r->inc && (r->phase == REC_WAIT || r->phase == REC_READ))
+        rec_rolled_back(r, recorded, why);
+}
 bool recovery_verified(const recovery *r) { return r->verified; }
 bool recovery_clean(const recovery *r) { return r->clean; }
 

@@ -97,6 +97,11 @@ void recovery_set_relaxed_bootstrap(recovery *r, bool on);
  * members restored from backups then vouch for each other. */
 void recovery_set_count_unverified(recovery *r, bool on);
 
+/* A peer refused this member's hello because it recorded a later
+ * incarnation of it (`recorded`): the same verdict as a chunk that says
+ * so. Ignored without incarnation records or while a verdict is pending. */
+void recovery_rolled_back(recovery *r, const struct seqd_inc *recorded, const char *why);
+
 /* Whether N-Q+1 others' records of this member agreed with its log. */
 bool recovery_verified(const recovery *r);
 /* Whether it finished by a confirmed clean stop (no wait, no read). */

@@ -105,6 +105,7 @@ static void tf_msg_eq(const seqd_msg *a, const seqd_msg *b)
     case MSG_HELLO:
         cr_assert_eq(a->u.hello.round_ms, b->u.hello.round_ms);
         cr_assert_eq(a->u.hello.cluster_id, b->u.hello.cluster_id);
+        tf_inc_eq(&a->u.hello.inc, &b->u.hello.inc);
         cr_assert_eq(a->u.hello.addr_len, b->u.hello.addr_len);
         tf_bytes_eq(a->u.hello.addr, b->u.hello.addr, a->u.hello.addr_len);
         break;
@@ -230,6 +231,7 @@ static int tf_samples(seqd_msg *ms, uint8_t *pool)
     ms[k] = (seqd_msg){ .type = MSG_HELLO, .reqid = 6 };
     ms[k].u.hello.round_ms = 1000;
     ms[k].u.hello.cluster_id = 0xC0FFEE0012345678ull;
+    ms[k].u.hello.inc = (struct seqd_inc){ 9, 0x1122334455667788ull, 42 };
     ms[k].u.hello.addr = "127.0.0.1:7001";
     ms[k++].u.hello.addr_len = 14;
     ms[k++] = (seqd_msg){ .type = MSG_HELLO_OK, .reqid = 7 };
@@ -410,7 +412,7 @@ Test(frame_rt, error_texts_and_hello_addr, .timeout = 10)
     h.u.hello.cluster_id = 7;
     h.u.hello.addr_len = SEQD_ADDR_MAX;
     h.u.hello.addr = addr;
-    cr_assert_eq(tf_roundtrip(&h), SEQD_HDR_LEN + 13 + SEQD_ADDR_MAX);
+    cr_assert_eq(tf_roundtrip(&h), SEQD_HDR_LEN + 13 + SEQD_INC_LEN + SEQD_ADDR_MAX);
     h.u.hello.addr_len = 0;
     h.u.hello.addr = NULL;
     tf_roundtrip(&h);
@@ -749,11 +751,12 @@ Test(frame_reject, text_and_addr_len_past_end, .timeout = 10)
     p[2] = (SEQD_TEXT_MAX + 1) >> 8, p[3] = (SEQD_TEXT_MAX + 1) & 0xFF;
     tf_reject(b, tf_raw(b, MSG_ERROR, 1, p, 4 + SEQD_TEXT_MAX + 1), -FERR_LONG);
 
-    memset(p, 0, 12);
-    p[12] = 14;                                            /* addr of 14, 3 there */
-    memcpy(p + 13, "1.2", 3);
-    tf_reject(b, tf_raw(b, MSG_HELLO, 1, p, 16), -FERR_SHORT);
-    tf_reject(b, tf_raw(b, MSG_HELLO, 1, p, 12), -FERR_SHORT);  /* no addr_len */
+    enum { HA = 12 + SEQD_INC_LEN };                       /* round, cluster id, inc */
+    memset(p, 0, HA);
+    p[HA] = 14;                                            /* addr of 14, 3 there */
+    memcpy(p + HA + 1, "1.2", 3);
+    tf_reject(b, tf_raw(b, MSG_HELLO, 1, p, HA + 4), -FERR_SHORT);
+    tf_reject(b, tf_raw(b, MSG_HELLO, 1, p, HA), -FERR_SHORT);  /* no addr_len */
 }
 
 /* Status counters travel as (name, value) pairs: a name this build does

@@ -80,6 +80,7 @@ static int msg_eq(const seqd_msg *a, const seqd_msg *b)
     case MSG_HELLO:
         return a->u.hello.round_ms == b->u.hello.round_ms &&
                a->u.hello.cluster_id == b->u.hello.cluster_id &&
+               inc_eq(&a->u.hello.inc, &b->u.hello.inc) &&
                a->u.hello.addr_len == b->u.hello.addr_len &&
                (a->u.hello.addr_len == 0 ||
                 memcmp(a->u.hello.addr, b->u.hello.addr, a->u.hello.addr_len) == 0);
