@@ -1,8 +1,12 @@
 # seqd — plain Makefile. `make` builds ./seqd, `make test` runs the Criterion
 # suite (one binary), `make deps` installs the Debian packages it needs.
 CC ?= cc
+# The one place the version is written: seqd --version, the man page, the
+# library's file name and seqd.pc read it; debian/changelog must agree
+# (tests/test_install.sh checks).
+VERSION := $(shell cat VERSION)
 PKGS := libevent libevent_pthreads libxxhash libcrypto
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -DSEQD_BUILD -Wall -Wextra -Werror -O2 -g
 ifeq ($(SAN),1)
 CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -48,7 +52,10 @@ deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/seqd.o: CFLAGS += -DSEQD_VERSION='"$(VERSION)"'
+$(BUILD)/seqd.o: VERSION
 
 $(BIN): $(BUILD)/seqd.o $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)

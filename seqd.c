@@ -28,7 +28,10 @@
 #include "storage/log.h"
 #include "storage/table.h"
 
-#define SEQD_VERSION "0.1.0"
+/* From the VERSION file, through the Makefile. */
+#ifndef SEQD_VERSION
+#error "build with the Makefile: it defines SEQD_VERSION from VERSION"
+#endif
 #define DEFAULT_SERVERS "127.0.0.1:19001,127.0.0.1:19002,127.0.0.1:19003"
 
 /* Exit codes: DESIGN.md §1. */
