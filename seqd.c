@@ -23,6 +23,7 @@
 #include "core/member.h"
 #include "net/frame.h"
 #include "net/front_bin.h"
+#include "net/sdnotify.h"
 #include "proto.h"
 #include "storage/datadir.h"
 #include "storage/log.h"
@@ -369,11 +370,22 @@ static int parse_opts(const cmd_entry *cmd, int argc, char **argv, opts *o)
 static member *running;
 static front_bin *running_front;
 
+/* The service manager's view (net/sdnotify.h): a failure is logged and
+ * changes nothing else, the member serves the same unsupervised. */
+static void serve_notify(const char *state)
+{
+    char err[256];
+    if (sdnotify_send(state, err, sizeof err) < 0 && running)
+        member_log(running, "%s", err);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
     (void)what;
     (void)arg;
+    if (running && !member_stopping(running))
+        serve_notify("STOPPING=1\nSTATUS=stopping: finishing requests, making the log durable");
     if (running_front)
         front_bin_stop(running_front);   /* no new connections */
     if (running)
@@ -565,6 +577,29 @@ static int apply_fault_hooks(seqlog *log, char *err, size_t errlen)
     return 0;
 }
 
+static void serve_notify_ready(void *arg)
+{
+    const serve_plan *p = arg;
+    char state[128 + SEQD_ADDR_MAX];
+    snprintf(state, sizeof state, "READY=1\nSTATUS=ready: member %d of %d, serving on %s",
+             p->self + 1, p->n, p->members[p->self]);
+    serve_notify(state);
+}
+
+/* What a member waits for until it is ready, by what its directory holds. */
+static void serve_notify_recovering(const serve_plan *p)
+{
+    static const char *const waits[] = {
+        [RECOVERY_INITIALIZED] = "waiting 2R, then reading the state of its peers",
+        [RECOVERY_PREPARED] = "prepared by seqd init, waiting for its COMMIT",
+        [RECOVERY_EMPTY] = "no cluster id: waiting for seqd init, or to recover from its peers",
+    };
+    char state[256];
+    snprintf(state, sizeof state, "STATUS=recovering (member %d of %d): %s", p->self + 1, p->n,
+             waits[p->mode]);
+    serve_notify(state);
+}
+
 /* The one place that creates and drives the member (core/member.h) and its
  * binary front end, until SIGINT/SIGTERM stops them. */
 static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
@@ -582,7 +617,13 @@ static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
         return EXIT_FAIL;
     }
     running_front = front_bin_new(base, running, o->listen, p->secret, o->insecure, err, sizeof err);
-    if (!running_front || member_start(running, err, sizeof err) < 0) {
+    if (!running_front) {
+        fprintf(stderr, "seqd: %s\n", err);
+        return EXIT_FAIL;
+    }
+    member_set_ready_cb(running, serve_notify_ready, p);
+    serve_notify_recovering(p);
+    if (member_start(running, err, sizeof err) < 0) {
         fprintf(stderr, "seqd: %s\n", err);
         return EXIT_FAIL;
     }

@@ -51,6 +51,8 @@ struct member {
     uint64_t rng;
     uint64_t write_errors_logged;   /* log write failures already reported */
     uint64_t write_errors_at_us;    /* when last reported */
+    member_ready_fn on_ready;      /* member_set_ready_cb */
+    void *on_ready_arg;
     int stop_stage;
     bool stopping;
     bool fatal;
@@ -292,6 +294,11 @@ void member_peer_request(member *m, const seqd_msg *req, q_reply_fn reply, void 
 }
 
 bool member_ready(const member *m) { return acc_ready(m->acc); }
+void member_set_ready_cb(member *m, member_ready_fn fn, void *arg)
+{
+    m->on_ready = fn;
+    m->on_ready_arg = arg;
+}
 bool member_stopping(const member *m) { return m->stopping; }
 bool member_fatal(const member *m) { return m->fatal; }
 const member_config *member_cfg(const member *m) { return &m->cfg; }
@@ -410,6 +417,8 @@ static void member_recovered(void *arg, int err, bool committed, const struct se
     else
         member_log(m, "ready: recovered (%zu sequences, state read from %d other members, cluster %s)",
                    table_count(m->t), read_from, hex);
+    if (m->on_ready)
+        m->on_ready(m->on_ready_arg);
 }
 
 /* ---- init ---------------------------------------------------------------- */
