@@ -6,7 +6,7 @@ CC ?= cc
 # (tests/test_install.sh checks).
 VERSION := $(shell cat VERSION)
 PKGS := libevent libevent_pthreads libxxhash libcrypto
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -DSEQD_BUILD -Wall -Wextra -Werror -O2 -g
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -DSEQD_BUILD -iquote $(CURDIR) -Wall -Wextra -Werror -O2 -g
 ifeq ($(SAN),1)
 CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -157,7 +157,7 @@ FUZZ_SECONDS ?= 600
 FUZZ_BUILD := build-fuzz
 FUZZ_TARGETS := frame log
 FUZZ_PKGS := libevent libxxhash
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -g -O1 -fno-omit-frame-pointer \
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DSEQD_BUILD -iquote $(CURDIR) -Wall -Wextra -g -O1 -fno-omit-frame-pointer \
   -fno-sanitize-recover=all $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null)
 FUZZ_LIBS := $(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -lpthread
 FUZZ_SRC_frame := net/frame.c
@@ -218,3 +218,102 @@ deps-fuzz:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libfuzzer-$$v-dev libclang-rt-$$v-dev 2>/dev/null || \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libfuzzer-$$v-dev; fi
 # ---- end fuzz ----
+
+# ---- install: the client library, the man page, make install / uninstall ----
+# `make install [PREFIX=/usr/local] [DESTDIR=...]` installs bin/seqd, the
+# client library (lib/libseqd.so.0 with its soname, libseqd.so, libseqd.a,
+# include/seqd/*.h, lib/pkgconfig/seqd.pc), share/man/man1/seqd.1, the
+# systemd unit and its sysusers.d entry, and /etc/default/seqd when there
+# is none yet. Paths inside installed files name PREFIX, never DESTDIR.
+# `make uninstall` with the same variables removes them again (and
+# /etc/default/seqd only while it is unchanged). tests/test_install.sh
+# checks all of it.
+.PHONY: lib man install uninstall check-build-deps
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SYSCONFDIR ?= /etc
+INSTALL ?= install
+
+# The library is the client and what it needs; nothing of the member.
+LIBSEQD_SRC := client/client.c client/client_async.c client/policy.c client/stream.c \
+  net/addr.c net/conn.c net/frame.c
+LIBSEQD_HDRS := client/client.h client/client_async.h client/stream.h proto.h
+LIBSEQD_MAP := client/libseqd.map
+LIBSEQD_SOVERSION := 0
+LIBSEQD_SONAME := libseqd.so.$(LIBSEQD_SOVERSION)
+LIBSEQD_SO := $(BUILD)/libseqd.so.$(VERSION)
+LIBSEQD_A := $(BUILD)/libseqd.a
+LIBSEQD_PIC := $(LIBSEQD_SRC:%.c=$(BUILD)/pic/%.o)
+LIBSEQD_LIBS := $(shell pkg-config --libs libevent 2>/dev/null) -lpthread
+MAN_PAGE := $(BUILD)/seqd.1
+
+all: lib man
+
+check-build-deps:
+	@for p in libevent:libevent-dev libevent_pthreads:libevent-dev libxxhash:libxxhash-dev libcrypto:libssl-dev; do \
+	  pkg-config --exists $${p%%:*} 2>/dev/null || { echo "missing library $${p%%:*}: run 'make deps' (installs Debian package $${p##*:})" >&2; exit 1; }; done
+
+lib: $(LIBSEQD_SO) $(LIBSEQD_A)
+man: $(MAN_PAGE)
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -MMD -MP -c $< -o $@
+
+# Exports only what the map lists (-Wl,--no-undefined: every dependency is
+# named here, so the .pc's Requires are complete).
+$(LIBSEQD_SO): $(LIBSEQD_PIC) $(LIBSEQD_MAP)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,$(LIBSEQD_SONAME) -Wl,--version-script=$(LIBSEQD_MAP) \
+	  -Wl,--no-undefined -Wl,--as-needed -o $@ $(LIBSEQD_PIC) $(LIBSEQD_LIBS)
+	ln -sf $(notdir $@) $(BUILD)/$(LIBSEQD_SONAME)
+	ln -sf $(LIBSEQD_SONAME) $(BUILD)/libseqd.so
+
+# One relocatable object whose only globals are the map's, so that a static
+# link cannot collide with the library's insides (addr_split, conn_send, ...).
+$(BUILD)/libseqd.syms: $(LIBSEQD_MAP)
+	sed -n 's/^ *\([a-z_][a-z_0-9]*\);$$/\1/p' $< > $@
+$(LIBSEQD_A): $(LIBSEQD_PIC) $(BUILD)/libseqd.syms
+	$(LD) -r -o $(BUILD)/libseqd-all.o $(LIBSEQD_PIC)
+	objcopy --keep-global-symbols=$(BUILD)/libseqd.syms $(BUILD)/libseqd-all.o
+	rm -f $@
+	$(AR) rcs $@ $(BUILD)/libseqd-all.o
+
+# seqd(1) from the command table that also prints `--help`.
+$(MAN_PAGE): $(BIN)
+	./$(BIN) --man > $@.tmp && mv $@.tmp $@
+
+# Text files with the install paths written in (never DESTDIR).
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+  -e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|g' \
+  -e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|g'
+
+install: check-build-deps $(BIN) lib man
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/seqd \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/default
+	$(INSTALL) -m 755 $(BIN) $(DESTDIR)$(BINDIR)/seqd
+	$(INSTALL) -m 644 $(LIBSEQD_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(LIBSEQD_SO)) $(DESTDIR)$(LIBDIR)/$(LIBSEQD_SONAME)
+	ln -sf $(LIBSEQD_SONAME) $(DESTDIR)$(LIBDIR)/libseqd.so
+	$(INSTALL) -m 644 $(LIBSEQD_A) $(DESTDIR)$(LIBDIR)/
+	$(INSTALL) -m 644 $(LIBSEQD_HDRS) $(DESTDIR)$(INCLUDEDIR)/seqd/
+	$(SUBST) dist/seqd.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/seqd.pc
+	$(INSTALL) -m 644 $(MAN_PAGE) $(DESTDIR)$(MANDIR)/man1/seqd.1
+	$(SUBST) dist/seqd.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/seqd.service
+	$(INSTALL) -m 644 dist/seqd.sysusers $(DESTDIR)$(SYSUSERSDIR)/seqd.conf
+	@# The operator's flags: never overwritten.
+	[ -e $(DESTDIR)$(SYSCONFDIR)/default/seqd ] || $(INSTALL) -m 644 dist/seqd.default $(DESTDIR)$(SYSCONFDIR)/default/seqd
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/seqd $(DESTDIR)$(LIBDIR)/libseqd.so.$(VERSION) \
+	  $(DESTDIR)$(LIBDIR)/$(LIBSEQD_SONAME) $(DESTDIR)$(LIBDIR)/libseqd.so $(DESTDIR)$(LIBDIR)/libseqd.a \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/seqd.pc $(DESTDIR)$(MANDIR)/man1/seqd.1 \
+	  $(DESTDIR)$(SYSTEMDUNITDIR)/seqd.service $(DESTDIR)$(SYSUSERSDIR)/seqd.conf
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/seqd/,$(notdir $(LIBSEQD_HDRS)))
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/seqd 2>/dev/null
+	! cmp -s dist/seqd.default $(DESTDIR)$(SYSCONFDIR)/default/seqd || rm -f $(DESTDIR)$(SYSCONFDIR)/default/seqd
+# ---- end install ----

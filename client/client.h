@@ -26,7 +26,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../proto.h"
+/* "proto.h" by its bare name, as every installed header names its
+ * siblings: installed, it is <seqd/proto.h> beside this file; in the tree
+ * the Makefile's -iquote of the top directory finds ./proto.h. */
+#include "proto.h"
 
 typedef struct client client;
 
