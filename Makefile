@@ -15,7 +15,10 @@ else
 BUILD := build
 endif
 
-DEPS_PKGS := build-essential pkg-config libevent-dev libxxhash-dev libcriterion-dev libssl-dev iproute2
+# man-db and systemd: tests/test_install.sh checks the man page with
+# `man --warnings` and the unit with `systemd-analyze verify`.
+DEPS_PKGS := build-essential pkg-config libevent-dev libxxhash-dev libcriterion-dev libssl-dev iproute2 \
+  man-db systemd
 HAVE_PKGS := $(shell pkg-config --exists $(PKGS) criterion 2>/dev/null && echo yes)
 
 CFLAGS += $(CFLAGS_BASE) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -45,7 +48,8 @@ ifneq ($(HAVE_PKGS),yes)
 endif
 
 deps:
-	@if pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v cc >/dev/null; then \
+	@if pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v cc >/dev/null && \
+	  command -v man >/dev/null && command -v systemd-analyze >/dev/null; then \
 	  echo "deps: all present"; else \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEPS_PKGS); fi
@@ -227,8 +231,8 @@ deps-fuzz:
 # is none yet. Paths inside installed files name PREFIX, never DESTDIR.
 # `make uninstall` with the same variables removes them again (and
 # /etc/default/seqd only while it is unchanged). tests/test_install.sh
-# checks all of it.
-.PHONY: lib man install uninstall check-build-deps
+# checks all of it (`make test-install`, part of `make test`).
+.PHONY: lib man install uninstall check-build-deps test-install
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
@@ -316,4 +320,11 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/seqd/,$(notdir $(LIBSEQD_HDRS)))
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/seqd 2>/dev/null
 	! cmp -s dist/seqd.default $(DESTDIR)$(SYSCONFDIR)/default/seqd || rm -f $(DESTDIR)$(SYSCONFDIR)/default/seqd
+# Not under SAN=1: the sanitizer build's objects would need the sanitizer
+# runtime in the test program; what is checked here does not change with it.
+test-install: $(BIN) lib man tools
+	SEQD_SDNOTIFY_LISTEN=$(CURDIR)/$(BUILD)/tools/sdnotify_listen bash tests/test_install.sh
+ifneq ($(SAN),1)
+test: test-install
+endif
 # ---- end install ----
