@@ -26,7 +26,8 @@ CFLAGS += $(CFLAGS_BASE) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # `serve` or `init` first needs it, so `seqd fetch` never pays its load
 # (measured: it doubled the process time of a short command).
 LIBS := $(shell pkg-config --libs $(filter-out libcrypto,$(PKGS)) 2>/dev/null) -lpthread -lm -ldl
-CFLAGS += -DSEQD_LIBCRYPTO_SONAME='"libcrypto.so.$(shell pkg-config --modversion libcrypto 2>/dev/null | cut -d. -f1)"' 
+LIBCRYPTO_SONAME := libcrypto.so.$(shell pkg-config --modversion libcrypto 2>/dev/null | cut -d. -f1)
+CFLAGS += -DSEQD_LIBCRYPTO_SONAME='"$(LIBCRYPTO_SONAME)"'
 TEST_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
 
 LIB_SRC := $(wildcard client/*.c core/*.c net/*.c quorum/*.c storage/*.c)
@@ -86,7 +87,8 @@ demo: deps
 clean:
 	rm -rf build build-san seqd seqd-san
 
--include $(shell find build build-san -name '*.d' 2>/dev/null)
+# (-type f, and not build/deb: a package's tree has directories such as sysusers.d)
+-include $(shell find build build-san -path build/deb -prune -o -name '*.d' -type f -print 2>/dev/null)
 
 # ---- tools: standalone test programs, one per tests/tools/*.c (e.g. faultproxy) ----
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
@@ -328,3 +330,49 @@ ifneq ($(SAN),1)
 test: test-install
 endif
 # ---- end install ----
+
+# ---- deb: the Debian packages (debian/), and lintian on them ----
+# `make deb` builds seqd_<version>_<arch>.deb, libseqd0_... and
+# libseqd-dev_... in build/deb/ (dpkg-buildpackage on a copy of the tree:
+# it writes its output beside the source, and that must not be ..).
+# `make deb-check` also runs lintian on them and fails on any error or
+# warning (what it still says is overridden, with the reasons, in
+# debian/seqd.lintian-overrides).
+.PHONY: deb deb-check deps-deb print-libcrypto-soname
+DEB_DIR := build/deb
+DEB_SRC := $(DEB_DIR)/seqd-$(VERSION)
+DEB_ARCH = $(shell dpkg-architecture -qDEB_HOST_ARCH)
+
+deb:
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_SRC)
+	@# The files git knows (and new ones it does not ignore); a tree without git: all but the builds.
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  git ls-files -z -co --exclude-standard | tar -cf - --null -T - --ignore-failed-read; else \
+	  tar -cf - --exclude=./.git --exclude='./build*' --exclude=./seqd --exclude=./seqd-san --exclude=./.seqd-cluster .; \
+	fi | tar -xf - -C $(DEB_SRC)
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b >../build.log 2>&1 || { tail -n 40 ../build.log; exit 1; }
+	@ls $(DEB_DIR)/*.deb
+
+deb-check: deb
+	lintian --fail-on error,warning --display-info --info $(DEB_DIR)/seqd_$(VERSION)_$(DEB_ARCH).changes
+	@echo "deb-check: lintian found no error, warning or info tag (overridden: debian/seqd.lintian-overrides)"
+
+# The packages on a fresh debootstrap'd machine, booted with systemd-nspawn
+# (tests/test_deb_fresh.sh: ~2 min, network; `apt-get install debootstrap
+# systemd-container` first). Not in CI.
+.PHONY: deb-fresh
+deb-fresh: deb
+	DEB_DIR=$(CURDIR)/$(DEB_DIR) bash tests/test_deb_fresh.sh
+
+# What dpkg-buildpackage and lintian need; nothing is installed when present.
+deps-deb:
+	@if command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null && command -v lintian >/dev/null; then \
+	  echo "deps-deb: all present"; else \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dpkg-dev debhelper lintian; fi
+
+# debian/rules: the package that holds this soname is a dependency of seqd.
+print-libcrypto-soname:
+	@echo $(LIBCRYPTO_SONAME)
+# ---- end deb ----
