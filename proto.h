@@ -21,6 +21,30 @@
  * peer, ...) are answered with MSG_REPLY_ERR for that reqid and the
  * connection stays open.
  *
+ * Authenticated links (DESIGN.md §3): with a cluster secret, a peer or
+ * admin link opens with the MSG_AUTH exchange (below; net/auth.h). From
+ * then on every frame in both directions is followed by a tag:
+ *
+ *   frame (as above, its len unchanged) | tag (SEQD_TAG_LEN bytes)
+ *
+ *   tag = first 16 bytes of HMAC-SHA256(Ks, dir | u64 seq | frame)
+ *   Ks  = HMAC-SHA256(K, "seqd session" | Nc | Ns | slot)   (net/auth.h)
+ *   dir = u8 SEQD_DIR_CONNECTOR for frames the connector sends,
+ *         SEQD_DIR_LISTENER for frames the listener sends
+ *   seq = frames this side has sent (tagged) on the link before this one:
+ *         0, 1, 2, ... per direction; implicit, never sent
+ *
+ * "From then on": the listener tags what it sends after its AUTH_OK and
+ * expects tags on what arrives after the AUTH_PROOF it accepted; the
+ * connector tags what it sends after it received AUTH_OK, and expects tags
+ * on what arrives after it. The tag sits outside the frame so that a frame
+ * is at most SEQD_MAX_FRAME bytes either way (snapshot chunks fill it).
+ * A tag that is wrong — a frame altered, injected, replayed, reordered,
+ * reflected back to its sender, or taken from another link — closes that
+ * connection at once, without a reply; the receiver logs it. A peer link
+ * then reconnects and authenticates afresh (new nonces: a new Ks, seq 0).
+ * Client connections (fetch, status) never authenticate and carry no tags.
+ *
  * Names travel as u8 length + bytes (no NUL). The codec checks only the
  * structure; the meaning (name charset, count range, ACCEPT new > expect) is
  * checked by seqd_name_valid / seqd_count_valid / seqd_accept_valid at the
@@ -49,76 +73,112 @@
 #define SEQD_ADDR_MAX 255u      /* HOST:PORT in a hello */
 #define SEQD_MAX_MEMBERS 15
 
-enum seqd_msg_type {
-    /* client -> member. payload: u32 timeout_ms | u32 count | u8 fetch_flags
-     * | u8 name_len | name. timeout_ms is what is left of the client's
-     * deadline when it sent the request: the member works no longer. */
-    MSG_FETCH = 1,
-    /* member -> client. payload: u64 first | u32 count. IDs [first, first+count). */
-    MSG_RANGE = 2,
-    /* reply to any request. payload: u16 code (enum seqd_err) | u16 text_len | text */
-    MSG_REPLY_ERR = 3,
-    /* client or peer -> member. payload: empty */
-    MSG_STATUS = 4,
-    /* member -> requester. payload: u8 state (enum seqd_state) | u8 self_index
-     * | u8 n_members | u8 n_counters | n_counters x (u8 name_len | name |
-     * u64 value). Counters travel as (name, value) pairs, as memcached's STAT
-     * and Redis's INFO do: a receiver keeps the names it knows
-     * (SEQD_STATUS_COUNTERS) and skips the others, so adding one changes no
-     * layout. */
-    MSG_STATUS_REPLY = 5,
-    /* peer -> member, first frame on a peer link. payload: u32 round_timeout_ms
-     * | u64 cluster_id | u8 addr_len | addr (the sender's --listen). Answered
-     * with MSG_HELLO_OK, or with MSG_ERROR (then close) on any mismatch. */
-    MSG_HELLO = 6,
-    MSG_HELLO_OK = 7,          /* payload: empty */
-    /* peer -> member. payload: u8 name_len | name */
-    MSG_READ = 8,
-    /* reply to READ. payload: u64 cur */
-    MSG_VALUE = 9,
-    /* peer -> member. payload: u64 expect | u64 new | u8 name_len | name */
-    MSG_ACCEPT = 10,
-    /* reply to ACCEPT, sent only once the new value is durable. payload: u64 new */
-    MSG_ACK = 11,
-    /* reply to ACCEPT. payload: u64 cur (the member's, which was > expect) */
-    MSG_NACK = 12,
-    /* peer -> member: snapshot of the live table from entry index `start`.
-     * payload: u32 start */
-    MSG_SNAP_REQ = 13,
-    /* reply to SNAP_REQ. payload: u8 snap_flags | 16 bytes cluster id |
-     * u32 next | u16 n_entries | n_entries x (u8 name_len | name | u64 cur).
-     * `next` is the start of the following chunk; SNAP_DONE marks the last
-     * one. The cluster id is the sender's (zero when it has none). */
-    MSG_SNAP_CHUNK = 14,
-    /* framing error; the sender closes the connection after it.
-     * payload: u16 code (enum seqd_ferr) | u16 text_len | text */
-    MSG_ERROR = 15,
-    /* `seqd init` -> member, on an admin connection (DESIGN.md §3: peers
-     * only; without a secret, loopback only). payload: u8 init_op |
-     * 16 bytes cluster id | u64 set digest (xxh64 of the sorted,
-     * comma-joined member list init was given). INIT_PROBE changes nothing
-     * and only says where the member stands; INIT_PREPARE durably records
-     * "prepared X" on an empty member; INIT_COMMIT makes a member prepared
-     * for X initialized with X. Answered with MSG_INIT_REPLY, or with
-     * MSG_REPLY_ERR (set differs, not empty, prepared for another id). */
-    MSG_INIT = 16,
-    /* reply to MSG_INIT. payload: u8 init_state | 16 bytes cluster id (the
-     * prepared or recorded id; zero for INIT_EMPTY) */
-    MSG_INIT_REPLY = 17,
-    /* Mutual challenge-response under the cluster secret (--secret-file),
-     * the first frames on a peer or admin link (net/auth.h). payload:
-     * u8 auth_step | 16 bytes nonce | 32 bytes mac (zeros where a step has
-     * none). AUTH_HELLO (connector: its nonce) -> AUTH_CHALLENGE (listener:
-     * its nonce and HMAC proving it holds the secret) -> AUTH_PROOF
-     * (connector: its HMAC) -> AUTH_OK. Any failure: MSG_ERROR "not
-     * authenticated", then close. */
-    MSG_AUTH = 18,
-    MSG_TYPE_MAX = 18
-};
+/* Message types and their payloads. Requests are answered with the reply
+ * named, or with MSG_REPLY_ERR for that reqid.
+ *
+ * FETCH        client -> member: u32 timeout_ms | u32 count | u8 fetch_flags
+ *              | u8 name_len | name. timeout_ms is what is left of the
+ *              client's deadline when it sent the request: the member works
+ *              no longer. Answered with RANGE.
+ * RANGE        u64 first | u32 count: the IDs [first, first+count).
+ * REPLY_ERR    reply to any request: u16 code (enum seqd_err) | u16 text_len
+ *              | text.
+ * STATUS       client or peer -> member, empty. Answered with STATUS_REPLY:
+ *              u8 state (enum seqd_state) | u8 self_index | u8 n_members |
+ *              u8 n_counters | n_counters x (u8 name_len | name | u64 value).
+ *              Counters travel as (name, value) pairs, as memcached's STAT
+ *              and Redis's INFO do: a receiver keeps the names it knows
+ *              (SEQD_STATUS_COUNTERS) and skips the others, so adding one
+ *              changes no layout.
+ * HELLO        peer -> member, first frame on a peer link (after AUTH when
+ *              there is a secret): u32 round_timeout_ms | u64 cluster_id |
+ *              u8 addr_len | addr (the sender's --listen). Answered with
+ *              HELLO_OK (empty), or with ERROR (then close) on any mismatch.
+ * READ         peer -> member: u8 name_len | name. Answered with VALUE: u64 cur
+ *              | inc.
+ * ACCEPT       peer -> member: u64 expect | u64 new | u8 name_len | name.
+ *              Answered with ACK: u64 new | inc, sent only once the new value
+ *              is durable; or NACK: u64 cur (the member's, which was > expect)
+ *              | inc.
+ * SNAP_REQ     peer -> member: u32 start | inc (the reader's), a snapshot of
+ *              the live table from entry index `start` (UINT32_MAX: a probe,
+ *              no entries). The member durably records the reader's
+ *              incarnation before it answers (DESIGN.md §3). Answered with
+ *              SNAP_CHUNK: u8 snap_flags | 16 bytes cluster id | inc (the
+ *              sender's) | inc (what the sender had recorded for the reader
+ *              before this request: its latest earlier incarnation; counter
+ *              0 = none) | u32 next | u16 n_entries | n_entries x (u8
+ *              name_len | name | u64 cur). `next` is the start of the
+ *              following chunk; SNAP_DONE marks the last one. The cluster id
+ *              is the sender's (zero when it has none).
+ *
+ * `inc` is a member's (incarnation counter u64 | nonce u64 | position u64):
+ * DESIGN.md §3 "Incarnations and positions", quorum/incarnation.h.
+ * ERROR        framing error; the sender closes the connection after it:
+ *              u16 code (enum seqd_ferr) | u16 text_len | text.
+ * INIT         `seqd init` -> member, on an admin connection (DESIGN.md §3:
+ *              peers only; without a secret, loopback only): u8 init_op |
+ *              16 bytes cluster id | u64 set digest (xxh64 of the sorted,
+ *              comma-joined member list init was given). INIT_PROBE changes
+ *              nothing and only says where the member stands; INIT_PREPARE
+ *              durably records "prepared X" on an empty member; INIT_COMMIT
+ *              makes a member prepared for X initialized with X. Answered
+ *              with INIT_REPLY: u8 init_state | 16 bytes cluster id (the
+ *              prepared or recorded id; zero for INIT_EMPTY), or with
+ *              REPLY_ERR (set differs, not empty, prepared for another id).
+ * AUTH         mutual challenge-response under the cluster secret
+ *              (--secret-file), the first frames on a peer or admin link
+ *              (net/auth.h): u8 auth_step | 16 bytes nonce | 32 bytes mac
+ *              (zeros where a step has none). AUTH_HELLO (connector: its
+ *              nonce Nc) -> AUTH_CHALLENGE (listener: its nonce Ns and
+ *              HMAC(K, "seqd listener" | Nc | Ns | slot) proving it holds the
+ *              secret K and is the member of that slot) -> AUTH_PROOF
+ *              (connector: HMAC(K, "seqd connector" | Nc | Ns | slot)) ->
+ *              AUTH_OK. slot: u8, the listener's index in the sorted member
+ *              set (the connector's view of whom it dialed). Any failure:
+ *              ERROR "not authenticated", then close. After it, frames carry
+ *              tags (above).
+ * STOPPED      peer -> member, one-way, on a clean stop (SIGTERM/SIGINT)
+ *              once the sender's log is durable: inc, whose position is
+ *              where it stopped. The member records it (DESIGN.md §3,
+ *              "Clean stop"); no reply.
+ *
+ * One line per type: X(NAME, number). The enum and the names logs print
+ * both come from this list. */
+#define SEQD_MSG_TYPES(X) \
+    X(FETCH, 1)           \
+    X(RANGE, 2)           \
+    X(REPLY_ERR, 3)       \
+    X(STATUS, 4)          \
+    X(STATUS_REPLY, 5)    \
+    X(HELLO, 6)           \
+    X(HELLO_OK, 7)        \
+    X(READ, 8)            \
+    X(VALUE, 9)           \
+    X(ACCEPT, 10)         \
+    X(ACK, 11)            \
+    X(NACK, 12)           \
+    X(SNAP_REQ, 13)       \
+    X(SNAP_CHUNK, 14)     \
+    X(ERROR, 15)          \
+    X(INIT, 16)           \
+    X(INIT_REPLY, 17)     \
+    X(AUTH, 18)           \
+    X(STOPPED, 19)
+
+#define SEQD_MSG_ENUM(name, num) MSG_##name = num,
+#define SEQD_ONE2(a, b) +1
+enum seqd_msg_type { SEQD_MSG_TYPES(SEQD_MSG_ENUM) MSG_TYPE_MAX = 19 };
+/* The codec takes 1..MAX as the known types: the list has no gaps. */
+_Static_assert(MSG_TYPE_MAX == 0 SEQD_MSG_TYPES(SEQD_ONE2), "message types 1..MAX, no gaps");
+#undef SEQD_MSG_ENUM
 
 enum seqd_auth_step { AUTH_HELLO = 1, AUTH_CHALLENGE = 2, AUTH_PROOF = 3, AUTH_OK = 4 };
 #define SEQD_NONCE_LEN 16
 #define SEQD_MAC_LEN 32
+#define SEQD_TAG_LEN 16         /* the tag after each frame of an authenticated link */
+#define SEQD_DIR_CONNECTOR 0x43 /* 'C': dir of the frames a connector sends */
+#define SEQD_DIR_LISTENER 0x4c  /* 'L': dir of the frames a listener sends */
 
 /* init_op of MSG_INIT */
 enum seqd_init_op { INIT_PROBE = 1, INIT_PREPARE = 2, INIT_COMMIT = 3 };
@@ -167,35 +227,57 @@ static inline bool seqd_cid_none(const struct seqd_cid *a)
 #define FETCH_NO_FORWARD 0x01   /* reserved for coordinator forwarding */
 
 /* snap_flags */
-#define SNAP_HAS_STATE 0x01     /* sender is initialized (has a cluster id and its values) */
+#define SNAP_HAS_STATE 0x01     /* counts in a recovery: initialized, not marked
+                                   rolled back, and verified (quorum/incarnation.h) */
 #define SNAP_DONE 0x02          /* no entries after this chunk */
+#define SNAP_INITIALIZED 0x04   /* sender has a cluster id (maybe unverified) */
+#define SNAP_MARKED 0x08        /* sender is marked rolled back */
+#define SNAP_READY 0x10         /* sender serves (it may confirm a clean stop) */
+#define SNAP_YOU_STALE 0x20     /* the reader's incarnation is one the sender
+                                   recorded as superseded: the reader is rolled
+                                   back (the recorded one is in `you`) */
+#define SNAP_YOU_STOPPED 0x40   /* `you` is a clean stop at you.pos */
 
-/* Per-request error codes (MSG_REPLY_ERR). The connection stays open. */
-enum seqd_err {
-    ERR_BAD_NAME = 1,     /* not 1..128 bytes of [A-Za-z0-9._-] */
-    ERR_BAD_COUNT = 2,    /* not 1..SEQD_COUNT_MAX */
-    ERR_EXHAUSTED = 3,    /* the range would pass 2^64-1 */
-    ERR_RECOVERING = 4,   /* the member is recovering: try another */
-    ERR_NOT_PEER = 5,     /* peer-only request on a connection without hello */
-    ERR_TIMEOUT = 6,      /* no quorum before the request's deadline */
-    ERR_STORAGE = 7,      /* the log could not be written (ENOSPC, EIO) */
-    ERR_SHUTDOWN = 8,     /* the member is stopping */
-    ERR_BAD_REQUEST = 9,  /* e.g. ACCEPT with new <= expect */
-    ERR_INIT_REFUSED = 10, /* MSG_INIT refused: set differs, not empty, ... */
-    ERR_MAX = 10
+/* A member's incarnation (DESIGN.md §3): a counter above every one it had,
+ * a fresh random nonce, and its position (records made durable in it). */
+struct seqd_inc {
+    uint64_t counter, nonce, pos;
 };
+#define SEQD_INC_LEN 24
 
-/* Framing error codes (MSG_ERROR). The connection is closed. */
-enum seqd_ferr {
-    FERR_TOO_LONG = 1,    /* length prefix over SEQD_MAX_FRAME */
-    FERR_VERSION = 2,     /* unknown protocol version */
-    FERR_TYPE = 3,        /* unknown message type */
-    FERR_SHORT = 4,       /* payload shorter than its type needs */
-    FERR_LONG = 5,        /* payload longer than its type needs */
-    FERR_FLAGS = 6,       /* reserved header flags set */
-    FERR_HELLO = 7,       /* hello refused: not authenticated, member set or R differ */
-    FERR_MAX = 7
-};
+/* Per-request error codes (MSG_REPLY_ERR; the connection stays open), one
+ * line each: X(NAME, number, what a client prints). */
+#define SEQD_ERRS(X)                                                              \
+    X(BAD_NAME, 1, "bad name")              /* not 1..128 bytes of [A-Za-z0-9._-] */ \
+    X(BAD_COUNT, 2, "bad count")            /* not 1..SEQD_COUNT_MAX */            \
+    X(EXHAUSTED, 3, "sequence exhausted")   /* the range would pass 2^64-1 */      \
+    X(RECOVERING, 4, "member recovering")   /* recovering: try another member */   \
+    X(NOT_PEER, 5, "not a peer")            /* peer-only request without hello */  \
+    X(TIMEOUT, 6, "timeout")                /* no quorum before the deadline */    \
+    X(STORAGE, 7, "storage error")          /* the log could not be written */     \
+    X(SHUTDOWN, 8, "shutting down")         /* the member is stopping */           \
+    X(BAD_REQUEST, 9, "bad request")        /* e.g. ACCEPT with new <= expect */   \
+    X(INIT_REFUSED, 10, "init refused")     /* set differs, not empty, ... */
+
+/* Framing error codes (MSG_ERROR; the connection is closed), likewise. */
+#define SEQD_FERRS(X)                                                            \
+    X(TOO_LONG, 1, "frame too long")        /* length prefix over SEQD_MAX_FRAME */ \
+    X(VERSION, 2, "bad protocol version")   /* unknown protocol version */        \
+    X(TYPE, 3, "unknown message type")      /* unknown message type */            \
+    X(SHORT, 4, "payload too short")        /* shorter than its type needs */     \
+    X(LONG, 5, "payload too long")          /* longer than its type needs */      \
+    X(FLAGS, 6, "reserved flags set")       /* reserved header flags set */       \
+    X(HELLO, 7, "hello refused")            /* not authenticated, set or R differ */
+
+#define SEQD_ERR_ENUM(name, num, text) ERR_##name = num,
+enum seqd_err { SEQD_ERRS(SEQD_ERR_ENUM) ERR_MAX = 10 };
+#undef SEQD_ERR_ENUM
+#define SEQD_FERR_ENUM(name, num, text) FERR_##name = num,
+enum seqd_ferr { SEQD_FERRS(SEQD_FERR_ENUM) FERR_MAX = 7 };
+#undef SEQD_FERR_ENUM
+#define SEQD_ONE3(a, b, c) +1
+_Static_assert(ERR_MAX == 0 SEQD_ERRS(SEQD_ONE3), "error codes 1..MAX, no gaps");
+_Static_assert(FERR_MAX == 0 SEQD_FERRS(SEQD_ONE3), "framing error codes 1..MAX, no gaps");
 
 enum seqd_state { STATE_RECOVERING = 1, STATE_READY = 2, STATE_STOPPING = 3 };
 
@@ -234,15 +316,17 @@ typedef struct seqd_msg {
         struct seqd_status status;
         struct { uint32_t round_ms; uint64_t cluster_id; uint8_t addr_len; const char *addr; } hello;
         struct { struct seqd_name name; } read;
-        struct { uint64_t cur; } value;         /* VALUE, NACK */
+        struct { uint64_t cur; struct seqd_inc inc; } value;         /* VALUE, NACK */
         struct { uint64_t expect, new_; struct seqd_name name; } accept;
-        struct { uint64_t new_; } ack;
-        struct { uint32_t start; } snap_req;
+        struct { uint64_t new_; struct seqd_inc inc; } ack;
+        struct { uint32_t start; struct seqd_inc inc; } snap_req;
+        struct { struct seqd_inc inc; } stopped;
         struct { uint8_t op; struct seqd_cid cid; uint64_t set_digest; } init;
         struct { uint8_t state; struct seqd_cid cid; } init_reply;
         struct { uint8_t step; uint8_t nonce[SEQD_NONCE_LEN], mac[SEQD_MAC_LEN]; } auth;
         struct {
-            uint8_t flags; struct seqd_cid cid; uint32_t next; uint16_t n;
+            uint8_t flags; struct seqd_cid cid; struct seqd_inc inc, you;
+            uint32_t next; uint16_t n;
             const uint8_t *entries; uint32_t entries_len;  /* validated by the decoder */
         } snap;
     } u;

@@ -19,7 +19,7 @@
 
 #include "net/addr.h"
 #include "net/auth.h"
-#include "client/client.h"
+#include "client/client_admin.h"
 #include "client/stream.h"
 #include "core/member.h"
 #include "net/frame.h"
@@ -861,9 +861,8 @@ static int cmd_fetch(const opts *o, const cmd_entry *cmd)
 {
     if (!o->name)
         return usage_error(cmd, "%s", "missing sequence NAME");
-    if (!seqd_name_valid(o->name, strlen(o->name)))
-        return usage_error(cmd, "bad sequence name '%s': want 1 to 128 bytes of [A-Za-z0-9._-]",
-                           o->name);
+    /* The name and count are the client library's to check (client/policy.c),
+     * so the CLI and every program refuse the same way. */
     char err[1024];
     client *c = client_new(servers_of(o), err, sizeof err);
     if (!c)
@@ -900,34 +899,40 @@ typedef struct init_view {
 } init_view;
 
 /* The admin's half of net/auth.h's challenge-response on member i's
- * connection (the client keeps it open for the MSG_INITs that follow). */
+ * connection (the client keeps it open for the MSG_INITs that follow,
+ * which then carry tags). i is the member's slot: init's list is the
+ * sorted member set. */
 static int init_authenticate(client *c, int i, const auth_secret *s, uint32_t ms)
 {
     static uint8_t scratch[SEQD_MAX_FRAME];
     char err[512];
-    uint8_t nc[SEQD_NONCE_LEN];
-    seqd_msg req = {.type = MSG_AUTH, .reqid = 1}, rep;
-    req.u.auth.step = AUTH_HELLO;
+    uint8_t nc[SEQD_NONCE_LEN], ks[AUTH_KEY_LEN];
     if (auth_nonce(nc) < 0) {
         fprintf(stderr, "seqd: init: no randomness for a nonce\n");
         return -1;
     }
-    memcpy(req.u.auth.nonce, nc, SEQD_NONCE_LEN);
-    if (client_raw(c, i, &req, &rep, scratch, ms, err, sizeof err) != CLIENT_OK) {
-        fprintf(stderr, "seqd: init: member %s is down or unreachable: %s\n", client_server(c, i), err);
-        return -1;
+    auth_exchange x;
+    seqd_msg req, rep;
+    auth_connector_begin(&x, (uint8_t)i, nc, &req);
+    for (;;) {
+        if (client_raw(c, i, &req, &rep, scratch, ms, err, sizeof err) != CLIENT_OK) {
+            fprintf(stderr, "seqd: init: member %s is down or unreachable: %s\n",
+                    client_server(c, i), err);
+            return -1;
+        }
+        enum auth_verdict v = rep.type == MSG_AUTH ? auth_step(&x, s, &rep, &req, ks) : AUTH_REFUSE;
+        if (v == AUTH_REFUSE) {
+            fprintf(stderr, "seqd: init: member %s: not authenticated (another secret, or none)\n",
+                    client_server(c, i));
+            return -1;
+        }
+        if (v == AUTH_DONE)
+            break;
+        req.reqid = 0;   /* client_raw picks a fresh one */
     }
-    if (rep.type != MSG_AUTH || rep.u.auth.step != AUTH_CHALLENGE ||
-        !auth_mac_ok(s, AUTH_ROLE_LISTENER, nc, rep.u.auth.nonce, rep.u.auth.mac)) {
-        fprintf(stderr, "seqd: init: member %s: not authenticated (another secret, or none)\n",
+    if (client_set_mac(c, i, ks, AUTH_ROLE_CONNECTOR) < 0) {
+        fprintf(stderr, "seqd: init: member %s: connection lost after authentication\n",
                 client_server(c, i));
-        return -1;
-    }
-    req.u.auth.step = AUTH_PROOF;
-    auth_mac(s, AUTH_ROLE_CONNECTOR, nc, rep.u.auth.nonce, req.u.auth.mac);
-    if (client_raw(c, i, &req, &rep, scratch, ms, err, sizeof err) != CLIENT_OK ||
-        rep.type != MSG_AUTH || rep.u.auth.step != AUTH_OK) {
-        fprintf(stderr, "seqd: init: member %s: not authenticated\n", client_server(c, i));
         return -1;
     }
     return 0;
@@ -1148,8 +1153,8 @@ static void stream_report(bool ok, bool *waiting, const char *err)
 
 static int cmd_stream(const opts *o, const cmd_entry *cmd)
 {
-    if (!o->name || !seqd_name_valid(o->name, strlen(o->name)))
-        return usage_error(cmd, "bad or missing sequence name '%s'", o->name ? o->name : "");
+    if (!o->name)
+        return usage_error(cmd, "%s", "missing sequence NAME");
     char err[512];
     stream *st = stream_new_client(servers_of(o), o->name, (uint32_t)o->buffer, 5000, err, sizeof err);
     if (!st)

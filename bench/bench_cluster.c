@@ -43,6 +43,15 @@
  *   FETCHPROC median_us=<n> p90_us=<n> p99_us=<n> runs=<n> failures=<n>
  * and a readable table. Exit status 1 if any case failed or saw a duplicate.
  *
+ * `--secret on|both` runs the clusters with a cluster secret (--secret-file,
+ * so every peer frame carries a MAC, DESIGN.md §3): `on` instead of none,
+ * `both` once without and once with, per fsync mode, the cases of each in
+ * turn; the BENCH lines then say secret=off|on, and a MACCOST line per case
+ * gives the ratios with/without of the members' CPU per ID and of IDs/s.
+ * member_cpu_ns_per_id (every BENCH line of a cluster this bench started):
+ * the members' user+system CPU over the case (/proc/PID/stat), summed,
+ * per ID handed out.
+ *
  * `--servers A,B,C --fsync MODE` measures a running three-member cluster
  * instead (nothing started or stopped): handy under perf or strace.
  *
@@ -116,6 +125,9 @@ typedef struct bench_opts {
     int fetchproc_runs;
     uint32_t adaptive;      /* buffered streams grow up to buf x this (1: off) */
     const char *servers;    /* an existing cluster to measure (nothing spawned) */
+    bool secret_mode[2];    /* [0] clusters without a secret, [1] with one */
+    bool secret_given;      /* --secret: BENCH lines say which */
+    char secret_path[1100]; /* the secret file of [1] */
     int ncases;
     bench_casedef cases[BENCH_MAX_CASES];
 } bench_opts;
@@ -211,6 +223,7 @@ typedef struct bench_cluster {
     char addr[BENCH_N][32];
     char dir[1024];
     const char *fsync;
+    bool secret;            /* members run with --secret-file (tags on peer frames) */
     client *status;         /* the main thread's client for status calls */
 } bench_cluster;
 
@@ -276,8 +289,13 @@ static pid_t bench_spawn(const bench_opts *o, const bench_cluster *bc, int i)
         dup2(nul, 0);
         dup2(fd, 1);
         dup2(fd, 2);
-        execl(o->seqd, o->seqd, "serve", "--listen", bc->addr[i], "--data", data, "--peers",
-              peers, "--fsync", bc->fsync, (char *)NULL);
+        const char *argv[16] = { o->seqd, "serve", "--listen", bc->addr[i], "--data", data,
+                                 "--peers", peers, "--fsync", bc->fsync, NULL };
+        if (bc->secret) {
+            argv[10] = "--secret-file";
+            argv[11] = o->secret_path;
+        }
+        execv(o->seqd, (char *const *)argv);
         _exit(127);
     }
     return pid;
@@ -296,7 +314,13 @@ static bool bench_init(const bench_opts *o, const bench_cluster *bc)
             dup2(devnull, 1);
             dup2(devnull, 2);
         }
-        execl(o->seqd, o->seqd, "init", "--servers", bc->servers, "--timeout", "1000", (char *)NULL);
+        const char *argv[10] = { o->seqd, "init", "--servers", bc->servers, "--timeout", "1000",
+                                 NULL };
+        if (bc->secret) {
+            argv[6] = "--secret-file";
+            argv[7] = o->secret_path;
+        }
+        execv(o->seqd, (char *const *)argv);
         _exit(127);
     }
     int st;
@@ -333,10 +357,12 @@ static void bench_wait_ready(const bench_opts *o, bench_cluster *bc, bool init)
     }
 }
 
-static void bench_cluster_start(const bench_opts *o, bench_cluster *bc, const char *fsync)
+static void bench_cluster_start(const bench_opts *o, bench_cluster *bc, const char *fsync,
+                                bool secret)
 {
     bc->fsync = fsync;
-    snprintf(bc->dir, sizeof bc->dir, "%s/cluster-%s", o->dir, fsync);
+    bc->secret = secret;
+    snprintf(bc->dir, sizeof bc->dir, "%s/cluster-%s%s", o->dir, fsync, secret ? "-secret" : "");
     bench_rmtree(bc->dir);
     if (mkdir(bc->dir, 0755) != 0)
         bench_die("mkdir %s: %s", bc->dir, strerror(errno));
@@ -355,8 +381,8 @@ static void bench_cluster_start(const bench_opts *o, bench_cluster *bc, const ch
     for (int i = 0; i < BENCH_N; i++)
         bench_pids[i] = bench_spawn(o, bc, i);
     bench_wait_ready(o, bc, true);
-    fprintf(stderr, "bench_cluster: cluster --fsync %s ready in %.1f s (%s)\n", fsync,
-            bench_now() - t0, bc->servers);
+    fprintf(stderr, "bench_cluster: cluster --fsync %s%s ready in %.1f s (%s)\n", fsync,
+            secret ? " --secret-file" : "", bench_now() - t0, bc->servers);
 }
 
 /* Measures a cluster someone else runs (e.g. under perf): the same cases,
@@ -423,6 +449,31 @@ static bool bench_cluster_stop(bench_cluster *bc, bool remove_data)
 typedef struct bench_counters {
     uint64_t rounds, nacks, fsyncs;
 } bench_counters;
+
+/* The members' user + system CPU so far, in seconds (NAN when a member's
+ * /proc entry cannot be read, or when this bench did not start them). */
+static double bench_members_cpu(void)
+{
+    double sum = 0, tick = (double)sysconf(_SC_CLK_TCK);
+    for (int i = 0; i < BENCH_N; i++) {
+        if (bench_pids[i] <= 0)
+            return NAN;
+        char path[64], buf[1024];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)bench_pids[i]);
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')');   /* the command may hold spaces; fields 3.. follow */
+        unsigned long long ut = 0, st = 0;
+        if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                                &ut, &st) != 2)
+            return NAN;
+        sum += (double)(ut + st) / tick;
+    }
+    return sum;
+}
 
 static bench_counters bench_counters_get(bench_cluster *bc)
 {
@@ -551,6 +602,8 @@ typedef struct bench_result {
     double ids_s, ns_id, p50, p99, rounds_s;   /* NAN: none */
     double nacks_s, fsyncs_s;                  /* NAN: none */
     double stalls_1e6;                         /* NAN: not reported */
+    double cpu_id;                             /* members' CPU ns per ID; NAN: none */
+    const char *secret;                        /* "on" / "off", NULL: not asked */
     int64_t dups;                              /* -1: not checked */
     char why[300];
 } bench_result;
@@ -685,7 +738,7 @@ static void bench_case(bench_cluster *bc, uint32_t buf, int shape, double secs,
     *r = (bench_result){ .target = bc ? "cluster" : "baseline", .fsync = bc ? bc->fsync : "-",
                          .buf = buf, .shape = shape, .ok = true, .p50 = NAN, .p99 = NAN,
                          .rounds_s = NAN, .nacks_s = NAN, .fsyncs_s = NAN,
-                         .stalls_1e6 = NAN, .dups = -1 };
+                         .stalls_1e6 = NAN, .dups = -1, .cpu_id = NAN };
     bench_src *src = calloc((size_t)nstreams + 1, sizeof *src);
     stream **st = calloc((size_t)nstreams + 1, sizeof *st);
     bench_worker *w = calloc((size_t)nthreads + 1, sizeof *w);
@@ -722,8 +775,11 @@ static void bench_case(bench_cluster *bc, uint32_t buf, int shape, double secs,
     atomic_bool stop;
     atomic_init(&stop, false);
     bench_counters c0 = { 0 }, c1 = { 0 };
-    if (bc != NULL)
+    double cpu0 = NAN;
+    if (bc != NULL) {
         c0 = bench_counters_get(bc);
+        cpu0 = bench_members_cpu();
+    }
     double t0 = bench_now();
     for (int i = 0; i < nthreads; i++) {
         w[i] = (bench_worker){ .s = st[i % nstreams], .bm = bm, .stop = &stop };
@@ -749,6 +805,7 @@ static void bench_case(bench_cluster *bc, uint32_t buf, int shape, double secs,
     }
     if (!loop)
         el = bench_now() - t0;
+    double cpu1 = bc != NULL ? bench_members_cpu() : NAN;
     if (bc != NULL)
         c1 = bench_counters_get(bc);
 
@@ -766,6 +823,8 @@ static void bench_case(bench_cluster *bc, uint32_t buf, int shape, double secs,
         }
     }
     r->ids_s = (double)ids / el;
+    if (ids > 0)
+        r->cpu_id = (cpu1 - cpu0) * 1e9 / (double)ids;   /* NAN stays NAN */
     r->ns_id = ids ? el * 1e9 / (double)ids : NAN;
     if (all.n > 0) {
         qsort(all.v, all.n, sizeof *all.v, bench_cmp_double);
@@ -822,9 +881,10 @@ static void bench_print(const bench_result *r)
         fflush(stdout);
         return;
     }
-    printf("BENCH target=%s fsync=%s buf=%u clients=%s ids_per_s=%s ns_per_id=%s p50_us=%s "
+    printf("BENCH target=%s fsync=%s%s%s buf=%u clients=%s ids_per_s=%s ns_per_id=%s p50_us=%s "
            "p99_us=%s rounds_per_s=%s",
-           r->target, r->fsync, r->buf, bench_shape_name[r->shape],
+           r->target, r->fsync, r->secret ? " secret=" : "", r->secret ? r->secret : "", r->buf,
+           bench_shape_name[r->shape],
            bench_fmt(a, sizeof a, r->ids_s), bench_fmt(b, sizeof b, r->ns_id),
            bench_fmt(c, sizeof c, r->p50), bench_fmt(d, sizeof d, r->p99),
            bench_fmt(e, sizeof e, r->rounds_s));
@@ -835,6 +895,8 @@ static void bench_print(const bench_result *r)
                bench_fmt(b, sizeof b, r->fsyncs_s));
     if (r->dups >= 0)
         printf(" dups=%lld", (long long)r->dups);
+    if (!isnan(r->cpu_id))
+        printf(" member_cpu_ns_per_id=%s", bench_fmt(a, sizeof a, r->cpu_id));
     printf("\n");
     fflush(stdout);
 }
@@ -1027,7 +1089,7 @@ static void bench_usage(void)
             "usage: bench_cluster [--seqd PATH] [--dir DIR] [--seconds S] [--base-seconds S]\n"
             "                     [--port P] [--fsync always,never] [--bufs 0,1,2,1024]\n"
             "                     [--clients single,shared32,indep32] [--cases BUF:SHAPE,...]\n"
-            "                     [--no-baseline] [--fetchproc RUNS]\n"
+            "                     [--no-baseline] [--fetchproc RUNS] [--secret off|on|both]\n"
             "                     [--adaptive K  (buffered streams grow their range up to\n"
             "                      K x buffer after stalls, cluster and baseline alike;\n"
             "                      default 16, 1 = fixed ranges)]\n"
@@ -1147,6 +1209,13 @@ static void bench_parse(int argc, char **argv, bench_opts *o)
             cases = v;
         else if (strcmp(a, "--servers") == 0)
             o->servers = v;
+        else if (strcmp(a, "--secret") == 0) {
+            o->secret_given = true;
+            o->secret_mode[0] = strcmp(v, "off") == 0 || strcmp(v, "both") == 0;
+            o->secret_mode[1] = strcmp(v, "on") == 0 || strcmp(v, "both") == 0;
+            if (!o->secret_mode[0] && !o->secret_mode[1])
+                bench_usage();
+        }
         else if (strcmp(a, "--fsync") == 0) {
             if (!fsync_given)
                 o->fsync_mode[0] = o->fsync_mode[1] = false;
@@ -1168,6 +1237,8 @@ static void bench_parse(int argc, char **argv, bench_opts *o)
     if (o->secs <= 0 || o->base_secs <= 0 || o->port < 1 || o->port > 65533)
         bench_usage();
     if (o->servers != NULL && o->fsync_mode[0] && o->fsync_mode[1])
+        bench_usage();
+    if (o->servers != NULL && o->secret_given)
         bench_usage();
     if (cases != NULL) {
         bench_each(cases, bench_add_case, &l);
@@ -1194,22 +1265,26 @@ static void bench_parse(int argc, char **argv, bench_opts *o)
 
 static void bench_table(const bench_result *r, int n)
 {
-    printf("\n%-8s %-6s %5s %-9s %12s %10s %9s %9s %9s %9s %9s %10s\n", "target", "fsync",
+    printf("\n%-8s %-10s %5s %-9s %12s %10s %9s %9s %9s %9s %9s %10s %11s\n", "target", "fsync",
            "buf", "clients", "IDs/s", "ns/ID", "p50 us", "p99 us", "rounds/s", "nacks/s",
-           "fsyncs/s", "stalls/1e6");
+           "fsyncs/s", "stalls/1e6", "cpu ns/ID");
     for (int i = 0; i < n; i++) {
-        char a[32], b[32], c[32], d[32], e[32], f[32], g[32], h[32];
+        char a[32], b[32], c[32], d[32], e[32], f[32], g[32], h[32], k[32], fs[16];
+        /* "+mac": a cluster with a secret (--secret), its peer frames tagged */
+        snprintf(fs, sizeof fs, "%s%s", r[i].fsync,
+                 r[i].secret && strcmp(r[i].secret, "on") == 0 ? "+mac" : "");
         if (!r[i].ok) {
-            printf("%-8s %-6s %5u %-9s FAILED: %s\n", r[i].target, r[i].fsync, r[i].buf,
+            printf("%-8s %-10s %5u %-9s FAILED: %s\n", r[i].target, fs, r[i].buf,
                    bench_shape_name[r[i].shape], r[i].why);
             continue;
         }
-        printf("%-8s %-6s %5u %-9s %12s %10s %9s %9s %9s %9s %9s %10s\n", r[i].target,
-               r[i].fsync, r[i].buf, bench_shape_name[r[i].shape],
+        printf("%-8s %-10s %5u %-9s %12s %10s %9s %9s %9s %9s %9s %10s %11s\n", r[i].target,
+               fs, r[i].buf, bench_shape_name[r[i].shape],
                bench_fmt(a, sizeof a, r[i].ids_s), bench_fmt(b, sizeof b, r[i].ns_id),
                bench_fmt(c, sizeof c, r[i].p50), bench_fmt(d, sizeof d, r[i].p99),
                bench_fmt(e, sizeof e, r[i].rounds_s), bench_fmt(g, sizeof g, r[i].nacks_s),
-               bench_fmt(h, sizeof h, r[i].fsyncs_s), bench_fmt(f, sizeof f, r[i].stalls_1e6));
+               bench_fmt(h, sizeof h, r[i].fsyncs_s), bench_fmt(f, sizeof f, r[i].stalls_1e6),
+               bench_fmt(k, sizeof k, r[i].cpu_id));
     }
 }
 
@@ -1234,11 +1309,49 @@ static void bench_compare(const bench_result *r, int n)
     }
 }
 
+/* --secret both: the cost of the frame MAC, case by case, as ratios
+ * within this one run (with / without). */
+static void bench_mac_cost(const bench_result *r, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!r[i].ok || r[i].secret == NULL || strcmp(r[i].secret, "on") != 0)
+            continue;
+        for (int k = 0; k < n; k++) {
+            if (!r[k].ok || r[k].secret == NULL || strcmp(r[k].secret, "off") != 0 ||
+                strcmp(r[k].fsync, r[i].fsync) != 0 || r[k].buf != r[i].buf ||
+                r[k].shape != r[i].shape)
+                continue;
+            printf("MACCOST fsync=%s buf=%u clients=%s member_cpu_ns_per_id=%.0f/%.0f "
+                   "cpu_ratio=%.3f ids_per_s=%.0f/%.0f ids_ratio=%.3f\n",
+                   r[i].fsync, r[i].buf, bench_shape_name[r[i].shape], r[i].cpu_id, r[k].cpu_id,
+                   r[i].cpu_id / r[k].cpu_id, r[i].ids_s, r[k].ids_s, r[i].ids_s / r[k].ids_s);
+        }
+    }
+}
+
+/* A fresh secret for the clusters of --secret on|both (mode 600, 64 hex
+ * digits from getrandom). */
+static void bench_write_secret(bench_opts *o)
+{
+    snprintf(o->secret_path, sizeof o->secret_path, "%s/bench-secret", o->dir);
+    uint8_t raw[32];
+    unlink(o->secret_path);   /* a new file: its mode is 0600 */
+    int fd = open(o->secret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || getentropy(raw, sizeof raw) != 0)
+        bench_die("cannot write %s: %s", o->secret_path, strerror(errno));
+    char hex[2 * sizeof raw + 2];
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    hex[2 * sizeof raw] = '\n';
+    if (write(fd, hex, 2 * sizeof raw + 1) != (ssize_t)(2 * sizeof raw + 1) || close(fd) != 0)
+        bench_die("cannot write %s: %s", o->secret_path, strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
     bench_opts o = { .seqd = "./seqd", .dir = "build/bench-data", .secs = 3, .base_secs = 1,
                      .port = 19501, .fsync_mode = { true, true }, .baseline = true,
-                     .fetchproc_runs = 200, .adaptive = 16 };
+                     .fetchproc_runs = 200, .adaptive = 16, .secret_mode = { true, false } };
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc >= 2 && strcmp(argv[1], "--time-cmd") == 0) {
         if (argc < 5 || strcmp(argv[3], "--") != 0)
@@ -1284,27 +1397,32 @@ int main(int argc, char **argv)
     printf("bench_cluster: %d cases x %.1f s per cluster, %.1f s per baseline case; data in %s\n",
            o.ncases, o.secs, o.base_secs, o.dir);
 
-    bench_result *res = calloc((size_t)o.ncases * 3 + 1, sizeof *res);
+    if (o.secret_mode[1])
+        bench_write_secret(&o);
+    bench_result *res = calloc((size_t)o.ncases * 5 + 1, sizeof *res);
     if (res == NULL)
         bench_die("out of memory");
     int nres = 0, bad = 0;
     double fp_med = NAN, fp_p90 = NAN;
     static const char *const modes[2] = { "always", "never" };
-    for (int m = 0; m < 2; m++) {
-        if (!o.fsync_mode[m])
+    for (int ms = 0; ms < 4; ms++) {
+        int m = ms / 2, sec = ms % 2;
+        if (!o.fsync_mode[m] || !o.secret_mode[sec])
             continue;
         bench_cluster bc = { 0 };
         if (o.servers != NULL)
             bench_cluster_attach(&o, &bc, modes[m]);
         else
-            bench_cluster_start(&o, &bc, modes[m]);
+            bench_cluster_start(&o, &bc, modes[m], sec == 1);
         for (int c = 0; c < o.ncases; c++) {
             bench_case(&bc, o.cases[c].buf, o.cases[c].shape, o.secs, o.adaptive, &res[nres]);
+            if (o.secret_given)
+                res[nres].secret = sec ? "on" : "off";
             bench_print(&res[nres]);
             bad += !res[nres].ok;
             nres++;
         }
-        if (m == 0 && o.fetchproc_runs > 0 && o.servers == NULL) {
+        if (m == 0 && o.fetchproc_runs > 0 && o.servers == NULL && (sec == 0 || !o.secret_mode[0])) {
             char *args[] = { (char *)o.seqd, "fetch", "--servers", bc.servers, "bench.proc",
                              NULL };
             bench_samples s = { 0 };
@@ -1344,6 +1462,7 @@ int main(int argc, char **argv)
         printf("\n`seqd fetch` as a process (fork+exec+connect+fetch), fsync=always: "
                "median %.0f us, p90 %.0f us\n", fp_med, fp_p90);
     bench_compare(res, nres);
+    bench_mac_cost(res, nres);
     free(res);
     if (bad)
         fprintf(stderr, "bench_cluster: %d case(s) failed\n", bad);

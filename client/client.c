@@ -10,7 +10,7 @@
  * later on the same connection; replies are matched by reqid and anything
  * else is dropped, so a stale range can never be mistaken for a new one.
  */
-#include "client.h"
+#include "client_admin.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,27 +29,28 @@
 
 #include "../net/addr.h"
 #include "../net/frame.h"
+#include "../net/mac.h"
 #include "policy.h"
 
-#define CLIENT_MAX_SERVERS 64
 #define CLIENT_WHY_MAX 160
+/* A frame and, on an authenticated connection, its tag. */
+#define CLIENT_UNIT_MAX (SEQD_MAX_FRAME + SEQD_TAG_LEN)
 
 struct client_conn {
-    char addr[SEQD_ADDR_MAX + 1];   /* HOST:PORT as given, for messages */
-    char host[SEQD_ADDR_MAX + 1];
-    char port[8];
+    const policy_server *srv;       /* HOST:PORT as given, split (in client.list) */
     int fd;                         /* -1 while not connected */
-    uint8_t *rbuf;                  /* SEQD_MAX_FRAME bytes, allocated on connect */
+    uint8_t *rbuf;                  /* CLIENT_UNIT_MAX bytes, allocated on connect */
     size_t rlen;                    /* bytes received, not yet consumed */
     char why[CLIENT_WHY_MAX];       /* this call's last failure, "" if none */
     int64_t avoid_until_ms;         /* failed lately: not a first choice until then */
+    mac_link *mac;                  /* tags on (client_set_mac), NULL otherwise */
 };
 
 struct client {
+    policy_servers list;            /* parsed --servers, routing */
     int n;
-    int *sorted;                    /* member indexes in address order */
     uint64_t next_reqid;
-    uint8_t *buf;                   /* SEQD_MAX_FRAME: packing and replies */
+    uint8_t *buf;                   /* CLIENT_UNIT_MAX: packing and replies */
     struct client_conn *m;
 };
 
@@ -80,74 +81,9 @@ static void client_why_errno(struct client_conn *m, const char *what, int e)
         snprintf(m->why, sizeof m->why, "%s", s);
 }
 
-/* Splits one HOST:PORT (or [V6]:PORT) entry; the port must be numeric so
- * that a typo is caught here and not as a DNS failure later. */
-static int client_parse_addr(struct client_conn *m, const char *s, size_t len,
-                             char *err, size_t errlen)
-{
-    if (len == 0 || len > SEQD_ADDR_MAX) {
-        policy_seterr(err, errlen, "bad server address '%.*s': expected HOST:PORT",
-                      (int)(len > 64 ? 64 : len), s);
-        return -1;
-    }
-    memcpy(m->addr, s, len);
-    m->addr[len] = '\0';
-    uint16_t port;
-    if (addr_split(s, len, m->host, sizeof m->host, &port) < 0) {
-        policy_seterr(err, errlen, "bad server address '%s': expected HOST:PORT", m->addr);
-        return -1;
-    }
-    snprintf(m->port, sizeof m->port, "%u", port);
-    return 0;
-}
-
-/* Splits the comma-separated list, tolerating spaces around entries since
- * lists are often pasted from shell variables. */
-/* Insertion sort of member indexes by address: every client given the same
- * servers, in any order, then agrees on each sequence's preferred member. */
-static void client_sort_members(client *c)
-{
-    for (int i = 0; i < c->n; i++) {
-        int j = i;
-        while (j > 0 && strcmp(c->m[c->sorted[j - 1]].addr, c->m[i].addr) > 0) {
-            c->sorted[j] = c->sorted[j - 1];
-            j--;
-        }
-        c->sorted[j] = i;
-    }
-}
-
-/* FNV-1a: a stable spread of names over members, nothing more. */
-static uint32_t client_name_hash(const char *name, size_t len)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)name[i]) * 16777619u;
-    return h;
-}
-
-/* The sequence's preferred member: a hash of the name over the addresses
- * in sorted order, so that every client given the same servers agrees. */
 int client_preferred(const client *c, const char *name)
 {
-    return c->sorted[client_name_hash(name, strlen(name)) % (uint32_t)c->n];
-}
-
-/* Where a fetch of `name` starts: the preferred member, or the next one in
- * the list after it that has not failed lately. Routing every client of a
- * sequence to one coordinator keeps its learned value fresh (the 1-RTT fast
- * path) and keeps coordinators from NACKing each other; safety never
- * depends on it, any member may serve any fetch. */
-int client_route(const client *c, const char *name, bool (*usable)(const void *ctx, int i),
-                 const void *ctx)
-{
-    int pref = client_preferred(c, name);
-    for (int k = 0; k < c->n; k++) {
-        int i = (pref + k) % c->n;
-        if (usable(ctx, i))
-            return i;
-    }
-    return pref;
+    return policy_preferred(&c->list, name);
 }
 
 static bool client_not_avoided(const void *ctx, int i)
@@ -158,67 +94,49 @@ static bool client_not_avoided(const void *ctx, int i)
 
 static int client_first_choice(const client *c, const char *name)
 {
-    return client_route(c, name, client_not_avoided, c);
+    return policy_route(&c->list, name, client_not_avoided, c);
 }
 
 client *client_new(const char *servers, char *err, size_t errlen)
 {
-    if (servers == NULL || servers[0] == '\0') {
-        policy_seterr(err, errlen, "no servers given (use --servers or SEQD_SERVERS)");
-        return NULL;
-    }
     client *c = calloc(1, sizeof *c);
     if (c == NULL) {
         policy_seterr(err, errlen, "out of memory");
         return NULL;
     }
-    c->m = calloc(CLIENT_MAX_SERVERS, sizeof *c->m);
-    c->sorted = calloc(CLIENT_MAX_SERVERS, sizeof *c->sorted);
-    c->buf = malloc(SEQD_MAX_FRAME);
-    if (c->m == NULL || c->sorted == NULL || c->buf == NULL) {
+    c->buf = malloc(CLIENT_UNIT_MAX);
+    if (c->buf == NULL || policy_servers_parse(&c->list, servers, err, errlen) != 0) {
+        if (c->buf == NULL)
+            policy_seterr(err, errlen, "out of memory");
+        client_free(c);
+        return NULL;
+    }
+    c->n = c->list.n;
+    c->m = calloc((size_t)c->n, sizeof *c->m);
+    if (c->m == NULL) {
         policy_seterr(err, errlen, "out of memory");
         client_free(c);
         return NULL;
     }
-    c->next_reqid = 1;
-    const char *p = servers;
-    for (;;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        const char *q = p;
-        while (*q != '\0' && *q != ',')
-            q++;
-        const char *e = q;
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if (c->n == CLIENT_MAX_SERVERS) {
-            policy_seterr(err, errlen, "too many servers (at most %d)", CLIENT_MAX_SERVERS);
-            client_free(c);
-            return NULL;
-        }
-        struct client_conn *m = &c->m[c->n];
-        m->fd = -1;
-        if (client_parse_addr(m, p, (size_t)(e - p), err, errlen) != 0) {
-            client_free(c);
-            return NULL;
-        }
-        c->n++;
-        if (*q == '\0')
-            break;
-        p = q + 1;
+    for (int i = 0; i < c->n; i++) {
+        c->m[i].fd = -1;
+        c->m[i].srv = &c->list.s[i];
     }
-    client_sort_members(c);
+    c->next_reqid = 1;
     return c;
 }
 
 /* Forgets a connection after any error: its byte stream can no longer be
- * trusted to be at a frame boundary. */
+ * trusted to be at a frame boundary. Its tags go with it: a new connection
+ * is not authenticated. */
 static void client_conn_close(struct client_conn *m)
 {
     if (m->fd >= 0)
         close(m->fd);
     m->fd = -1;
     m->rlen = 0;
+    mac_free(m->mac);
+    m->mac = NULL;
 }
 
 void client_free(client *c)
@@ -232,7 +150,6 @@ void client_free(client *c)
         }
     }
     free(c->m);
-    free(c->sorted);
     free(c->buf);
     free(c);
 }
@@ -244,7 +161,7 @@ int client_nservers(const client *c)
 
 const char *client_server(const client *c, int i)
 {
-    return (i >= 0 && i < c->n) ? c->m[i].addr : NULL;
+    return (i >= 0 && i < c->n) ? c->m[i].srv->addr : NULL;
 }
 
 /* Waits for one poll event on fd until the deadline; the loop absorbs
@@ -309,7 +226,7 @@ static int client_connect_one(struct client_conn *m, const struct addrinfo *ai,
 static int client_connect(struct client_conn *m, int64_t deadline)
 {
     if (m->rbuf == NULL) {
-        m->rbuf = malloc(SEQD_MAX_FRAME);
+        m->rbuf = malloc(CLIENT_UNIT_MAX);
         if (m->rbuf == NULL) {
             snprintf(m->why, sizeof m->why, "out of memory");
             return -1;
@@ -318,7 +235,7 @@ static int client_connect(struct client_conn *m, int64_t deadline)
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_NUMERICSERV };
     struct addrinfo *res = NULL;
-    int gai = getaddrinfo(m->host, m->port, &hints, &res);
+    int gai = getaddrinfo(m->srv->host, m->srv->port, &hints, &res);
     if (gai != 0) {
         snprintf(m->why, sizeof m->why, "cannot resolve: %s", gai_strerror(gai));
         return -1;
@@ -349,6 +266,24 @@ static size_t client_head_size(const struct client_conn *m)
     return 4u + (size_t)len;
 }
 
+/* The frame's size with its tag, when the connection has tags. */
+static size_t client_unit_size(const struct client_conn *m, size_t frame)
+{
+    return frame + (m->mac ? SEQD_TAG_LEN : 0);
+}
+
+/* Checks the tag of the whole unit at the head of rbuf (true without
+ * tags); a wrong one closes the connection, why saying so. */
+static bool client_tag_ok(struct client_conn *m, size_t frame)
+{
+    if (!m->mac || mac_open(m->mac, m->rbuf, frame, m->rbuf + frame))
+        return true;
+    snprintf(m->why, sizeof m->why, "wrong MAC on a frame from the member (altered or injected "
+             "on the way)");
+    client_conn_close(m);
+    return false;
+}
+
 /* Removes the first `size` bytes of rbuf (one frame). */
 static void client_consume(struct client_conn *m, size_t size)
 {
@@ -363,9 +298,9 @@ static void client_consume(struct client_conn *m, size_t size)
 static int client_recv_some(struct client_conn *m)
 {
     for (;;) {
-        if (m->rlen == SEQD_MAX_FRAME)
+        if (m->rlen == CLIENT_UNIT_MAX)
             return 0;
-        ssize_t r = recv(m->fd, m->rbuf + m->rlen, SEQD_MAX_FRAME - m->rlen, 0);
+        ssize_t r = recv(m->fd, m->rbuf + m->rlen, CLIENT_UNIT_MAX - m->rlen, 0);
         if (r > 0) {
             m->rlen += (size_t)r;
             return 1;
@@ -401,9 +336,11 @@ static void client_drop_stale(struct client_conn *m)
                 client_conn_close(m);
                 return;
             }
-            if (size == 0 || m->rlen < size)
+            if (size == 0 || m->rlen < client_unit_size(m, size))
                 break;
-            client_consume(m, size);
+            if (!client_tag_ok(m, size))
+                return;   /* every frame counts in the tags' sequence, stale ones too */
+            client_consume(m, client_unit_size(m, size));
         }
         if (r == 0)
             return;
@@ -456,7 +393,10 @@ static int client_wait_reply(struct client_conn *m, uint64_t reqid, int64_t dead
             client_conn_close(m);
             return WAIT_CONN;
         }
-        if (size != 0 && m->rlen >= size) {
+        if (size != 0 && m->rlen >= client_unit_size(m, size)) {
+            if (!client_tag_ok(m, size))
+                return WAIT_CONN;
+            size_t unit = client_unit_size(m, size);
             seqd_msg msg;
             int rc = frame_parse(m->rbuf, size, &msg);
             if (rc != FRAME_OK) {
@@ -467,11 +407,11 @@ static int client_wait_reply(struct client_conn *m, uint64_t reqid, int64_t dead
             }
             if (msg.reqid == reqid || msg.type == MSG_ERROR) {
                 memcpy(dst, m->rbuf, size);
-                client_consume(m, size);
+                client_consume(m, unit);
                 (void)frame_parse(dst, size, out);
                 return WAIT_OK;
             }
-            client_consume(m, size);
+            client_consume(m, unit);
             continue;
         }
         int pr = client_poll(m->fd, POLLIN, deadline);
@@ -508,7 +448,12 @@ static int client_exchange(client *c, int i, seqd_msg *req, int64_t deadline,
         bool reused = m->fd >= 0;
         if (!reused && client_connect(m, deadline) != 0)
             return WAIT_CONN;
-        if (client_send_all(m, c->buf, len, deadline) != 0) {
+        size_t out = len;   /* a reconnected connection has no tags */
+        if (m->mac) {
+            mac_seal(m->mac, c->buf, len, c->buf + len);
+            out += SEQD_TAG_LEN;
+        }
+        if (client_send_all(m, c->buf, out, deadline) != 0) {
             client_conn_close(m);
             if (reused && tries == 0)
                 continue;
@@ -532,7 +477,7 @@ static void client_fail_line(client *c, const char *name, uint32_t timeout_ms,
     for (int i = 0; i < c->n && off >= 0 && (size_t)off < errlen; i++) {
         if (c->m[i].why[0] == '\0')
             continue;
-        off += snprintf(err + off, errlen - (size_t)off, "%s%s: %s", sep, c->m[i].addr,
+        off += snprintf(err + off, errlen - (size_t)off, "%s%s: %s", sep, c->m[i].srv->addr,
                         c->m[i].why);
         sep = "; ";
     }
@@ -561,7 +506,7 @@ static int client_take_reply(struct client_conn *m, const seqd_msg *rep, const c
         if (v == POLICY_NEXT)
             return CLIENT_NEXT;
         m->avoid_until_ms = 0;   /* the request's fault, not the member's */
-        policy_stop_message(rep, m->addr, name, count, err, errlen);
+        policy_stop_message(rep, m->srv->addr, name, count, err, errlen);
         return v == POLICY_USAGE ? CLIENT_EUSAGE : CLIENT_EFAIL;
     }
     if (rep->type == MSG_ERROR) {
@@ -662,6 +607,14 @@ int client_status(client *c, int i, uint32_t timeout_ms, struct seqd_status *st,
         client_conn_close(m);
     }
     return CLIENT_EFAIL;
+}
+
+int client_set_mac(client *c, int i, const uint8_t ks[AUTH_KEY_LEN], enum auth_role self)
+{
+    if (i < 0 || i >= c->n || c->m[i].fd < 0 || c->m[i].mac)
+        return -1;
+    c->m[i].mac = mac_new(ks, self);
+    return c->m[i].mac ? 0 : -1;
 }
 
 /* Tests send what a client should not; the reqid is the caller's unless it

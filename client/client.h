@@ -50,20 +50,13 @@ int client_nservers(const client *c);
 /* Index of the member a fetch of `name` tries first when all are healthy. */
 int client_preferred(const client *c, const char *name);
 
-/* Where a fetch of `name` starts: the preferred member, or the next one
- * after it in the list that `usable` accepts (none: the preferred one).
- * The async client routes with its own notion of a member that failed. */
-int client_route(const client *c, const char *name, bool (*usable)(const void *ctx, int i),
-                 const void *ctx);
 const char *client_server(const client *c, int i);
 
 /* Status of member i: CLIENT_OK and *st filled, or CLIENT_EFAIL (down). */
 int client_status(client *c, int i, uint32_t timeout_ms, struct seqd_status *st,
                   char *err, size_t errlen);
 
-/* Sends one raw message to member i and waits for one reply frame (tests:
- * lets them send what a client should not, e.g. an ACCEPT). */
-int client_raw(client *c, int i, const seqd_msg *req, seqd_msg *reply,
-               uint8_t *scratch, uint32_t timeout_ms, char *err, size_t errlen);
+/* client_raw and client_set_mac, for seqd's admin commands and tests
+ * only, are in client/client_admin.h (not installed). */
 
 #endif

@@ -37,7 +37,7 @@ typedef struct ac_member {
 
 struct aclient {
     struct event_base *base;
-    client *cl;                 /* parsed server list, preferred member */
+    policy_servers list;        /* parsed server list, routing */
     int n;
     ac_member *m;
     uint64_t next_reqid;
@@ -74,7 +74,7 @@ static void ca_note(ac_call *f, const char *why)
 {
     size_t used = strlen(f->why);
     snprintf(f->why + used, sizeof f->why - used, "%s%s: %s", used ? "; " : ": ",
-             client_server(f->ac->cl, f->member), why);
+             f->ac->list.s[f->member].addr, why);
 }
 
 static void ca_link(ac_member *m, ac_call *f)
@@ -263,7 +263,7 @@ static int ca_connect(ac_member *m)
     struct sockaddr_storage ss;
     int sslen;
     char err[256];
-    if (addr_resolve(client_server(m->ac->cl, m->index), &ss, &sslen, err, sizeof err) < 0)
+    if (addr_resolve(m->ac->list.s[m->index].addr, &ss, &sslen, err, sizeof err) < 0)
         return -1;
     m->c = conn_connect(m->ac->base, (struct sockaddr *)&ss, sslen, ca_on_open, ca_on_msg,
                         ca_on_end, m);
@@ -305,12 +305,11 @@ aclient *aclient_new(struct event_base *base, const char *servers, char *err, si
         return NULL;
     }
     ac->base = base;
-    ac->cl = client_new(servers, err, errlen);
-    if (!ac->cl) {
+    if (policy_servers_parse(&ac->list, servers, err, errlen) != 0) {
         free(ac);
         return NULL;
     }
-    ac->n = client_nservers(ac->cl);
+    ac->n = ac->list.n;
     ac->m = calloc((size_t)ac->n, sizeof *ac->m);
     ac->reaper = event_new(base, -1, 0, ca_reap_cb, ac);
     if (!ac->m || !ac->reaper) {
@@ -341,7 +340,6 @@ void aclient_free(aclient *ac)
     if (ac->reaper)
         event_free(ac->reaper);
     free(ac->m);
-    client_free(ac->cl);
     free(ac);
 }
 
@@ -368,7 +366,7 @@ int aclient_fetch(aclient *ac, const char *name, uint32_t count, uint32_t timeou
     f->count = count;
     f->timeout_ms = timeout_ms;
     f->deadline_ms = ca_now_ms() + timeout_ms;
-    f->start = client_route(ac->cl, name, ca_not_avoided, ac);
+    f->start = policy_route(&ac->list, name, ca_not_avoided, ac);
     f->pause_ms = POLICY_PASS_PAUSE_MS;
     f->done = done;
     f->arg = arg;

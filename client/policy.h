@@ -8,11 +8,12 @@
  *
  * Pure functions and constants: no sockets, no clocks. The two clients
  * differ only in how they wait (poll on one socket, or the caller's event
- * loop) and route through client_route.
+ * loop).
  */
 #ifndef SEQD_CLIENT_POLICY_H
 #define SEQD_CLIENT_POLICY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,12 +33,49 @@
 #define POLICY_PASS_PAUSE_MS 20
 #define POLICY_PASS_PAUSE_MAX_MS 200
 
+/* The --servers list, parsed once for both clients: comma-separated
+ * HOST:PORT (or [V6]:PORT) entries, spaces around them tolerated since
+ * lists are often pasted from shell variables; the port must be numeric so
+ * that a typo is caught here and not as a DNS failure later. */
+#define POLICY_MAX_SERVERS 64
+typedef struct policy_server {
+    char addr[SEQD_ADDR_MAX + 1];   /* as given, for messages */
+    char host[SEQD_ADDR_MAX + 1];
+    char port[8];
+} policy_server;
+typedef struct policy_servers {
+    int n;
+    policy_server s[POLICY_MAX_SERVERS];
+    int sorted[POLICY_MAX_SERVERS];  /* indexes in address order */
+} policy_servers;
+
+/* 0, or -1 with a message (none given, a bad entry, too many). */
+int policy_servers_parse(policy_servers *l, const char *servers, char *err, size_t errlen);
+
+/* The sequence's preferred member: a hash of the name over the addresses
+ * in sorted order, so that every client given the same servers, in any
+ * order, agrees. */
+int policy_preferred(const policy_servers *l, const char *name);
+
+/* Where a fetch of `name` starts: the preferred member, or the next one in
+ * the list after it that `usable` accepts (none: the preferred one).
+ * Routing every client of a sequence to one coordinator keeps its learned
+ * value fresh (the 1-RTT fast path) and keeps coordinators from NACKing
+ * each other; safety never depends on it, any member may serve any fetch. */
+int policy_route(const policy_servers *l, const char *name, bool (*usable)(const void *ctx, int i),
+                 const void *ctx);
+
 /* snprintf into err unless the caller passed no buffer (NULL or 0): error
  * text of the client library goes through here. */
 void policy_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* The client's side of the name check (the member checks again on receipt,
+ * in net/front_bin.c and quorum/acceptor.c): CLIENT_OK, or CLIENT_EUSAGE
+ * with the message. */
+int policy_check_name(const char *name, char *err, size_t errlen);
+
 /* CLIENT_OK, or CLIENT_EUSAGE with the message (bad name or count):
- * seqd_name_valid / seqd_count_valid, before anything is sent. */
+ * policy_check_name and seqd_count_valid, before anything is sent. */
 int policy_check_request(const char *name, uint32_t count, char *err, size_t errlen);
 
 /* What attempt may take out of `left` ms (see POLICY_ATTEMPT_MIN_MS). */

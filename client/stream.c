@@ -314,13 +314,8 @@ static void stream_client_free(void *ctx)
 stream *stream_new_client(const char *servers, const char *name, uint32_t buffer,
                           uint32_t timeout_ms, char *err, size_t errlen)
 {
-    size_t nlen = name != NULL ? strlen(name) : 0;
-    if (name == NULL || !seqd_name_valid(name, nlen)) {
-        policy_seterr(err, errlen,
-                      "bad sequence name '%.*s': use 1 to %u characters of [A-Za-z0-9._-]",
-                      (int)(nlen > 140 ? 140 : nlen), name ? name : "", SEQD_NAME_MAX);
+    if (policy_check_name(name, err, errlen) != CLIENT_OK)
         return NULL;
-    }
     if (buffer > SEQD_COUNT_MAX) {
         policy_seterr(err, errlen, "bad buffer %u: must be 0 to %u", buffer, SEQD_COUNT_MAX);
         return NULL;
@@ -336,7 +331,7 @@ stream *stream_new_client(const char *servers, const char *name, uint32_t buffer
         return NULL;
     }
     cc->timeout_ms = timeout_ms;
-    memcpy(cc->name, name, nlen + 1);
+    memcpy(cc->name, name, strlen(name) + 1);   /* fits: the name was checked */
     return stream_new_owned(stream_client_source, cc, stream_client_free, buffer, err, errlen);
 }
 

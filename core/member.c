@@ -17,6 +17,7 @@
 #include "../net/peer.h"
 #include "../quorum/acceptor.h"
 #include "../quorum/coord.h"
+#include "../quorum/incarnation.h"
 #include "../quorum/recovery.h"
 #include "../storage/datadir.h"
 
@@ -43,6 +44,7 @@ struct member {
     acceptor *acc;
     coord *coord;
     recovery *rec;
+    incarn *inc;
     peer **peers;                 /* [n], NULL at self */
     struct event *log_ev;         /* log_notify_fd readable */
     struct event *self_ev;        /* self queue non-empty */
@@ -51,6 +53,7 @@ struct member {
     uint64_t rng;
     uint64_t write_errors_logged;   /* log write failures already reported */
     uint64_t write_errors_at_us;    /* when last reported */
+    uint64_t stale_logged_at_us;    /* last "not counting replies" line */
     member_ready_fn on_ready;      /* member_set_ready_cb */
     void *on_ready_arg;
     int stop_stage;
@@ -181,10 +184,38 @@ static uint64_t store_get(void *ctx, const struct seqd_name *name)
     return table_get(m->t, name->s, name->len);
 }
 
+/* What peers' replies said of their positions rides with the next batch
+ * (DESIGN.md §3: one small record per peer per batch, when it changed). */
 static int store_raise(void *ctx, const struct seqd_name *name, uint64_t value, q_done_fn done, void *arg)
 {
     member *m = ctx;
+    if (m->inc)
+        inc_flush(m->inc);
     return log_append(m->log, name->s, name->len, value, done, arg);
+}
+
+static uint64_t store_meta_get(void *ctx, const char *key)
+{
+    member *m = ctx;
+    return log_meta_get(m->log, key, (uint8_t)strlen(key));
+}
+
+static int store_meta_raise(void *ctx, const char *key, uint64_t value, q_done_fn done, void *arg)
+{
+    member *m = ctx;
+    return log_append_meta(m->log, key, (uint8_t)strlen(key), value, done, arg);
+}
+
+static uint64_t store_position(void *ctx)
+{
+    member *m = ctx;
+    return log_position(m->log);
+}
+
+static void store_set_position_key(void *ctx, const char *key)
+{
+    member *m = ctx;
+    log_set_position_key(m->log, key, (uint8_t)strlen(key));
 }
 
 static uint64_t store_count(void *ctx)
@@ -219,7 +250,7 @@ static void self_deliver_cb(evutil_socket_t fd, short what, void *arg)
     m->self_head = m->self_tail = NULL;
     while (q) {
         self_msg *next = q->next;
-        acc_handle(m->acc, &q->m, reply_to_self, m);
+        acc_handle(m->acc, m->cfg.self, &q->m, reply_to_self, m);
         free(q);
         q = next;
     }
@@ -287,10 +318,20 @@ int member_peer_hello(member *m, uint64_t set_digest, uint32_t round_ms, const c
     return -1;
 }
 
-void member_peer_request(member *m, const seqd_msg *req, q_reply_fn reply, void *cookie)
+void member_peer_request(member *m, int from, const seqd_msg *req, q_reply_fn reply, void *cookie)
 {
     assert(req->type == MSG_READ || req->type == MSG_ACCEPT || req->type == MSG_SNAP_REQ);
-    acc_handle(m->acc, req, reply, cookie);
+    assert(from >= 0 && from < m->cfg.n);   /* only after a hello */
+    acc_handle(m->acc, from, req, reply, cookie);
+}
+
+void member_peer_stopped(member *m, int from, const struct seqd_inc *inc)
+{
+    assert(from >= 0 && from < m->cfg.n);
+    inc_stopped(m->inc, from, inc);
+    member_log(m, "peer %s stopped cleanly (incarnation %llu, position %llu)",
+               m->cfg.members[from], (unsigned long long)inc->counter,
+               (unsigned long long)inc->pos);
 }
 
 bool member_ready(const member *m) { return acc_ready(m->acc); }
@@ -305,6 +346,26 @@ const member_config *member_cfg(const member *m) { return &m->cfg; }
 
 /* ---- outgoing peer links --------------------------------------------------- */
 
+/* Every reply says where its sender stands (incarnation, position); one
+ * from a sender behind what was recorded of it is not counted. */
+static bool member_observe(member *m, int from, const seqd_msg *msg)
+{
+    const struct seqd_inc *inc = msg->type == MSG_VALUE || msg->type == MSG_NACK ? &msg->u.value.inc
+                                 : msg->type == MSG_ACK                          ? &msg->u.ack.inc
+                                                                                 : NULL;
+    if (inc == NULL || inc_observe(m->inc, from, inc))
+        return true;
+    uint64_t now = env_now_us(m);
+    if (now - m->stale_logged_at_us >= 1000000u) {
+        m->stale_logged_at_us = now;
+        member_log(m, "not counting replies of %s: incarnation %llu at position %llu is behind "
+                      "what was recorded of it (rolled back while it ran?)",
+                   m->cfg.members[from], (unsigned long long)inc->counter,
+                   (unsigned long long)inc->pos);
+    }
+    return false;
+}
+
 static void member_peer_reply(peer *p, int from, const seqd_msg *msg, void *arg)
 {
     (void)p;
@@ -314,7 +375,8 @@ static void member_peer_reply(peer *p, int from, const seqd_msg *msg, void *arg)
             recovery_on_reply(m->rec, from, msg);
         return;
     }
-    coord_on_reply(m->coord, from, msg);
+    if (member_observe(m, from, msg))
+        coord_on_reply(m->coord, from, msg);
 }
 
 static void member_peer_state(peer *p, int who, bool up, const char *why, void *arg)
@@ -403,17 +465,24 @@ static void member_recovered(void *arg, int err, bool committed, const struct se
     }
     const struct seqd_cid copy = *rcid, *cid = &copy;   /* rcid points into the recovery */
     int read_from = recovery_members_read(m->rec);
+    bool clean = recovery_clean(m->rec);
     recovery_free(m->rec);
     m->rec = NULL;
     if (m->cfg.mode != RECOVERY_INITIALIZED || !seqd_cid_eq(&m->cfg.cid, cid)) {
         if (member_record_identity(m, cid) < 0)
             return;
     }
+    /* A completed recovery (or a confirmed clean stop) is what verifies a
+     * member: from now on its snapshots count for others. */
+    acc_set_has_state(m->acc, true);
     acc_set_ready(m->acc, true);
     char hex[SEQD_CID_HEX];
     seqd_cid_hex(cid, hex);
     if (committed)
         member_log(m, "ready: initialized by seqd init as cluster %s of %d members", hex, m->cfg.n);
+    else if (clean)
+        member_log(m, "ready: clean stop confirmed by a serving peer, log complete (%zu sequences, "
+                      "no wait and no recovery read; cluster %s)", table_count(m->t), hex);
     else
         member_log(m, "ready: recovered (%zu sequences, state read from %d other members, cluster %s)",
                    table_count(m->t), read_from, hex);
@@ -493,7 +562,10 @@ int member_init(member *m, const seqd_msg *req, seqd_msg *reply, char *why, size
         }
         return init_reply(reply, INIT_INITIALIZED, &m->cfg.cid);
     }
-    assert(m->rec);   /* not initialized: still recovering */
+    if (!m->rec) {   /* starting: its incarnation is not durable yet */
+        snprintf(why, whylen, "init refused: the member is starting; run seqd init again");
+        return ERR_RECOVERING;
+    }
     if (op == INIT_COMMIT)
         return member_init_commit(m, x, reply, why, whylen);
     if (recovery_mode(m->rec) == RECOVERY_PREPARED)
@@ -555,7 +627,9 @@ static void member_wire_env(member *m)
                      .now_us = env_now_us, .timer_start = env_timer_start,
                      .timer_stop = env_timer_stop, .random = env_random};
     m->store = (q_store){.ctx = m, .get = store_get, .raise = store_raise, .count = store_count,
-                         .entry = store_entry};
+                         .entry = store_entry, .meta_get = store_meta_get,
+                         .meta_raise = store_meta_raise, .position = store_position,
+                         .set_position_key = store_set_position_key};
     m->rng = env_now_us(m) ^ ((uint64_t)getpid() << 32) ^ UINT64_C(0x9E3779B97F4A7C15);
 }
 
@@ -578,6 +652,8 @@ member *member_new(struct event_base *base, const member_config *cfg, seqlog *lo
     member_wire_env(m);
     m->acc = acc_new(&m->store);
     m->coord = coord_new(&m->env);
+    m->inc = inc_new(&m->env, &m->store);
+    acc_set_incarn(m->acc, m->inc);
     m->self_ev = event_new(base, -1, 0, self_deliver_cb, m);
     m->log_ev = event_new(base, log_notify_fd(log), EV_READ | EV_PERSIST, member_log_cb, m);
     if (!m->acc || !m->coord || !m->self_ev || !m->log_ev) {
@@ -586,7 +662,9 @@ member *member_new(struct event_base *base, const member_config *cfg, seqlog *lo
         return NULL;
     }
     event_add(m->log_ev, NULL);
-    acc_set_has_state(m->acc, cfg->mode == RECOVERY_INITIALIZED);
+    /* A member's snapshots count for others only once it is verified
+     * (quorum/incarnation.h): recovery says when. */
+    acc_set_has_state(m->acc, cfg->mode == RECOVERY_INITIALIZED && cfg->n == 1);
     if (cfg->mode == RECOVERY_INITIALIZED)
         acc_set_cid(m->acc, &cfg->cid);
     if (member_connect_peers(m, err, errlen) < 0) {
@@ -594,6 +672,59 @@ member *member_new(struct event_base *base, const member_config *cfg, seqlog *lo
         return NULL;
     }
     return m;
+}
+
+static void member_trust(void *arg, bool counts)
+{
+    member *m = arg;
+    acc_set_has_state(m->acc, counts && m->cfg.mode == RECOVERY_INITIALIZED);
+    if (counts)
+        member_log(m, "verified: %d other members' records of this member agree with its log",
+                   m->cfg.n - q_quorum(m->cfg.n) + 1);
+}
+
+static void member_rolled_back(void *arg, const char *why)
+{
+    member *m = arg;
+    acc_set_has_state(m->acc, false);
+    member_log(m, "%s: this member's data directory was rolled back (a restored backup, a VM "
+                  "snapshot, a disk that lost synced writes); marked rolled back: it counts for "
+                  "nobody's recovery and recovers from its peers like a member that lost its data",
+               why);
+}
+
+static void member_incarnated(void *arg, int err);
+
+static void member_incarnate_again(void *arg)
+{
+    member *m = arg;
+    if (inc_begin(m->inc, 0, member_incarnated, m) < 0) {
+        member_log(m, "cannot record a new incarnation in the log; exiting");
+        member_die(m);
+    }
+}
+
+/* A failed write (a full disk) is tried again every R, like a failed
+ * batch; nothing was said to a peer yet. */
+static void member_incarnated(void *arg, int err)
+{
+    member *m = arg;
+    if (err) {
+        member_log(m, "cannot record a new incarnation: %s; trying again",
+                   strerror(err > 0 ? err : EIO));
+        if (!env_timer_start(m, m->env.round_us, member_incarnate_again, m))
+            member_die(m);
+        return;
+    }
+    const member_config *cfg = &m->cfg;
+    struct seqd_inc me = inc_self(m->inc);
+    member_log(m, "recovering: %zu sequences replayed from the log, incarnation %llu%s; waiting 2R "
+                  "before reading peers",
+               table_count(m->t), (unsigned long long)me.counter,
+               inc_marked(m->inc) ? " (marked rolled back)" : "");
+    static const recovery_hooks hooks = {.trust = member_trust, .rolled_back = member_rolled_back};
+    m->rec = recovery_start(&m->env, &m->store, m->inc, &hooks, cfg->mode, &cfg->cid,
+                            member_recovered, m);
 }
 
 int member_start(member *m, char *err, size_t errlen)
@@ -607,14 +738,30 @@ int member_start(member *m, char *err, size_t errlen)
     };
     member_log(m, "listening; member %d of %d (%s), R=%u ms, %s", cfg->self + 1, cfg->n,
                cfg->members_joined, cfg->round_ms, said[cfg->mode]);
-    member_log(m, "recovering: %zu sequences replayed from the log; waiting 2R before reading peers",
-               table_count(m->t));
-    m->rec = recovery_start(&m->env, &m->store, cfg->mode, &cfg->cid, member_recovered, m);
-    if (!m->rec) {
-        snprintf(err, errlen, "out of memory");
+    /* A new incarnation, durable before the recovery sends anything: one
+     * fsync, waited for here (log_flush runs member_incarnated), so that
+     * the member has its recovery before the first request arrives. */
+    if (inc_begin(m->inc, 0, member_incarnated, m) < 0 || log_flush(m->log) < 0) {
+        snprintf(err, errlen, "cannot record a new incarnation in the log");
         return -1;
     }
     return 0;
+}
+
+/* A clean stop, told to every peer once the log is durable: where this
+ * incarnation ends. A peer that records it lets the next start skip its
+ * recovery read if the log then reaches exactly there (DESIGN.md §3). */
+static void member_say_stopped(member *m)
+{
+    acc_set_ready(m->acc, false);   /* no vote after the position it tells */
+    seqd_msg s = {.type = MSG_STOPPED, .reqid = 0};
+    s.u.stopped.inc = inc_self(m->inc);
+    for (int i = 0; i < m->cfg.n; i++)
+        if (i != m->cfg.self && m->peers[i])
+            peer_send(m->peers[i], &s);
+    member_log(m, "stopped cleanly at incarnation %llu, position %llu",
+               (unsigned long long)s.u.stopped.inc.counter,
+               (unsigned long long)s.u.stopped.inc.pos);
 }
 
 /* Stop in stages, one loop turn apart, so each stage's replies are written:
@@ -636,6 +783,8 @@ static void member_stop_cb(evutil_socket_t fd, short what, void *arg)
         if (log_flush(m->log) < 0 || log_poll(m->log) < 0) {
             member_log(m, "fatal: fsync of the log failed while stopping");
             m->fatal = true;
+        } else if (acc_ready(m->acc)) {
+            member_say_stopped(m);
         }
         evtimer_add(m->stop_ev, &tv);
         break;
@@ -665,6 +814,7 @@ static void member_release(member *m)
 {
     if (m->rec)
         recovery_free(m->rec);
+    inc_free(m->inc);
     if (m->coord)
         coord_free(m->coord);
     for (int i = 0; m->peers && i < m->cfg.n; i++)
@@ -677,12 +827,10 @@ static void member_release(member *m)
     }
     if (m->acc)
         acc_free(m->acc);
-    if (m->self_ev)
-        event_free(m->self_ev);
-    if (m->log_ev)
-        event_free(m->log_ev);
-    if (m->stop_ev)
-        event_free(m->stop_ev);
+    struct event *evs[] = {m->self_ev, m->log_ev, m->stop_ev};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        if (evs[i] != NULL)
+            event_free(evs[i]);
     free(m);
 }
 

@@ -127,7 +127,11 @@ int member_peer_hello(member *m, uint64_t set_digest, uint32_t round_ms, const c
 
 /* READ, ACCEPT or SNAP_REQ from an authenticated peer connection: reply is
  * called exactly once, now or once the log is durable. */
-void member_peer_request(member *m, const seqd_msg *req, q_reply_fn reply, void *cookie);
+void member_peer_request(member *m, int from, const seqd_msg *req, q_reply_fn reply, void *cookie);
+
+/* Peer `from` stopped cleanly at inc (MSG_STOPPED): recorded durably, so
+ * that its restart can skip its recovery read (DESIGN.md §3). */
+void member_peer_stopped(member *m, int from, const struct seqd_inc *inc);
 
 /* ---- init (DESIGN.md §3) ------------------------------------------------ */
 

@@ -14,6 +14,13 @@
  * the peer has closed must not raise SIGPIPE, because this code also runs
  * inside client programs (client/client_async.h) that do not ignore it. The
  * bufferevent's write side serves only to wait for a connect.
+ *
+ * TAGS. On an authenticated link (conn_set_mac) the tag is added where a
+ * frame is encoded and checked where one is decoded (net/mac.h), not at
+ * the transport seam below: the seam sees bytes, the tag belongs to a
+ * frame and its place in the sequence, and the frames queued before the
+ * switch (the listener's AUTH_OK) must leave untagged. A TLS transport
+ * would make the tags redundant, not wrong.
  */
 #include "conn.h"
 
@@ -34,6 +41,7 @@
 #include <assert.h>
 
 #include "frame.h"
+#include "mac.h"
 
 /* The life of a connection, as memcached keeps its conn states: one enum,
  * changed only by conn_set_state, which asserts the transition. */
@@ -81,8 +89,10 @@ struct conn {
     void *arg;
     int refs;
     int peer;          /* member index after a hello, -1 for clients */
+    mac_link *mac;     /* tags on (authenticated link), NULL otherwise */
+    bool mac_failed;   /* closed for a wrong tag */
     char addr[64];
-    uint8_t scratch[SEQD_MAX_FRAME];
+    uint8_t scratch[SEQD_MAX_FRAME + SEQD_TAG_LEN];
 };
 
 static void conn_set_state(conn *c, enum conn_state to)
@@ -232,6 +242,7 @@ void conn_unref(conn *c)
     assert(c->refs > 0);
     if (--c->refs == 0) {
         assert(c->state == CONN_CLOSED || c->state == CONN_CONNECTING);
+        mac_free(c->mac);
         free(c);
     }
 }
@@ -240,6 +251,24 @@ bool conn_is_open(const conn *c) { return c->state == CONN_OPEN; }
 void conn_set_peer(conn *c, int member) { c->peer = member; }
 int conn_peer(const conn *c) { return c->peer; }
 const char *conn_addr(const conn *c) { return c->addr; }
+bool conn_has_mac(const conn *c) { return c->mac != NULL; }
+bool conn_mac_failed(const conn *c) { return c->mac_failed; }
+
+int conn_set_mac(conn *c, const uint8_t ks[AUTH_KEY_LEN], enum auth_role self)
+{
+    assert(!c->mac);
+    if (c->state != CONN_OPEN)
+        return -1;
+    c->mac = mac_new(ks, self);
+    return c->mac ? 0 : -1;
+}
+
+/* The one place a frame is put on the output: tagged on an authenticated link. */
+static int conn_encode(conn *c, const seqd_msg *m)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    return c->mac ? mac_encode(c->mac, out, m) : frame_encode(out, m);
+}
 
 /* Ends the connection exactly once: the socket goes at once, the memory
  * when the last holder lets go. The caller's reference (the one taken at
@@ -271,7 +300,7 @@ int conn_send(conn *c, const seqd_msg *m)
     if (c->state != CONN_OPEN)
         return -1;
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (frame_encode(out, m) < 0)
+    if (conn_encode(c, m) < 0)
         return -1;
     conn_arm_flush(c);
     /* Back-pressure: stop reading requests while replies pile up. */
@@ -387,7 +416,7 @@ void conn_fail(conn *c, int ferr, const char *text)
     m.u.err.code = (uint16_t)ferr;
     m.u.err.text = text;
     m.u.err.len = (uint16_t)strnlen(text, SEQD_TEXT_MAX);
-    frame_encode(bufferevent_get_output(c->bev), &m);
+    conn_encode(c, &m);
     conn_set_state(c, CONN_FAILING);
     bufferevent_disable(c->bev, EV_READ);
     /* The flush closes the conn once everything, the ERROR included, is out. */
@@ -396,7 +425,9 @@ void conn_fail(conn *c, int ferr, const char *text)
 
 /* Decodes every whole frame that has arrived; stops at the first framing
  * error (the rest of the stream cannot be trusted) or when the handler
- * closed the connection. */
+ * closed the connection. The handler may switch tags on (conn_set_mac):
+ * the next frame is then decoded with them. A wrong tag closes at once:
+ * answering would only tell whoever forged it how far it got. */
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
     conn *c = arg;
@@ -404,9 +435,18 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     conn_ref(c);
     while (c->state == CONN_OPEN) {
         seqd_msg m;
-        int rc = frame_decode(in, &m, c->scratch);
+        int rc = c->mac ? mac_decode(c->mac, in, &m, c->scratch) : frame_decode(in, &m, c->scratch);
         if (rc == FRAME_NEED_MORE)
             break;
+        if (rc == MAC_FORGED) {
+            char why[128];
+            snprintf(why, sizeof why, "wrong MAC on frame %llu of the authenticated link "
+                     "(altered, replayed or injected on the way)",
+                     (unsigned long long)mac_received(c->mac));
+            c->mac_failed = true;
+            conn_close(c, why);
+            break;
+        }
         if (rc < 0) {
             char text[96];
             snprintf(text, sizeof text, "framing error: %s", frame_err_str(-rc));

@@ -7,6 +7,11 @@
  * connection stops reading, so a client that does not read its replies
  * cannot make the server buffer without bound.
  *
+ * Authenticated links: once conn_set_mac is called, every frame sent
+ * carries a tag and every frame received must carry the right one
+ * (net/mac.h, proto.h). A wrong tag closes the connection at once, without
+ * a reply; on_end's why says so and conn_mac_failed tells it apart.
+ *
  * Lifetime: a conn is reference-counted so that a reply that completes
  * after the connection closed (an ACK waiting for fsync, a fetch waiting
  * for its round) can still hold it; sending on a closed conn is a no-op.
@@ -18,6 +23,7 @@
 #include <stdint.h>
 
 #include "../proto.h"
+#include "auth.h"
 
 struct event_base;
 struct sockaddr;
@@ -52,6 +58,17 @@ void conn_close(conn *c, const char *why);
 bool conn_is_open(const conn *c);
 void conn_ref(conn *c);
 void conn_unref(conn *c);
+
+/* From the next frame on, in both directions, frames carry tags under the
+ * session key ks (auth_step's); self is the role this side played. Call it
+ * where the exchange completed: the listener right after queueing its
+ * AUTH_OK (which goes untagged), the connector on receiving it (frames
+ * already decoded or queued are not affected). -1 out of memory or on a
+ * closed conn (close it). Once per conn. */
+int conn_set_mac(conn *c, const uint8_t ks[AUTH_KEY_LEN], enum auth_role self);
+bool conn_has_mac(const conn *c);
+/* The conn was closed because a frame's tag was wrong. */
+bool conn_mac_failed(const conn *c);
 
 /* Per-connection role and member index, set by the server after a hello. */
 void conn_set_peer(conn *c, int member);

@@ -87,6 +87,13 @@ static void wr_lenbytes(struct wr *w, const char *s, size_t len, int lenbytes, s
     wr_bytes(w, s, len);
 }
 
+static void wr_inc(struct wr *w, const struct seqd_inc *inc)
+{
+    wr_uint(w, inc->counter, 8);
+    wr_uint(w, inc->nonce, 8);
+    wr_uint(w, inc->pos, 8);
+}
+
 /* ---- snapshot entries (shared by pack and parse) ------------------------ */
 
 /* Walks n entries (u8 name_len | name | u64) in p[0..avail) and returns 0
@@ -127,6 +134,8 @@ static void pack_snap(struct wr *w, const seqd_msg *m)
     }
     wr_uint(w, m->u.snap.flags, 1);
     wr_bytes(w, m->u.snap.cid.b, SEQD_CID_LEN);
+    wr_inc(w, &m->u.snap.inc);
+    wr_inc(w, &m->u.snap.you);
     wr_uint(w, m->u.snap.next, 4);
     wr_uint(w, m->u.snap.n, 2);
     wr_bytes(w, m->u.snap.entries, elen);
@@ -179,6 +188,7 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
     case MSG_VALUE:
     case MSG_NACK:
         wr_uint(w, m->u.value.cur, 8);
+        wr_inc(w, &m->u.value.inc);
         break;
     case MSG_ACCEPT:
         wr_uint(w, m->u.accept.expect, 8);
@@ -187,9 +197,14 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
         break;
     case MSG_ACK:
         wr_uint(w, m->u.ack.new_, 8);
+        wr_inc(w, &m->u.ack.inc);
         break;
     case MSG_SNAP_REQ:
         wr_uint(w, m->u.snap_req.start, 4);
+        wr_inc(w, &m->u.snap_req.inc);
+        break;
+    case MSG_STOPPED:
+        wr_inc(w, &m->u.stopped.inc);
         break;
     case MSG_SNAP_CHUNK:
         pack_snap(w, m);
@@ -239,6 +254,11 @@ static size_t pack_msg(const seqd_msg *m, uint8_t *buf, size_t cap)
 size_t frame_pack(const seqd_msg *m, uint8_t *buf)
 {
     return pack_msg(m, buf, SEQD_MAX_FRAME);
+}
+
+size_t frame_size(const seqd_msg *m)
+{
+    return pack_msg(m, NULL, SEQD_MAX_FRAME);
 }
 
 /* Measures first so the frame is packed in place into exactly the space it
@@ -327,10 +347,19 @@ static void rd_cid(struct rd *r, struct seqd_cid *cid)
 
 /* Snapshot entries are validated all at once so callers can walk them with
  * snap_entry_next and never see a truncated entry. */
+static void rd_inc(struct rd *r, struct seqd_inc *inc)
+{
+    inc->counter = rd_uint(r, 8);
+    inc->nonce = rd_uint(r, 8);
+    inc->pos = rd_uint(r, 8);
+}
+
 static void parse_snap(struct rd *r, seqd_msg *m)
 {
     m->u.snap.flags = (uint8_t)rd_uint(r, 1);
     rd_cid(r, &m->u.snap.cid);
+    rd_inc(r, &m->u.snap.inc);
+    rd_inc(r, &m->u.snap.you);
     m->u.snap.next = (uint32_t)rd_uint(r, 4);
     m->u.snap.n = (uint16_t)rd_uint(r, 2);
     if (r->err)
@@ -408,6 +437,7 @@ static void parse_payload(struct rd *r, seqd_msg *m)
     case MSG_VALUE:
     case MSG_NACK:
         m->u.value.cur = rd_uint(r, 8);
+        rd_inc(r, &m->u.value.inc);
         break;
     case MSG_ACCEPT:
         m->u.accept.expect = rd_uint(r, 8);
@@ -416,9 +446,14 @@ static void parse_payload(struct rd *r, seqd_msg *m)
         break;
     case MSG_ACK:
         m->u.ack.new_ = rd_uint(r, 8);
+        rd_inc(r, &m->u.ack.inc);
         break;
     case MSG_SNAP_REQ:
         m->u.snap_req.start = (uint32_t)rd_uint(r, 4);
+        rd_inc(r, &m->u.snap_req.inc);
+        break;
+    case MSG_STOPPED:
+        rd_inc(r, &m->u.stopped.inc);
         break;
     case MSG_SNAP_CHUNK:
         parse_snap(r, m);
@@ -517,21 +552,34 @@ int frame_decode(struct evbuffer *in, seqd_msg *out, uint8_t *scratch)
     return rc;
 }
 
+/* frame_decode's peek and wait, for a frame with a trailer; the caller
+ * checks the trailer before it parses. */
+int frame_take(struct evbuffer *in, uint8_t *scratch, size_t trailer, size_t *flen)
+{
+    uint8_t hdr[SEQD_HDR_LEN];
+    size_t have = evbuffer_get_length(in);
+    ev_ssize_t got = evbuffer_copyout(in, hdr, have < sizeof hdr ? have : sizeof hdr);
+    if (got < 0)
+        return FRAME_NEED_MORE;
+    int rc = head_check(hdr, (size_t)got, flen);
+    if (rc != FRAME_OK)
+        return rc;
+    size_t unit = *flen + trailer;
+    if (have < unit || evbuffer_remove(in, scratch, unit) != (int)unit)
+        return FRAME_NEED_MORE;
+    return FRAME_OK;
+}
+
 /* ---- names for logs ----------------------------------------------------- */
+
+#define NAME_TEXT(name, num, text) [num] = text,
+#define NAME_TYPE(name, num) [num] = #name,
 
 /* Accepts the negative value frame_decode returns as well, since that is
  * what a caller has at hand. */
 const char *frame_err_str(int ferr)
 {
-    static const char *const s[] = {
-        [FERR_TOO_LONG] = "frame too long",
-        [FERR_VERSION] = "bad protocol version",
-        [FERR_TYPE] = "unknown message type",
-        [FERR_SHORT] = "payload too short",
-        [FERR_LONG] = "payload too long",
-        [FERR_FLAGS] = "reserved flags set",
-        [FERR_HELLO] = "hello refused",
-    };
+    static const char *const s[] = {SEQD_FERRS(NAME_TEXT)};
     if (ferr < 0)
         ferr = -ferr;
     return ferr >= 1 && ferr <= FERR_MAX ? s[ferr] : "unknown framing error";
@@ -540,43 +588,13 @@ const char *frame_err_str(int ferr)
 /* Request error codes as a client prints them. */
 const char *seqd_err_str(int err)
 {
-    static const char *const s[] = {
-        [ERR_BAD_NAME] = "bad name",
-        [ERR_BAD_COUNT] = "bad count",
-        [ERR_EXHAUSTED] = "sequence exhausted",
-        [ERR_RECOVERING] = "member recovering",
-        [ERR_NOT_PEER] = "not a peer",
-        [ERR_TIMEOUT] = "timeout",
-        [ERR_STORAGE] = "storage error",
-        [ERR_SHUTDOWN] = "shutting down",
-        [ERR_BAD_REQUEST] = "bad request",
-        [ERR_INIT_REFUSED] = "init refused",
-    };
+    static const char *const s[] = {SEQD_ERRS(NAME_TEXT)};
     return err >= 1 && err <= ERR_MAX ? s[err] : "unknown error";
 }
 
 /* Message type names for traces. */
 const char *msg_type_str(int type)
 {
-    static const char *const s[] = {
-        [MSG_FETCH] = "FETCH",
-        [MSG_RANGE] = "RANGE",
-        [MSG_REPLY_ERR] = "REPLY_ERR",
-        [MSG_STATUS] = "STATUS",
-        [MSG_STATUS_REPLY] = "STATUS_REPLY",
-        [MSG_HELLO] = "HELLO",
-        [MSG_HELLO_OK] = "HELLO_OK",
-        [MSG_READ] = "READ",
-        [MSG_VALUE] = "VALUE",
-        [MSG_ACCEPT] = "ACCEPT",
-        [MSG_ACK] = "ACK",
-        [MSG_NACK] = "NACK",
-        [MSG_SNAP_REQ] = "SNAP_REQ",
-        [MSG_SNAP_CHUNK] = "SNAP_CHUNK",
-        [MSG_ERROR] = "ERROR",
-        [MSG_INIT] = "INIT",
-        [MSG_INIT_REPLY] = "INIT_REPLY",
-        [MSG_AUTH] = "AUTH",
-    };
+    static const char *const s[] = {SEQD_MSG_TYPES(NAME_TYPE)};
     return type >= 1 && type <= MSG_TYPE_MAX ? s[type] : "UNKNOWN";
 }

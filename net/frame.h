@@ -35,6 +35,13 @@ struct evbuffer;
  * receives the frame; pointers in `out` refer into it. */
 int frame_decode(struct evbuffer *in, seqd_msg *out, uint8_t *scratch);
 
+/* Takes the next whole frame and the `trailer` bytes that follow it (a
+ * MAC tag, net/mac.h) out of `in` into scratch (SEQD_MAX_FRAME + trailer
+ * bytes), without parsing it: FRAME_OK with *flen the frame's size (the
+ * trailer is at scratch + *flen), FRAME_NEED_MORE, or the -ferr of a
+ * header error (frame_decode's checks and order). Only FRAME_OK drains. */
+int frame_take(struct evbuffer *in, uint8_t *scratch, size_t trailer, size_t *flen);
+
 /* Parses one whole frame held in buf[0..len) (len = the frame's size).
  * Returns FRAME_OK, FRAME_NEED_MORE if len is short of the frame, or -ferr.
  * Bytes past the frame's size (from its own prefix) are ignored. Names are
@@ -49,6 +56,9 @@ int frame_parse(const uint8_t *buf, size_t len, seqd_msg *out);
  * that are not exactly u.snap.n well-formed entries of entries_len bytes.
  * The header's flags are always 0. Writes only the frame's size bytes. */
 size_t frame_pack(const seqd_msg *m, uint8_t *buf);
+
+/* The size frame_pack would give m (0: it does not fit), without packing. */
+size_t frame_size(const seqd_msg *m);
 
 /* frame_pack + evbuffer_add. Returns 0, or -1 if m does not fit or on OOM. */
 int frame_encode(struct evbuffer *out, const seqd_msg *m);

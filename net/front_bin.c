@@ -22,13 +22,6 @@
 #include "frame.h"
 #include "peer.h"
 
-/* Where an accepted connection stands in the challenge-response. */
-enum fc_auth {
-    FC_NONE,        /* said nothing about the secret: a client */
-    FC_CHALLENGED,  /* sent AUTH_HELLO, was answered a challenge */
-    FC_AUTHED       /* proved it holds the secret */
-};
-
 /* An accepted connection as the front end sees it; the conn's callback
  * argument, so a message finds it in O(1). */
 typedef struct front_conn {
@@ -37,8 +30,7 @@ typedef struct front_conn {
     size_t idx;                   /* in f->conns */
     uint64_t accepted_ms;
     bool spoke;                   /* a whole frame arrived */
-    enum fc_auth auth;
-    uint8_t nc[SEQD_NONCE_LEN], ns[SEQD_NONCE_LEN];
+    auth_exchange ax;             /* the challenge-response (AUTH_X_IDLE: a client) */
 } front_conn;
 
 /* Limits (DESIGN.md §3, hostile input): a connection that has not sent one
@@ -203,7 +195,7 @@ static void front_peer_request(front_bin *f, conn *c, const seqd_msg *msg)
         return;
     }
     conn_ref(c);
-    member_peer_request(f->m, msg, reply_to_conn, c);
+    member_peer_request(f->m, conn_peer(c), msg, reply_to_conn, c);
 }
 
 /* Who may say hello as a peer or send init's messages (DESIGN.md §3):
@@ -212,7 +204,7 @@ static void front_peer_request(front_bin *f, conn *c, const seqd_msg *msg)
 static bool front_trusted(front_bin *f, const front_conn *fc)
 {
     if (f->secret)
-        return fc->auth == FC_AUTHED;
+        return auth_done(&fc->ax);
     return f->insecure || auth_addr_loopback(conn_addr(fc->c));
 }
 
@@ -232,29 +224,37 @@ static bool front_require_trust(front_bin *f, const front_conn *fc, const char *
     return false;
 }
 
+/* The listener's half of net/auth.h's exchange. Once it is done, the
+ * AUTH_OK goes out untagged and everything after it in both directions
+ * carries a tag (proto.h). */
 static void front_auth(front_bin *f, front_conn *fc, const seqd_msg *msg)
 {
     conn *c = fc->c;
-    seqd_msg r = {.type = MSG_AUTH, .reqid = msg->reqid};
     if (!f->secret) {
         front_refuse(f, c, "an authentication (this member has no --secret-file)");
         return;
     }
-    if (msg->u.auth.step == AUTH_HELLO && fc->auth == FC_NONE && auth_nonce(fc->ns) == 0) {
-        memcpy(fc->nc, msg->u.auth.nonce, SEQD_NONCE_LEN);
-        fc->auth = FC_CHALLENGED;
-        r.u.auth.step = AUTH_CHALLENGE;
-        memcpy(r.u.auth.nonce, fc->ns, SEQD_NONCE_LEN);
-        auth_mac(f->secret, AUTH_ROLE_LISTENER, fc->nc, fc->ns, r.u.auth.mac);
-        conn_send(c, &r);
-        return;
+    if (fc->ax.state == AUTH_X_IDLE) {
+        uint8_t ns[SEQD_NONCE_LEN];
+        if (auth_nonce(ns) < 0) {
+            front_refuse(f, c, "an authentication (no randomness for a nonce)");
+            return;
+        }
+        auth_listener_begin(&fc->ax, (uint8_t)member_cfg(f->m)->self, ns);
     }
-    if (msg->u.auth.step == AUTH_PROOF && fc->auth == FC_CHALLENGED &&
-        auth_mac_ok(f->secret, AUTH_ROLE_CONNECTOR, fc->nc, fc->ns, msg->u.auth.mac)) {
-        fc->auth = FC_AUTHED;
-        r.u.auth.step = AUTH_OK;
+    seqd_msg r;
+    uint8_t ks[AUTH_KEY_LEN];
+    switch (auth_step(&fc->ax, f->secret, msg, &r, ks)) {
+    case AUTH_SEND:
         conn_send(c, &r);
         return;
+    case AUTH_DONE:
+        conn_send(c, &r);
+        if (conn_set_mac(c, ks, AUTH_ROLE_LISTENER) < 0)
+            conn_close(c, "out of memory");
+        return;
+    case AUTH_REFUSE:
+        break;
     }
     front_refuse(f, c, "an authentication");
 }
@@ -294,6 +294,10 @@ static void front_on_msg(conn *c, const seqd_msg *msg, void *arg)
     case MSG_INIT:
         front_init(f, fc, msg);
         break;
+    case MSG_STOPPED:
+        if (conn_peer(c) >= 0)   /* one-way; from anyone else it means nothing */
+            member_peer_stopped(f->m, conn_peer(c), &msg->u.stopped.inc);
+        break;
     case MSG_AUTH:
         front_auth(f, fc, msg);
         break;
@@ -328,6 +332,8 @@ static void front_on_end(conn *c, void *arg, const char *why)
     front_bin *f = fc->f;
     if (!f->closing && conn_peer(c) >= 0 && !member_stopping(f->m))
         member_log(f->m, "peer link from %s closed: %s", member_cfg(f->m)->members[conn_peer(c)], why);
+    else if (!f->closing && conn_mac_failed(c))
+        member_log(f->m, "authenticated link from %s closed: %s", conn_addr(c), why);
     front_forget(f, fc);
 }
 
@@ -399,7 +405,7 @@ static void front_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct
         evutil_closesocket(fd);
         return;
     }
-    *fc = (front_conn){.f = f, .idx = f->nconns, .accepted_ms = front_now_ms(), .auth = FC_NONE};
+    *fc = (front_conn){.f = f, .idx = f->nconns, .accepted_ms = front_now_ms()};
     fc->c = conn_accept(f->base, fd, front_on_msg, front_on_end, fc);
     if (!fc->c) {
         free(fc);
@@ -418,15 +424,12 @@ front_bin *front_bin_new(struct event_base *base, member *m, const char *addr,
     int sslen;
     if (addr_resolve(addr, &ss, &sslen, err, errlen) < 0)
         return NULL;
-    front_bin *f = calloc(1, sizeof *f);
+    front_bin *f = malloc(sizeof *f);
     if (!f) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    f->base = base;
-    f->m = m;
-    f->secret = secret;
-    f->insecure = insecure;
+    *f = (front_bin){.base = base, .m = m, .secret = secret, .insecure = insecure};
     /* Below the descriptor limit, so that the cap, not EMFILE, refuses
      * clients first and peers and the log still get descriptors. */
     struct rlimit rl;
@@ -472,9 +475,9 @@ void front_bin_free(front_bin *f)
     while (f->nconns)
         conn_close(f->conns[f->nconns - 1]->c, "shutting down");   /* on_end forgets it */
     free(f->conns);
-    if (f->sweep)
-        event_free(f->sweep);
-    if (f->resume)
-        event_free(f->resume);
+    struct event *evs[] = {f->sweep, f->resume};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        if (evs[i] != NULL)
+            event_free(evs[i]);
     free(f);
 }

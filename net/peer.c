@@ -21,7 +21,7 @@ struct peer {
     uint32_t round_ms;
     uint64_t cluster_id;
     const auth_secret *secret;
-    uint8_t nc[SEQD_NONCE_LEN];   /* our nonce of the current attempt */
+    auth_exchange ax;             /* the challenge-response of the current attempt */
     struct sockaddr_storage ss;
     int sslen;
     conn *c;
@@ -71,6 +71,9 @@ static void peer_send_hello(peer *p, conn *c)
     conn_send(c, &m);
 }
 
+/* With a secret, the link authenticates before it says hello; the
+ * other member must prove it holds the secret and is the member of the
+ * slot this link is for. */
 static void peer_on_open(conn *c, void *arg)
 {
     peer *p = arg;
@@ -78,37 +81,42 @@ static void peer_on_open(conn *c, void *arg)
         peer_send_hello(p, c);
         return;
     }
-    seqd_msg m = {.type = MSG_AUTH, .reqid = 0};
-    m.u.auth.step = AUTH_HELLO;
-    if (auth_nonce(p->nc) < 0) {
+    uint8_t nc[SEQD_NONCE_LEN];
+    if (auth_nonce(nc) < 0) {
         conn_close(c, "no randomness for a nonce");
         return;
     }
-    memcpy(m.u.auth.nonce, p->nc, SEQD_NONCE_LEN);
+    seqd_msg m;
+    auth_connector_begin(&p->ax, (uint8_t)p->member, nc, &m);
     conn_send(c, &m);
 }
 
-/* The other side's half of the challenge-response: it must prove it holds
- * the secret before this member says who it is. */
+/* The connector's half of the exchange. On AUTH_OK every later frame is
+ * tagged (proto.h), the hello first. */
 static void peer_on_auth(peer *p, conn *c, const seqd_msg *m)
 {
     if (!p->secret) {
         conn_close(c, "unexpected authentication message");
         return;
     }
-    if (m->u.auth.step == AUTH_CHALLENGE &&
-        auth_mac_ok(p->secret, AUTH_ROLE_LISTENER, p->nc, m->u.auth.nonce, m->u.auth.mac)) {
-        seqd_msg r = {.type = MSG_AUTH, .reqid = 0};
-        r.u.auth.step = AUTH_PROOF;
-        auth_mac(p->secret, AUTH_ROLE_CONNECTOR, p->nc, m->u.auth.nonce, r.u.auth.mac);
+    seqd_msg r;
+    uint8_t ks[AUTH_KEY_LEN];
+    switch (auth_step(&p->ax, p->secret, m, &r, ks)) {
+    case AUTH_SEND:
         conn_send(c, &r);
         return;
-    }
-    if (m->u.auth.step == AUTH_OK) {
+    case AUTH_DONE:
+        if (conn_set_mac(c, ks, AUTH_ROLE_CONNECTOR) < 0) {
+            conn_close(c, "out of memory");
+            return;
+        }
         peer_send_hello(p, c);
         return;
+    case AUTH_REFUSE:
+        break;
     }
-    conn_close(c, "the member failed authentication (a different --secret-file?)");
+    conn_close(c, "the member failed authentication (a different --secret-file, or not the "
+                  "member of that slot?)");
 }
 
 static void peer_on_msg(conn *c, const seqd_msg *m, void *arg)

@@ -23,6 +23,10 @@ acceptor *acc_new(const q_store *store);
  * (or flush) the log first, the store must not call back afterwards. */
 void acc_free(acceptor *a);
 
+/* Where the incarnation records live (quorum/incarnation.h); NULL keeps
+ * snapshots and replies without them (unit tests). */
+struct incarn;
+void acc_set_incarn(acceptor *a, struct incarn *inc);
 void acc_set_ready(acceptor *a, bool ready);       /* starts not ready */
 /* has_state: initialized and not rolled back (DESIGN.md §3), what lets
  * this member's snapshots count in another member's recovery. */
@@ -32,9 +36,9 @@ void acc_set_cid(acceptor *a, const struct seqd_cid *cid);
 bool acc_ready(const acceptor *a);
 void acc_set_rule(acceptor *a, enum acc_rule rule);
 
-/* Handles MSG_READ, MSG_ACCEPT or MSG_SNAP_REQ; calls reply(cookie, msg)
- * exactly once, now or after the log is durable. The reply's reqid is the
- * request's. */
-void acc_handle(acceptor *a, const seqd_msg *req, q_reply_fn reply, void *cookie);
+/* Handles MSG_READ, MSG_ACCEPT or MSG_SNAP_REQ from member `from` (-1:
+ * unknown); calls reply(cookie, msg) exactly once, now or after the log is
+ * durable. The reply's reqid is the request's. */
+void acc_handle(acceptor *a, int from, const seqd_msg *req, q_reply_fn reply, void *cookie);
 
 #endif

@@ -56,6 +56,16 @@ typedef struct q_store {
                  q_done_fn done, void *arg);
     uint64_t (*count)(void *ctx);
     void (*entry)(void *ctx, uint64_t i, struct seqd_name *name, uint64_t *value);
+    /* Meta entries (quorum/incarnation.h): short keys, never sequences,
+     * max semantics like the table, durable and kept through compaction.
+     * meta_get is 0 for an absent key. */
+    uint64_t (*meta_get)(void *ctx, const char *key);
+    int (*meta_raise)(void *ctx, const char *key, uint64_t value, q_done_fn done, void *arg);
+    /* Records made durable since this process opened the store (this
+     * incarnation's position), and the meta key the store keeps it under,
+     * durably, with every batch (set once, before anything is appended). */
+    uint64_t (*position)(void *ctx);
+    void (*set_position_key)(void *ctx, const char *key);
 } q_store;
 
 /* How a module answers a request: exactly once, now or later. */

@@ -45,20 +45,39 @@
  *    members of one id (the first it meets with state): a member of
  *    another cluster never vouches for this one's values.
  *
+ * Why only *verified* members count (SNAP_HAS_STATE), and what a
+ * rolled-back one does: quorum/incarnation.h. In short, a member restored
+ * from a backup still holds a cluster id and a non-empty table, and two
+ * such members vouched for each other with five members while the one
+ * holding a committed round was down; a member's snapshot now counts only
+ * once N-Q+1 others' records of it agree with its log, and one whose
+ * records do not is marked rolled back, takes a new incarnation above the
+ * recorded one, reads again as any member does, and never counts for
+ * anyone until a completed recovery clears the mark. Every chunk is
+ * checked, probes included; the read starts over after a mark, so its
+ * sources record the new incarnation before they answer.
+ *
+ * A clean stop (DESIGN.md §3): a ready member that recorded "stopped at
+ * (k, p)" for this member, where k is the incarnation this member held
+ * last and its log reaches exactly p, vouches that the log holds every ACK
+ * it gave: the member is done with no wait and no read.
+ *
  * Lifetime: the raises' done callbacks point at the recovery, so free it
  * only once the store will not call them (after done, or after the log is
  * closed). done may call recovery_free: nothing touches r after done.
  */
 #include "recovery.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "incarnation.h"
 #include "qmem.h"
 
 #include <assert.h>
 
-enum rec_phase { REC_WAIT, REC_READ, REC_UNSAFE_WAIT, REC_COMMIT, REC_RAISE, REC_DONE };
+enum rec_phase { REC_WAIT, REC_READ, REC_UNSAFE_WAIT, REC_COMMIT, REC_CLEAN, REC_RAISE, REC_DONE };
 
 /* What we know of one other member in the current read. */
 enum rec_mstate {
@@ -99,7 +118,15 @@ struct recovery {
     bool saw_initialized;
     uint64_t probe_reqid;           /* the reqid every probe carries */
     int wait_ticks;                 /* of R, in WAIT */
+    /* incarnations (NULL: none, unit tests) */
+    incarn *inc;
+    recovery_hooks hooks;
+    uint32_t verifiers;             /* bit per member whose records agreed */
+    bool verified, marking, count_unverified, clean, must_clear;
+    int mark_pending;
 };
+
+_Static_assert(SEQD_MAX_MEMBERS <= 32, "verifiers is a 32-bit mask");
 
 static void rec_tick(void *arg);
 static void rec_finish(recovery *r, bool committed);
@@ -130,11 +157,15 @@ static void rec_timer(recovery *r, uint64_t after_us, q_timer_fn fn)
  * asked again after a silent R) can then never be taken for the new one. */
 static void rec_ask(recovery *r, int i, uint32_t start)
 {
+    if (r->marking)
+        return;   /* asked again once the new incarnation is durable */
     assert(r->phase == REC_READ && i >= 0 && i < r->env.n && i != r->env.self);
     r->m[i].reqid = Q_REQID_RECOVERY | (r->next_reqid++ & ~Q_REQID_RECOVERY);
     r->m[i].start = start;
     seqd_msg q = {.type = MSG_SNAP_REQ, .reqid = r->m[i].reqid};
     q.u.snap_req.start = start;
+    if (r->inc)
+        q.u.snap_req.inc = inc_self(r->inc);
     r->env.send(r->env.ctx, i, &q);
 }
 
@@ -158,11 +189,13 @@ static void rec_begin_read(recovery *r)
  * (init may prepare it meanwhile). */
 static void rec_probe(recovery *r)
 {
-    for (int i = 0; i < r->env.n; i++) {
+    for (int i = 0; i < r->env.n && !r->marking; i++) {
         if (i == r->env.self || r->heard[i])
             continue;
         seqd_msg q = {.type = MSG_SNAP_REQ, .reqid = r->probe_reqid};
         q.u.snap_req.start = UINT32_MAX;
+        if (r->inc)
+            q.u.snap_req.inc = inc_self(r->inc);
         r->env.send(r->env.ctx, i, &q);
     }
 }
@@ -307,7 +340,15 @@ static void rec_on_chunk(recovery *r, int i, const seqd_msg *c)
     rec_member *m = &r->m[i];
     assert(r->phase == REC_READ && (m->st == RM_ASKED || m->st == RM_CHAIN));
     m->progress = true;
-    if (!(c->u.snap.flags & SNAP_HAS_STATE)) {
+    if (r->mode == RECOVERY_PREPARED && (c->u.snap.flags & SNAP_INITIALIZED) &&
+        rec_counts(r, &c->u.snap.cid) == RV_COMMITTED) {
+        m->reqid = 0;
+        m->st = RM_FOREIGN;
+        rec_finish(r, true);   /* done may free r: nothing after this */
+        return;
+    }
+    uint8_t counts = r->count_unverified ? SNAP_INITIALIZED : SNAP_HAS_STATE;
+    if (!(c->u.snap.flags & counts)) {
         /* Never had state, or lost it mid-chain: either way it does not
          * count, and the chain so far is abandoned. */
         m->st = RM_STATELESS;
@@ -351,17 +392,120 @@ static void rec_note_probe(recovery *r, int member, const seqd_msg *reply)
     if (reply->type != MSG_SNAP_CHUNK)
         return;
     r->heard[member] = true;
-    if (reply->u.snap.flags & SNAP_HAS_STATE)
+    if (reply->u.snap.flags & SNAP_INITIALIZED)
         r->saw_initialized = true;
+}
+
+static int rec_popcount(uint32_t x)
+{
+    return __builtin_popcount(x);
+}
+
+static void rec_set_verified(recovery *r, bool v)
+{
+    if (r->verified == v)
+        return;
+    r->verified = v;
+    if (r->hooks.trust)
+        r->hooks.trust(r->arg, v);
+}
+
+static void rec_marked(void *arg, int err);
+
+/* The verdict: this member's log is behind what a peer recorded of it. */
+static void rec_rolled_back(recovery *r, const struct seqd_inc *rec, const char *why)
+{
+    if (r->marking)
+        return;
+    r->marking = true;
+    rec_set_verified(r, false);
+    if (r->hooks.rolled_back)
+        r->hooks.rolled_back(r->arg, why);
+    r->mark_pending = 2;   /* the mark and the new incarnation, both durable */
+    if (inc_mark(r->inc, rec->counter, rec_marked, r) < 0)
+        rec_marked(r, -1);
+    if (inc_begin(r->inc, rec->counter, rec_marked, r) < 0)
+        rec_marked(r, -1);
+}
+
+/* Both durable: read again from the start, as the new incarnation (its
+ * sources record it before they answer). A failed write is retried by the
+ * next verdict, which the next answer brings. */
+static void rec_marked(void *arg, int err)
+{
+    recovery *r = arg;
+    (void)err;
+    assert(r->marking && r->mark_pending > 0);
+    if (--r->mark_pending > 0)
+        return;
+    r->marking = false;
+    r->verifiers = 0;
+    /* Answers to what the old incarnation asked are not this one's. */
+    r->probe_reqid = Q_REQID_RECOVERY | (r->next_reqid++ & ~Q_REQID_RECOVERY);
+    memset(r->heard, 0, sizeof r->heard);
+    if (r->phase == REC_READ)
+        rec_recount(r);
+    for (int i = 0; i < r->env.n; i++)
+        if (r->m[i].st != RM_COMPLETE && r->m[i].st != RM_IDLE) {
+            r->m[i].st = RM_IDLE;
+            r->m[i].reqid = 0;
+        }
+}
+
+static void rec_clean_stop(recovery *r);
+
+/* Every chunk, probe or chain: what its sender recorded of this member. */
+static void rec_check_trust(recovery *r, int member, const seqd_msg *c)
+{
+    if (!r->inc || c->type != MSG_SNAP_CHUNK)
+        return;
+    inc_observe(r->inc, member, &c->u.snap.inc);
+    if (r->marking)
+        return;
+    char why[160];
+    uint8_t f = c->u.snap.flags;
+    if (f & SNAP_YOU_STALE) {
+        snprintf(why, sizeof why, "rolled back: member %d recorded incarnation %llu of this "
+                 "member, and this one is older", member, (unsigned long long)c->u.snap.you.counter);
+        rec_rolled_back(r, &c->u.snap.you, why);
+        return;
+    }
+    if (inc_shows_rollback(r->inc, &c->u.snap.you, why, sizeof why)) {
+        rec_rolled_back(r, &c->u.snap.you, why);
+        return;
+    }
+    /* Any member of this cluster that answered without showing a rollback
+     * is a verifier, an empty one too: a member that lost its data is one
+     * of the at most N-Q faulty members, like a rolled-back one, and the
+     * count in quorum/incarnation.h already allows for N-Q-1 faulty others
+     * besides this member. Requiring initialized verifiers would wait for
+     * ever in a whole-cluster restart with one wiped member, which the
+     * wiped one needs the others' snapshots to get through. */
+    bool foreign = (f & SNAP_INITIALIZED) && r->have_cid && !seqd_cid_eq(&c->u.snap.cid, &r->cid);
+    if (foreign)
+        return;
+    r->verifiers |= UINT32_C(1) << member;
+    if (!inc_marked(r->inc) && rec_popcount(r->verifiers) >= rec_need_with_state(r) &&
+        r->mode == RECOVERY_INITIALIZED)
+        rec_set_verified(r, true);
+    if ((f & SNAP_YOU_STOPPED) && (f & SNAP_READY) && (f & SNAP_HAS_STATE) &&
+        r->mode == RECOVERY_INITIALIZED &&
+        !inc_marked(r->inc) && inc_clean_stop_matches(r->inc, &c->u.snap.you))
+        rec_clean_stop(r);
 }
 
 void recovery_on_reply(recovery *r, int member, const seqd_msg *reply)
 {
     if (member < 0 || member >= r->env.n || member == r->env.self)
         return;
-    if (r->phase == REC_WAIT || r->phase == REC_READ)
+    if (r->phase == REC_WAIT || r->phase == REC_READ) {
         rec_note_probe(r, member, reply);
-    if (r->phase != REC_READ || reply->reqid == r->probe_reqid)
+        /* Only answers to what this incarnation asked say anything of it. */
+        if (reply->reqid == r->probe_reqid || (r->m[member].reqid != 0 &&
+                                               reply->reqid == r->m[member].reqid))
+            rec_check_trust(r, member, reply);   /* may finish (clean stop) */
+    }
+    if (r->phase != REC_READ || reply->reqid == r->probe_reqid || r->marking)
         return;
     rec_member *m = &r->m[member];
     if (reply->reqid != m->reqid || (m->st != RM_ASKED && m->st != RM_CHAIN))
@@ -442,13 +586,24 @@ static void rec_raise_all(recovery *r)
             r->raise_failed = true;
         }
     }
+    /* Only a completed recovery clears the mark, with the values it read;
+     * again on a retry (a failed write leaves it cleared in memory only). */
+    if (r->inc && (r->must_clear || inc_marked(r->inc))) {
+        r->must_clear = true;
+        r->pending_raises++;
+        if (inc_clear(r->inc, rec_raise_done, r) < 0) {
+            r->pending_raises--;
+            r->raise_failed = true;
+        }
+    }
     r->pending_raises--;
     rec_maybe_done(r);
 }
 
 static void rec_finish(recovery *r, bool committed)
 {
-    assert(r->phase == REC_READ || r->phase == REC_UNSAFE_WAIT || r->phase == REC_COMMIT);
+    assert(r->phase == REC_READ || r->phase == REC_UNSAFE_WAIT || r->phase == REC_COMMIT ||
+           r->phase == REC_CLEAN);
     assert(r->have_cid);
     /* Pair assertion: only a prepared member is committed (but for the
      * mutation, which founds clusters from EMPTY too). */
@@ -462,6 +617,23 @@ static void rec_finish(recovery *r, bool committed)
     rec_raise_all(r);
 }
 
+static void rec_clean_now(void *arg)
+{
+    recovery *r = arg;
+    r->timer = NULL;
+    rec_finish(r, false);
+}
+
+/* From a 0 timer, so that no reply handler finishes the recovery under
+ * its caller. Values read so far are merged anyway (raising is safe). */
+static void rec_clean_stop(recovery *r)
+{
+    assert(r->phase == REC_WAIT || r->phase == REC_READ);
+    r->phase = REC_CLEAN;
+    r->clean = true;
+    rec_timer(r, 0, rec_clean_now);
+}
+
 static void rec_single(void *arg)
 {
     recovery *r = arg;
@@ -469,12 +641,16 @@ static void rec_single(void *arg)
     rec_done_now(r);
 }
 
-recovery *recovery_start(const q_env *env, const q_store *store, enum recovery_mode mode,
+recovery *recovery_start(const q_env *env, const q_store *store, struct incarn *inc,
+                         const recovery_hooks *hooks, enum recovery_mode mode,
                          const struct seqd_cid *cid, recovery_done_fn done, void *arg)
 {
     recovery *r = q_xcalloc(1, sizeof *r);
     r->env = *env;
     r->store = *store;
+    r->inc = inc;
+    if (hooks)
+        r->hooks = *hooks;
     r->mode = mode;
     if (mode != RECOVERY_EMPTY) {
         assert(cid && !seqd_cid_none(cid));
@@ -486,6 +662,10 @@ recovery *recovery_start(const q_env *env, const q_store *store, enum recovery_m
     r->seen = q_map_new();
     r->next_reqid = env->random(env->ctx);
     r->phase = REC_WAIT;
+    /* Without incarnation records (unit tests, the simulator's mutation
+     * runs of the recovery order alone) there is nothing to verify. */
+    if (!inc && mode == RECOVERY_INITIALIZED)
+        rec_set_verified(r, true);
     r->probe_reqid = Q_REQID_RECOVERY | (r->next_reqid++ & ~Q_REQID_RECOVERY);
     /* N = 1: nobody to ask and nothing to wait for: an initialized member
      * is done from a timer (so that the caller has r before done runs); any
@@ -564,6 +744,9 @@ bool recovery_commit(recovery *r, const struct seqd_cid *x)
 }
 
 void recovery_set_relaxed_bootstrap(recovery *r, bool on) { r->relaxed_bootstrap = on; }
+void recovery_set_count_unverified(recovery *r, bool on) { r->count_unverified = on; }
+bool recovery_verified(const recovery *r) { return r->verified; }
+bool recovery_clean(const recovery *r) { return r->clean; }
 
 void recovery_set_unsafe_read_first(recovery *r, bool on)
 {

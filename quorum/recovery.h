@@ -40,9 +40,22 @@ enum recovery_mode { RECOVERY_INITIALIZED, RECOVERY_PREPARED, RECOVERY_EMPTY };
 
 typedef void (*recovery_done_fn)(void *arg, int err, bool committed, const struct seqd_cid *cid);
 
+/* What the member hears of its own standing while it recovers (called with
+ * the done arg; both may be NULL): trust(counts) when this member's
+ * snapshots start or stop counting for others (verified, see
+ * quorum/incarnation.h), rolled_back(why) when a peer's records show its
+ * log was rolled back (it is then marked, durably, and reads again). */
+typedef struct recovery_hooks {
+    void (*trust)(void *arg, bool counts);
+    void (*rolled_back)(void *arg, const char *why);
+} recovery_hooks;
+
 /* cid: the cluster id (INITIALIZED) or the prepared id (PREPARED); ignored
- * for EMPTY. */
-recovery *recovery_start(const q_env *env, const q_store *store, enum recovery_mode mode,
+ * for EMPTY. inc: the member's incarnation records (NULL: none; unit tests),
+ * begun (inc_begin durable) before this is called. */
+struct incarn;
+recovery *recovery_start(const q_env *env, const q_store *store, struct incarn *inc,
+                         const recovery_hooks *hooks, enum recovery_mode mode,
                          const struct seqd_cid *cid, recovery_done_fn done, void *arg);
 void recovery_free(recovery *r);
 
@@ -78,6 +91,16 @@ bool recovery_commit(recovery *r, const struct seqd_cid *x);
  * cluster by itself. Unsafe (one wiped member plus one that missed init's
  * COMMIT found a second cluster); kept so the simulator shows it is caught. */
 void recovery_set_relaxed_bootstrap(recovery *r, bool on);
+
+/* Test-only mutation: count every initialized member's snapshot, verified
+ * or not, marked rolled back or not (the rule before incarnations): two
+ * members restored from backups then vouch for each other. */
+void recovery_set_count_unverified(recovery *r, bool on);
+
+/* Whether N-Q+1 others' records of this member agreed with its log. */
+bool recovery_verified(const recovery *r);
+/* Whether it finished by a confirmed clean stop (no wait, no read). */
+bool recovery_clean(const recovery *r);
 
 /* Test-only: read the others first and wait 2R afterwards, the order that
  * DESIGN.md §3 forbids, so the simulator can show its checker catches it.

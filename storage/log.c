@@ -22,11 +22,23 @@
  *     0  4  len        payload length (0 = end of log in this segment)
  *     4  8  checksum   XXH64(payload, len, seed LOG_SEED + len): the seed
  *                      folds the length in, so the checksum covers it
- *    12  len payload:  u8 kind (1 = set) | u8 name_len | name | u64 value
+ *    12  len payload:  u8 kind (1 = set, 2 = meta) | u8 name_len | name | u64 value
  * so len = 10 + name_len exactly, and a record is 22 + name_len bytes. A
  * "set" record means cur[name] >= value; replay applies table_raise (max),
  * so record order and duplicate records never matter, which is what lets
  * replay read old and new segments together after a crash mid-compaction.
+ * A "meta" record is the same into the meta table (quorum/incarnation.h:
+ * incarnations, what peers were seen at, the rolled-back mark), never a
+ * sequence.
+ *
+ * POSITION. Once a position key is set (log_set_position_key, once per
+ * open, at ticket B), the position is the number of tickets after B made
+ * durable. Every batch the sync thread writes ends with one meta record
+ * (key, its last ticket - B), and a snapshot carries (key, last ticket
+ * queued before P - B): the replayed value of the key is then at least
+ * every position log_position reported, compaction included, and the
+ * records are max-merged like the rest (duplicates and order never
+ * matter).
  *
  * THREADS. log_append runs on the caller's (event loop) thread: it raises
  * the table, serializes the record into the tail batch of a queue under a
@@ -94,6 +106,8 @@
 #define LOG_PAYLOAD_MIN 10u                   /* kind + name_len + value */
 #define LOG_PAYLOAD_MAX (LOG_PAYLOAD_MIN + 255u)
 #define LOG_KIND_SET 1
+#define LOG_KIND_META 2
+#define LOG_POS_KEY_MAX 40
 #define LOG_DEFAULT_SEGMENT (64u << 20)
 #define LOG_MIN_SEGMENT 4096u
 #define LOG_ZCHUNK (1u << 20)                 /* zero-fill write size */
@@ -135,6 +149,10 @@ struct seqlog {
     log_opts opts;
     size_t seg_default;
     table *t;
+    table *meta;               /* owned: kind 2 records */
+    char pos_key[LOG_POS_KEY_MAX];   /* under mu; set once */
+    uint8_t pos_key_len;
+    uint64_t pos_base;         /* tickets before the key was set */
     pthread_t thr;
     int thr_started;
     uint8_t *zeros;            /* LOG_ZCHUNK zero bytes */
@@ -161,6 +179,7 @@ struct seqlog {
 
     /* loop thread only */
     uint64_t next_ticket;      /* last ticket handed out */
+    uint64_t position;         /* last ticket known durable */
     uint64_t polled;           /* callbacks run up to here */
     log_cb *cbs;               /* ring, index ticket & (cb_cap - 1) */
     size_t cb_cap;
@@ -171,6 +190,9 @@ struct seqlog {
     size_t caplocal;
 
     /* sync thread only (and open/close, before/after it runs) */
+    char st_pos_key[LOG_POS_KEY_MAX];   /* copied under mu with each queue */
+    uint8_t st_pos_len;
+    uint64_t st_pos_base;
     int seg_fd;
     uint64_t seg_seq;
     size_t seg_off, seg_size, dirty_end;
@@ -241,15 +263,15 @@ static size_t log_rec_size(uint8_t len)
     return LOG_REC_HDR + LOG_PAYLOAD_MIN + len;
 }
 
-/* Appends one set record; the caller reserved log_rec_size(len) bytes. */
-static void log_encode(log_buf *b, const char *name, uint8_t len, uint64_t value)
+/* Appends one record; the caller reserved log_rec_size(len) bytes. */
+static void log_encode(log_buf *b, uint8_t kind, const char *name, uint8_t len, uint64_t value)
 {
     uint8_t *p = b->data + b->len;
     uint32_t plen = LOG_PAYLOAD_MIN + len;
     assert(LOG_REC_HDR + plen == log_rec_size(len));
     assert(b->cap - b->len >= log_rec_size(len));   /* the caller reserved it */
     uint8_t *pl = p + LOG_REC_HDR;
-    pl[0] = LOG_KIND_SET;
+    pl[0] = kind;
     pl[1] = len;
     memcpy(pl + 2, name, len);
     log_put64(pl + 2 + len, value);
@@ -282,7 +304,7 @@ static size_t log_valid_at(const uint8_t *buf, size_t size, size_t off)
     if (len < LOG_PAYLOAD_MIN || len > LOG_PAYLOAD_MAX || size - off - LOG_REC_HDR < len)
         return 0;
     const uint8_t *pl = buf + off + LOG_REC_HDR;
-    if (pl[0] != LOG_KIND_SET || (uint32_t)pl[1] + LOG_PAYLOAD_MIN != len)
+    if ((pl[0] != LOG_KIND_SET && pl[0] != LOG_KIND_META) || (uint32_t)pl[1] + LOG_PAYLOAD_MIN != len)
         return 0;
     if (log_get64(buf + off + 4) != log_checksum(pl, len))
         return 0;
@@ -607,6 +629,17 @@ static int log_create_segment(seqlog *l, uint64_t seq, size_t size, size_t *size
 
 /* ---------- sync thread: batches and switches ---------- */
 
+/* The batch's position record (see POSITION at the top) into out; its
+ * size, 0 when no key is set. */
+static size_t log_pos_record(const seqlog *l, const log_item *it, uint8_t *out)
+{
+    if (l->st_pos_len == 0 || it->last <= l->st_pos_base)
+        return 0;
+    log_buf b = { out, 0, LOG_REC_HDR + LOG_PAYLOAD_MIN + LOG_POS_KEY_MAX };
+    log_encode(&b, LOG_KIND_META, l->st_pos_key, l->st_pos_len, it->last - l->st_pos_base);
+    return b.len;
+}
+
 /* Writes and syncs one batch of records into the current segment. */
 static void log_do_records(seqlog *l, log_item *it)
 {
@@ -616,7 +649,9 @@ static void log_do_records(seqlog *l, log_item *it)
         log_publish(l, it->last, EIO);
         return;
     }
-    size_t len = it->buf.len;
+    uint8_t pos[LOG_REC_HDR + LOG_PAYLOAD_MIN + LOG_POS_KEY_MAX];
+    size_t plen = log_pos_record(l, it, pos);
+    size_t len = it->buf.len + plen;
     if (l->seg_off + len > l->seg_size) {
         /* Only after a failed switch: the loop believed a new segment had
          * room. Fail the batch and let the loop queue another switch. */
@@ -625,8 +660,8 @@ static void log_do_records(seqlog *l, log_item *it)
         log_publish(l, it->last, ENOSPC);
         return;
     }
-    struct iovec iov = { it->buf.data, len };
-    int e = log_write_batch(l, l->seg_fd, &iov, 1, l->seg_off, len, 1);
+    struct iovec iov[2] = { { it->buf.data, it->buf.len }, { pos, plen } };
+    int e = log_write_batch(l, l->seg_fd, iov, plen ? 2 : 1, l->seg_off, len, 1);
     if (e) {
         log_publish(l, it->last, e);
         return;
@@ -688,14 +723,17 @@ static void log_do_switch(seqlog *l, log_item *sw, log_item *r)
     if (fd < 0)
         goto abort;
     log_crash_point(l, 2);
-    size_t total = sw->buf.len + (r ? r->buf.len : 0);
+    uint8_t pos[LOG_REC_HDR + LOG_PAYLOAD_MIN + LOG_POS_KEY_MAX];
+    size_t plen = r ? log_pos_record(l, r, pos) : 0;
+    size_t total = sw->buf.len + (r ? r->buf.len : 0) + plen;
     if (LOG_HDR + total > size) {
         close(fd);
         unlinkat(l->dirfd, name, 0);
         goto abort;
     }
-    struct iovec iov[2] = { { sw->buf.data, sw->buf.len }, { r ? r->buf.data : NULL, r ? r->buf.len : 0 } };
-    int e = log_write_batch(l, fd, iov, r ? 2 : 1, LOG_HDR, total, 0);
+    struct iovec iov[3] = { { sw->buf.data, sw->buf.len }, { r ? r->buf.data : NULL, r ? r->buf.len : 0 },
+                            { pos, plen } };
+    int e = log_write_batch(l, fd, iov, r ? 3 : 1, LOG_HDR, total, 0);
     if (e) {
         close(fd);
         unlinkat(l->dirfd, name, 0);
@@ -758,6 +796,9 @@ static void *log_sync_main(void *arg)
         log_item *list = l->q_head;
         l->q_head = l->q_tail = NULL;
         l->cur_faults = l->faults;
+        memcpy(l->st_pos_key, l->pos_key, sizeof l->st_pos_key);
+        l->st_pos_len = l->pos_key_len;
+        l->st_pos_base = l->pos_base;
         if (l->seen_gen != l->faults_gen) {
             l->seen_gen = l->faults_gen;
             l->nwrites = l->nsyncs = 0;
@@ -938,11 +979,12 @@ static int log_replay_segment(seqlog *l, uint64_t seq, size_t *end, size_t *size
         if (n == 0)
             break;
         const uint8_t *pl = buf + off + LOG_REC_HDR;
-        if (table_raise(l->t, (const char *)pl + 2, pl[1], log_get64(pl + 2 + pl[1])) < 0) {
+        table *into = pl[0] == LOG_KIND_META ? l->meta : l->t;
+        if (table_raise(into, (const char *)pl + 2, pl[1], log_get64(pl + 2 + pl[1])) < 0) {
             snprintf(err, errlen, "out of memory replaying %s/%s", l->dir, name);
             goto fail;
         }
-        l->replayed++;
+        l->replayed += pl[0] == LOG_KIND_SET;
         off += n;
     }
     if (off < nz) {
@@ -1008,6 +1050,8 @@ static void log_destroy(seqlog *l)
     free(l->old_segs);
     free(l->zeros);
     free(l->dir);
+    if (l->meta)
+        table_free(l->meta);
     free(l);
 }
 
@@ -1043,11 +1087,12 @@ static seqlog *log_alloc(const char *dir, const log_opts *o, table *t)
     if (l->seg_default < LOG_MIN_SEGMENT)
         l->seg_default = LOG_MIN_SEGMENT;
     l->t = t;
+    l->meta = table_new();
     l->dir = strdup(dir);
     l->zeros = calloc(1, LOG_ZCHUNK);
     l->cb_cap = 1024;
     l->cbs = calloc(l->cb_cap, sizeof *l->cbs);
-    if (!l->dir || !l->zeros || !l->cbs) {
+    if (!l->dir || !l->zeros || !l->cbs || !l->meta) {
         log_destroy(l);
         return NULL;
     }
@@ -1153,19 +1198,32 @@ static int log_cb_grow(seqlog *l)
 /* The whole table as set records: the start of a new segment. O(table) on
  * the loop thread, once per segment; each segment is at least 4x its
  * snapshot, so that is amortized O(1) per append. */
-static int log_snapshot(seqlog *l, log_buf *b)
+static int log_snapshot_table(const table *t, uint8_t kind, log_buf *b)
 {
-    size_t n = table_count(l->t);
+    size_t n = table_count(t);
     for (size_t i = 0; i < n; i++) {
         const char *name;
         uint8_t len;
         uint64_t v;
-        table_entry(l->t, i, &name, &len, &v);
+        table_entry(t, i, &name, &len, &v);
         if (log_buf_reserve(b, log_rec_size(len)) < 0)
             return -1;
-        log_encode(b, name, len, v);
+        log_encode(b, kind, name, len, v);
     }
     return 0;
+}
+
+/* The table, the meta table and the position as of P (every ticket handed
+ * out so far is written before the snapshot is). */
+static int log_snapshot(seqlog *l, log_buf *b)
+{
+    if (l->pos_key_len && l->next_ticket > l->pos_base &&
+        table_raise(l->meta, l->pos_key, l->pos_key_len, l->next_ticket - l->pos_base) < 0)
+        return -1;
+    return log_snapshot_table(l->t, LOG_KIND_SET, b) < 0 ||
+                   log_snapshot_table(l->meta, LOG_KIND_META, b) < 0
+               ? -1
+               : 0;
 }
 
 static log_item *log_item_get(seqlog *l, enum log_item_kind kind)
@@ -1219,8 +1277,8 @@ static long log_plan_switch(seqlog *l, size_t rsz, log_buf *snap)
  * new_size is set; the item then owns snap) and hands out its ticket in
  * *tk. Returns 0, or -1 on OOM with nothing queued (snap still the
  * caller's). */
-static int log_queue_locked(seqlog *l, const char *name, uint8_t len, uint64_t value,
-                            log_buf snap, size_t new_size, uint64_t *tk)
+static int log_queue_locked(seqlog *l, uint8_t kind, const char *name, uint8_t len,
+                            uint64_t value, log_buf snap, size_t new_size, uint64_t *tk)
 {
     size_t rsz = log_rec_size(len);
     log_item *sw = NULL, *fresh = NULL, *tail = l->q_tail;
@@ -1245,9 +1303,12 @@ static int log_queue_locked(seqlog *l, const char *name, uint8_t len, uint64_t v
         l->est_size = new_size;
         l->est_used = LOG_HDR + snap.len;
     }
-    if (fresh)
+    if (fresh) {
         log_enqueue(l, fresh);
-    log_encode(&tail->buf, name, len, value);
+        if (l->pos_key_len)
+            l->est_used += log_rec_size(l->pos_key_len);   /* its position record */
+    }
+    log_encode(&tail->buf, kind, name, len, value);
     *tk = ++l->next_ticket;
     /* Tickets are consecutive within an item (log_do_records publishes
      * first..last as one). */
@@ -1268,18 +1329,19 @@ oom:
     return -1;
 }
 
-int log_append(seqlog *l, const char *name, uint8_t len, uint64_t value, log_done_fn done, void *arg)
+static int log_append_kind(seqlog *l, uint8_t kind, const char *name, uint8_t len,
+                           uint64_t value, log_done_fn done, void *arg)
 {
     if (atomic_load(&l->fatal))
         return -EIO;
     if (l->closing)
         return -ESHUTDOWN;
-    if (table_raise(l->t, name, len, value) < 0)
+    if (table_raise(kind == LOG_KIND_META ? l->meta : l->t, name, len, value) < 0)
         return -ENOMEM;
     if (l->next_ticket - l->polled + 1 > l->cb_cap && log_cb_grow(l) < 0)
         return -ENOMEM;
     log_buf snap = { 0 };
-    long planned = log_plan_switch(l, log_rec_size(len), &snap);
+    long planned = log_plan_switch(l, log_rec_size(len) + log_rec_size(l->pos_key_len), &snap);
     if (planned < 0)
         return -ENOMEM;
     size_t new_size = (size_t)planned;
@@ -1291,7 +1353,7 @@ int log_append(seqlog *l, const char *name, uint8_t len, uint64_t value, log_don
         return -EIO;
     }
     uint64_t tk;
-    if (log_queue_locked(l, name, len, value, snap, new_size, &tk) < 0) {
+    if (log_queue_locked(l, kind, name, len, value, snap, new_size, &tk) < 0) {
         pthread_mutex_unlock(&l->mu);
         free(snap.data);
         if (new_size)
@@ -1308,6 +1370,38 @@ int log_append(seqlog *l, const char *name, uint8_t len, uint64_t value, log_don
     l->cbs[tk & (l->cb_cap - 1)] = (log_cb){ done, arg };
     atomic_fetch_add(&l->st_appends, 1);
     return 0;
+}
+
+int log_append(seqlog *l, const char *name, uint8_t len, uint64_t value, log_done_fn done, void *arg)
+{
+    return log_append_kind(l, LOG_KIND_SET, name, len, value, done, arg);
+}
+
+int log_append_meta(seqlog *l, const char *key, uint8_t len, uint64_t value, log_done_fn done,
+                    void *arg)
+{
+    return log_append_kind(l, LOG_KIND_META, key, len, value, done, arg);
+}
+
+uint64_t log_meta_get(const seqlog *l, const char *key, uint8_t len)
+{
+    long i = map_find(l->meta, key, len);
+    return i < 0 ? 0 : map_value(l->meta, (size_t)i);
+}
+
+void log_set_position_key(seqlog *l, const char *key, uint8_t len)
+{
+    assert(len > 0 && len < LOG_POS_KEY_MAX);
+    pthread_mutex_lock(&l->mu);
+    memcpy(l->pos_key, key, len);
+    l->pos_key_len = len;
+    l->pos_base = l->next_ticket;
+    pthread_mutex_unlock(&l->mu);
+}
+
+uint64_t log_position(const seqlog *l)
+{
+    return l->pos_key_len && l->position > l->pos_base ? l->position - l->pos_base : 0;
 }
 
 int log_notify_fd(const seqlog *l)
@@ -1344,6 +1438,8 @@ int log_poll(seqlog *l)
     for (size_t i = 0; i < nres; i++) {
         /* Results come in ticket order, for tickets handed out. */
         assert(res[i].upto <= l->next_ticket && (i == 0 || res[i].upto > res[i - 1].upto));
+        if (res[i].err == 0)
+            l->position = res[i].upto;   /* before the callbacks: an ACK reports it */
         while (l->polled < res[i].upto) {
             uint64_t tk = ++l->polled;
             log_cb cb = l->cbs[tk & (l->cb_cap - 1)];

@@ -72,6 +72,21 @@ void log_close(seqlog *l);
 int log_append(seqlog *l, const char *name, uint8_t len, uint64_t value,
                log_done_fn done, void *arg);
 
+/* The same for a meta entry (quorum/incarnation.h): a key in the log's own
+ * meta table, never a sequence; max semantics, durable, kept through
+ * compaction. */
+int log_append_meta(seqlog *l, const char *key, uint8_t len, uint64_t value,
+                    log_done_fn done, void *arg);
+/* A meta entry's value, 0 if absent. */
+uint64_t log_meta_get(const seqlog *l, const char *key, uint8_t len);
+
+/* From now on every batch also records, under meta `key`, the position it
+ * reaches (see POSITION in log.c). Call once, before appending. */
+void log_set_position_key(seqlog *l, const char *key, uint8_t len);
+/* Records made durable since open (tickets, in order): this incarnation's
+ * position. Loop thread. */
+uint64_t log_position(const seqlog *l);
+
 /* Readable when tickets may have completed. */
 int log_notify_fd(const seqlog *l);
 

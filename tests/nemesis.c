@@ -534,6 +534,17 @@ static int nem_proxy_cut(nem_net *nn, int i, int j, bool block, char *why, size_
     return nem_proxy_cmd(nn, line, why, whylen);
 }
 
+int nem_net_tamper(nem_net *nn, int i, int j, const char *spec, char *why, size_t whylen)
+{
+    if (nn->kind != NEM_NET_PROXY || i == j || i < 0 || j < 0 || i >= nn->n || j >= nn->n) {
+        nem_seterr(why, whylen, "tamper needs the proxy and two members");
+        return -1;
+    }
+    char line[160];
+    snprintf(line, sizeof line, "tamper 127.0.0.1:%d %s", nn->route_port[i][j], spec);
+    return nem_proxy_cmd(nn, line, why, whylen);
+}
+
 /* ------------------------------------------------------------ the netns */
 
 static const char *nem_find_ip(void)

@@ -109,6 +109,11 @@ int nem_net_heal(nem_net *nn, char *why, size_t whylen);
  * by ms + 0..jitter_ms each way; 0 removes it. With netns this is tc netem,
  * which the kernel may lack: -1 with why then. */
 int nem_net_delay(nem_net *nn, int only, int ms, int jitter_ms, char *why, size_t whylen);
+/* Proxy only: arms a one-shot tamper (tests/tools/faultproxy.c's `tamper
+ * ROUTE spec`, spec = "up|down dup|flip TYPE [OFFSET]") on the link from
+ * member i to member j (i's peer connection, j listening); the proxy logs
+ * it in <root>/proxy.log once done. -1 with why (netns: not supported). */
+int nem_net_tamper(nem_net *nn, int i, int j, const char *spec, char *why, size_t whylen);
 /* Kills the proxy, removes namespaces and links. Call after the members
  * are gone (procs_cluster_free). NULL is fine. */
 void nem_net_free(nem_net *nn);

@@ -16,6 +16,7 @@
 
 #include "../quorum/coord.h"
 #include "../quorum/qmem.h"
+#include "../quorum/incarnation.h"
 #include "../quorum/recovery.h"
 
 #define SIM_NET_MIN_US 50u
@@ -45,7 +46,9 @@ enum sim_ev_kind {
     EV_INIT_COMMIT,  /* ... and sends its COMMITs */
     EV_STRAY,        /* a stray init's PREPARE reaches a wiped member */
     EV_CRASH,        /* a scheduled crash: err = enum sim_crash, first = downtime */
-    EV_ATTACK        /* the bring-up attack's second act (wipe, stall, restart) */
+    EV_ATTACK,       /* the bring-up attack's second act (wipe, stall, restart) */
+    EV_RESTORE,      /* a member is restored from a backup (cfg.restores) */
+    EV_RATTACK       /* the restored-backups attack, act e->op (cfg.restore_attack) */
 };
 
 typedef struct sim_ev {
@@ -64,6 +67,7 @@ typedef struct sim_ev {
 
 typedef struct sim_raise {
     struct sim_raise *next;
+    bool meta;                  /* a meta entry (quorum/incarnation.h): name is its key */
     struct seqd_name name;
     uint64_t value, due;
     q_done_fn done;
@@ -72,6 +76,7 @@ typedef struct sim_raise {
 } sim_raise;
 
 typedef struct sim_rec {
+    bool meta;
     struct seqd_name name;
     uint64_t value;
 } sim_rec;
@@ -102,11 +107,21 @@ typedef struct sim_member {
     bool initialized;           /* initialized(cid) */
     bool prepared;              /* prepared(cid): sticky until initialized */
     struct seqd_cid cid;
-    map *disk;
+    map *disk, *disk_meta;
     sim_rec *log;               /* durable records in order, for roll-backs */
     size_t nlog, caplog;
+    size_t inc_start;           /* log index where the latest incarnation began */
+    size_t prev_inc_start;      /* ... and the one before it (restored backups) */
+    bool restored;              /* restored from a backup, not yet recovered */
+    bool must_catch;            /* ... from before an incarnation that became
+                                   ready: DESIGN.md §3 says that is caught */
+    size_t ready_inc_start;     /* inc_start of the last incarnation that became ready */
+    size_t backup_keep;         /* the restored-backups attack: its backup */
     /* process */
-    map *mem;
+    map *mem, *mem_meta;
+    incarn *incn;
+    uint64_t position;          /* durable raises in this process */
+    struct seqd_name pos_key;   /* len 0: none yet */
     sim_raise *rq_head, *rq_tail;
     uint64_t last_due;
     uint32_t store_gen;
@@ -150,6 +165,12 @@ typedef struct sim {
     bool have_cluster;          /* cluster_cid is the id init committed */
     struct seqd_cid cluster_cid, init_x;
     int fresh_ids, strays;
+    /* online check: per name, the committed ranges sorted by first ID */
+    struct sim_committed { uint64_t first, last; size_t op; } **committed;
+    size_t *ncommitted, *capcommitted;
+    bool halted;                /* a commit overlapped: stop where it broke */
+    uint32_t cut_mask;          /* partitioned from the others until cut_until */
+    uint64_t cut_until;
 } sim;
 
 /* ---- randomness and violations ----------------------------------------- */
@@ -271,6 +292,9 @@ static void sim_send(sim *s, int from, int to, uint32_t to_inc, const seqd_msg *
         s->res->round_msgs++;
     if (sim_chance_ppm(s, s->cfg.loss_ppm))
         return;
+    if (s->now < s->cut_until && from != to &&
+        (((s->cut_mask >> from) & 1) != ((s->cut_mask >> to) & 1)))
+        return;   /* a partition: cut_mask's members apart from the rest */
     if (sim_chance_ppm(s, s->cfg.dup_ppm))
         sim_send_copy(s, from, to, to_inc, m);
     sim_send_copy(s, from, to, to_inc, m);
@@ -396,13 +420,13 @@ static uint64_t store_get(void *ctx, const struct seqd_name *name)
 /* In memory now; durable after an fsync delay, in order (each raise is
  * due no earlier than the one before it). A failed write (storage_errors)
  * leaves the value in memory but not on disk, like storage/log.c. */
-static int store_raise(void *ctx, const struct seqd_name *name, uint64_t value, q_done_fn done,
-                       void *arg)
+static int store_queue(sim_member *me, bool meta, const struct seqd_name *name, uint64_t value,
+                       q_done_fn done, void *arg)
 {
-    sim_member *me = ctx;
     sim *s = me->s;
-    map_raise(me->mem, name, value);
+    map_raise(meta ? me->mem_meta : me->mem, name, value);
     sim_raise *r = q_xcalloc(1, sizeof *r);
+    r->meta = meta;
     r->name = *name;
     r->value = value;
     r->done = done;
@@ -423,10 +447,49 @@ static int store_raise(void *ctx, const struct seqd_name *name, uint64_t value, 
     return 0;
 }
 
+/* Like the server's member core: peers' positions ride with the next
+ * batch (inc_flush). */
+static int store_raise(void *ctx, const struct seqd_name *name, uint64_t value, q_done_fn done,
+                       void *arg)
+{
+    sim_member *me = ctx;
+    if (me->incn)
+        inc_flush(me->incn);
+    return store_queue(me, false, name, value, done, arg);
+}
+
 static uint64_t store_count(void *ctx)
 {
     sim_member *me = ctx;
     return map_count(me->mem);
+}
+
+static uint64_t store_meta_get(void *ctx, const char *key)
+{
+    sim_member *me = ctx;
+    long i = map_find(me->mem_meta, key, (uint8_t)strlen(key));
+    return i < 0 ? 0 : map_value(me->mem_meta, (size_t)i);
+}
+
+static int store_meta_raise(void *ctx, const char *key, uint64_t value, q_done_fn done, void *arg)
+{
+    sim_member *me = ctx;
+    struct seqd_name k;
+    seqd_name_set(&k, key, strlen(key));
+    return store_queue(me, true, &k, value, done, arg);
+}
+
+static uint64_t store_position(void *ctx)
+{
+    sim_member *me = ctx;
+    return me->position;
+}
+
+static void store_set_position_key(void *ctx, const char *key)
+{
+    sim_member *me = ctx;
+    seqd_name_set(&me->pos_key, key, strlen(key));
+    me->position = 0;   /* counts from here, as storage/log.c does */
 }
 
 static void store_entry(void *ctx, uint64_t i, struct seqd_name *name, uint64_t *value)
@@ -438,7 +501,7 @@ static void store_entry(void *ctx, uint64_t i, struct seqd_name *name, uint64_t 
     *value = map_value(me->mem, (size_t)i);
 }
 
-static void disk_append(sim_member *me, const struct seqd_name *name, uint64_t v)
+static void disk_append(sim_member *me, bool meta, const struct seqd_name *name, uint64_t v)
 {
     if (me->nlog == me->caplog) {
         me->caplog = me->caplog ? me->caplog * 2 : 64;
@@ -446,10 +509,11 @@ static void disk_append(sim_member *me, const struct seqd_name *name, uint64_t v
         if (!me->log)
             abort();
     }
+    me->log[me->nlog].meta = meta;
     me->log[me->nlog].name = *name;
     me->log[me->nlog].value = v;
     me->nlog++;
-    map_raise(me->disk, name, v);
+    map_raise(meta ? me->disk_meta : me->disk, name, v);
 }
 
 static void sim_fsync(sim *s, sim_member *me, uint32_t gen)
@@ -459,21 +523,29 @@ static void sim_fsync(sim *s, sim_member *me, uint32_t gen)
         me->rq_head = r->next;
         if (!me->rq_head)
             me->rq_tail = NULL;
-        if (!r->err)
-            disk_append(me, &r->name, r->value);
-        r->done(r->arg, r->err);
+        if (!r->err) {
+            disk_append(me, r->meta, &r->name, r->value);
+            /* The position record rides in the same batch (storage/log.c). */
+            me->position++;
+            if (me->pos_key.len) {
+                disk_append(me, true, &me->pos_key, me->position);
+                map_raise(me->mem_meta, &me->pos_key, me->position);
+            }
+        }
+        if (r->done)
+            r->done(r->arg, r->err);
         free(r);
     }
 }
 
 /* Memory after a restart: what the disk holds, in its order. */
-static map *disk_to_mem(const sim_member *me)
+static map *disk_to_mem(const map *disk)
 {
     map *t = q_map_new();
-    for (size_t i = 0; i < map_count(me->disk); i++) {
+    for (size_t i = 0; i < map_count(disk); i++) {
         uint8_t len;
-        const char *n = map_name(me->disk, i, &len);
-        q_map_insert(t, n, len, map_value(me->disk, i));
+        const char *n = map_name(disk, i, &len);
+        q_map_insert(t, n, len, map_value(disk, i));
     }
     return t;
 }
@@ -511,6 +583,8 @@ static void sim_recovered(void *arg, int err, bool committed, const struct seqd_
     }
     if (committed)
         s->res->commits++;
+    if (me->rec && recovery_clean(me->rec))
+        s->res->clean_restarts++;
     if (committed && me->lacking)
         sim_fail(s, "member %d lost its data and then ended recovery as committed (cid %s)",
                  me->idx, sim_cid_str(cid, b1, sizeof b1));
@@ -527,6 +601,11 @@ static void sim_recovered(void *arg, int err, bool committed, const struct seqd_
                  sim_cid_str(&me->cid, b1, sizeof b1), sim_cid_str(cid, b2, sizeof b2));
     if (seqd_cid_none(cid))
         sim_fail(s, "member %d recovered without a cluster id", me->idx);
+    if (me->must_catch)
+        sim_fail(s, "member %d was restored from a backup older than an incarnation that became "
+                 "ready, and recovered without a rollback verdict", me->idx);
+    me->restored = me->must_catch = false;
+    me->ready_inc_start = me->inc_start;
     if (!s->have_cluster) {
         /* Only the mutation founds a cluster that init never committed. */
         s->have_cluster = true;
@@ -557,21 +636,33 @@ static void sim_recovered(void *arg, int err, bool committed, const struct seqd_
     acc_set_ready(me->acc, true);
 }
 
+static void sim_incarnated(void *arg, int err);
+
 static void member_start(sim *s, sim_member *me)
 {
     me->up = true;
     me->ready = false;
     me->stall_until = 0;
-    me->mem = disk_to_mem(me);
+    me->mem = disk_to_mem(me->disk);
+    me->mem_meta = disk_to_mem(me->disk_meta);
+    me->position = 0;
+    me->pos_key.len = 0;
+    me->prev_inc_start = me->inc_start;
+    me->inc_start = me->nlog;
     me->last_due = 0;
     me->env = (q_env){.ctx = me, .self = me->idx, .n = s->cfg.n, .round_us = s->cfg.round_us,
                       .send = env_send, .now_us = env_now, .timer_start = env_timer_start,
                       .timer_stop = env_timer_stop, .random = env_random};
     me->store = (q_store){.ctx = me, .get = store_get, .raise = store_raise,
-                          .count = store_count, .entry = store_entry};
+                          .count = store_count, .entry = store_entry,
+                          .meta_get = store_meta_get, .meta_raise = store_meta_raise,
+                          .position = store_position, .set_position_key = store_set_position_key};
     me->acc = acc_new(&me->store);
+    me->incn = s->cfg.no_incarnations ? NULL : inc_new(&me->env, &me->store);
+    acc_set_incarn(me->acc, me->incn);
     acc_set_rule(me->acc, s->cfg.rule);
-    acc_set_has_state(me->acc, me->initialized);
+    /* Counts for others only once verified (quorum/incarnation.h). */
+    acc_set_has_state(me->acc, me->initialized && s->cfg.n == 1);
     if (me->initialized)
         acc_set_cid(me->acc, &me->cid);
     me->coord = coord_new(&me->env);
@@ -579,10 +670,49 @@ static void member_start(sim *s, sim_member *me)
     coord_set_coalescing(me->coord, s->cfg.coalescing);
     if (s->cfg.pipeline)
         coord_set_pipeline(me->coord, s->cfg.pipeline);
+    /* A new incarnation, durable before the recovery says anything. */
+    if (!me->incn)
+        sim_incarnated(me, 0);
+    else if (inc_begin(me->incn, 0, sim_incarnated, me) < 0)
+        abort();
+}
+
+static void sim_trust(void *arg, bool counts)
+{
+    sim_member *me = arg;
+    acc_set_has_state(me->acc, counts && me->initialized);
+}
+
+static void sim_rolled_back(void *arg, const char *why)
+{
+    sim_member *me = arg;
+    (void)why;
+    acc_set_has_state(me->acc, false);
+    me->s->res->rollbacks_caught++;
+    if (me->restored)
+        me->s->res->restores_caught++;
+    me->restored = false;
+    me->must_catch = false;
+}
+
+static void sim_incarnated(void *arg, int err)
+{
+    sim_member *me = arg;
+    sim *s = me->s;
+    if (err && me->incn) {
+        /* A failed write (storage_errors): the server tries again. */
+        if (inc_begin(me->incn, 0, sim_incarnated, me) < 0)
+            abort();
+        return;
+    }
     enum recovery_mode mode = me->initialized ? RECOVERY_INITIALIZED
                               : me->prepared  ? RECOVERY_PREPARED
                                               : RECOVERY_EMPTY;
-    me->rec = recovery_start(&me->env, &me->store, mode, &me->cid, sim_recovered, me);
+    static const recovery_hooks hooks = {.trust = sim_trust, .rolled_back = sim_rolled_back};
+    me->rec = recovery_start(&me->env, &me->store, me->incn, &hooks, mode, &me->cid,
+                             sim_recovered, me);
+    if (s->cfg.count_unverified)
+        recovery_set_count_unverified(me->rec, true);
     if (s->cfg.unsafe_recovery)
         recovery_set_unsafe_read_first(me->rec, true);
     /* Wave 1's rule, on the recoveries that start once a cluster exists
@@ -634,6 +764,10 @@ static void member_stop(sim *s, sim_member *me)
     }
     map_free(me->mem);
     me->mem = NULL;
+    map_free(me->mem_meta);
+    me->mem_meta = NULL;
+    inc_free(me->incn);
+    me->incn = NULL;
     me->up = me->ready = me->dying = false;
     me->inc++;
     me->stall_until = 0;
@@ -643,10 +777,16 @@ static void member_stop(sim *s, sim_member *me)
 static void disk_rollback(sim_member *me, size_t keep)
 {
     map_free(me->disk);
+    map_free(me->disk_meta);
     me->disk = q_map_new();
+    me->disk_meta = q_map_new();
     me->nlog = keep;
     for (size_t i = 0; i < keep; i++)
-        map_raise(me->disk, &me->log[i].name, me->log[i].value);
+        map_raise(me->log[i].meta ? me->disk_meta : me->disk, &me->log[i].name, me->log[i].value);
+    if (me->inc_start > keep)
+        me->inc_start = keep;
+    if (me->prev_inc_start > keep)
+        me->prev_inc_start = keep;
 }
 
 /* Everything goes: the table, the cluster id, a prepared record. */
@@ -721,6 +861,56 @@ static void fetch_reply(sim *s, size_t i, int err, uint64_t first)
     heap_push(s, e);
 }
 
+/* The online half of the checker: every range a coordinator commits is
+ * compared, as it is handed out, with the ones committed before it, so a
+ * broken rule stops the run at the commit that broke it (with who and
+ * when), not only in the history check at the end. */
+static void sim_check_commit(sim *s, size_t opi, uint64_t first, uint32_t count)
+{
+    const sim_op *op = &s->ops[opi];
+    if (first < 1 || first > UINT64_MAX - count)
+        return;   /* the final check reports it */
+    int nm = op->name;
+    struct sim_committed *v = s->committed[nm];
+    size_t n = s->ncommitted[nm], lo = 0, hi = n;
+    uint64_t last = first + count - 1;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (v[mid].first < first)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    const struct sim_committed *clash = NULL;
+    if (lo > 0 && v[lo - 1].last >= first)
+        clash = &v[lo - 1];
+    else if (lo < n && v[lo].first <= last)
+        clash = &v[lo];
+    if (clash != NULL && !s->halted) {
+        const sim_op *o = &s->ops[clash->op];
+        snprintf(s->res->broken, sizeof s->res->broken,
+                 "t=%llu us: member %d committed %s [%llu, %llu] for op %zu, which overlaps "
+                 "[%llu, %llu] committed by member %d for op %zu at t=%llu us",
+                 (unsigned long long)s->now, op->member, s->names[nm].s,
+                 (unsigned long long)first, (unsigned long long)last, opi,
+                 (unsigned long long)clash->first, (unsigned long long)clash->last, o->member,
+                 clash->op, (unsigned long long)o->coord_t);
+        s->res->broken_at_us = s->now;
+        s->halted = true;
+        sim_fail(s, "%s", s->res->broken);
+    }
+    if (n == s->capcommitted[nm]) {
+        s->capcommitted[nm] = n ? 2 * n : 64;
+        v = realloc(v, s->capcommitted[nm] * sizeof *v);
+        if (v == NULL)
+            abort();
+        s->committed[nm] = v;
+    }
+    memmove(&v[lo + 1], &v[lo], (n - lo) * sizeof *v);
+    v[lo] = (struct sim_committed){first, last, opi};
+    s->ncommitted[nm] = n + 1;
+}
+
 static void sim_fetch_done(void *arg, int err, uint64_t first, uint32_t count)
 {
     sim_fetch_ctx *f = arg;
@@ -735,6 +925,8 @@ static void sim_fetch_done(void *arg, int err, uint64_t first, uint32_t count)
     op->stall_end_at_done = s->m[op->member].last_stall_end;
     if (err == 0 && count != op->count)
         sim_fail(s, "op %zu asked %u IDs, got %u", f->op, op->count, count);
+    if (err == 0)
+        sim_check_commit(s, f->op, first, op->count);
     if (!s->m[op->member].dying)
         fetch_reply(s, f->op, err, first);
     free(f);
@@ -813,11 +1005,32 @@ static void sim_restart_later(sim *s, int i, uint64_t after_us)
     heap_push(s, e);
 }
 
-enum sim_crash { CRASH_PLAIN, CRASH_WIPE, CRASH_ROLLBACK };
+enum sim_crash { CRASH_PLAIN, CRASH_WIPE, CRASH_ROLLBACK, CRASH_CLEAN };
+
+/* SIGTERM (core/member.c's stop stages): every raise queued is made
+ * durable (their ACKs go out), and a ready member tells its peers where it
+ * stopped (MSG_STOPPED) before it goes. */
+static void sim_clean_stop(sim *s, sim_member *me)
+{
+    for (sim_raise *r = me->rq_head; r; r = r->next)
+        r->due = s->now;
+    sim_fsync(s, me, me->store_gen);
+    if (!me->ready || !me->incn)
+        return;
+    acc_set_ready(me->acc, false);
+    seqd_msg st = {.type = MSG_STOPPED, .reqid = 0};
+    st.u.stopped.inc = inc_self(me->incn);
+    for (int j = 0; j < s->cfg.n; j++)
+        if (j != me->idx)
+            sim_send(s, me->idx, j, s->m[j].inc, &st);
+    s->res->clean_stops++;
+}
 
 static void sim_crash(sim *s, int i, enum sim_crash how, uint64_t down_us)
 {
     sim_member *me = &s->m[i];
+    if (how == CRASH_CLEAN)
+        sim_clean_stop(s, me);
     member_stop(s, me);
     s->res->crashes++;
     if (how == CRASH_WIPE) {
@@ -835,7 +1048,9 @@ static void sim_crash(sim *s, int i, enum sim_crash how, uint64_t down_us)
     } else if (how == CRASH_ROLLBACK && me->nlog > 0) {
         size_t k = (size_t)sim_between(s, 1, me->nlog < 20 ? me->nlog : 20);
         disk_rollback(me, me->nlog - k);
-        me->lacking = true;
+        /* Lost state only if it had any: a prepared member's log holds
+         * only incarnation records (its bootstrap state is apart). */
+        me->lacking = me->lacking || me->initialized;
         s->res->rollbacks++;
     }
     sim_restart_later(s, i, down_us);
@@ -857,7 +1072,7 @@ static void sim_fault(sim *s)
     }
     uint64_t roll = sim_rand(s) % 100;
     if (roll < 35) {
-        sim_crash(s, i, CRASH_PLAIN, sim_between(s, 0, 3 * R));
+        sim_crash(s, i, roll < 15 ? CRASH_CLEAN : CRASH_PLAIN, sim_between(s, 0, 3 * R));
     } else if (roll < 55) {
         s->m[i].stall_until = s->now + R + sim_between(s, 0, 2 * R);
         s->m[i].last_stall_end = s->m[i].stall_until;
@@ -1094,6 +1309,88 @@ static void on_attack(sim *s)
             sim_restart_later(s, i, t + sim_between(s, 0, 1000));
 }
 
+/* A member restored from a backup: its data directory goes back to an
+ * earlier point of its own history (`keep` durable records), across one
+ * or more restarts or within its latest incarnation. It then starts again
+ * like any member; it counts as a member without its data (sim_nodata)
+ * until it recovered. */
+static void sim_restore_to(sim *s, sim_member *me, size_t keep, uint64_t down_us)
+{
+    if (me->up)
+        member_stop(s, me);
+    s->res->crashes++;
+    disk_rollback(me, keep);
+    /* From before the start of an incarnation that became ready: that one
+     * was recorded by its N-Q+1 recovery sources (quorum/incarnation.h). */
+    me->must_catch = keep < me->ready_inc_start;
+    me->restored = true;
+    me->lacking = true;
+    s->res->restores_done++;
+    sim_restart_later(s, me->idx, down_us);
+}
+
+/* cfg.restores: one member at a time, within the fault model (at most N-Q
+ * members without their data), to a backup taken across restarts or
+ * within its latest incarnation. */
+static void on_restore(sim *s)
+{
+    int n = s->cfg.n, slack = n - q_quorum(n);
+    int i = sim_pick_up(s);
+    if (i < 0 || sim_nodata(s) + 1 > slack)
+        return;
+    sim_member *me = &s->m[i];
+    if (!me->initialized || me->lacking || !me->ready || me->nlog == 0)
+        return;
+    size_t keep;
+    if (me->ready_inc_start > 0 && (sim_rand(s) & 1))
+        keep = (size_t)sim_rand(s) % me->ready_inc_start;          /* across restarts */
+    else if (s->cfg.restore_within && me->nlog > me->inc_start)
+        keep = me->inc_start + (size_t)sim_rand(s) % (me->nlog - me->inc_start);
+    else
+        return;
+    sim_restore_to(s, me, keep, sim_between(s, 0, 3 * s->cfg.round_us));
+}
+
+/* cfg.restore_attack, the issue's second attack (five members): backups of
+ * members 1 and 3 (act 0); both restart (act 1: new incarnations, which
+ * their recovery sources record); members 0 and 4 are cut off while rounds
+ * commit on {1, 2, 3} (act 2); then member 2 goes down for a long while and 1 and
+ * 3 come back from their backups at once (act 3). Counting a restored
+ * member in the other's recovery (the mutation) hands out the stalled
+ * period's IDs again; the rule makes both wait for member 2. */
+static void on_rattack(sim *s, sim_ev *e)
+{
+    uint64_t R = s->cfg.round_us;
+    if (s->cfg.n < 5)
+        return;
+    switch (e->op) {
+    case 0:
+        s->m[1].backup_keep = s->m[1].nlog;
+        s->m[3].backup_keep = s->m[3].nlog;
+        break;
+    case 1:
+        for (int i = 1; i <= 3; i += 2)
+            if (s->m[i].up)
+                sim_crash(s, i, CRASH_PLAIN, sim_between(s, 0, R));
+        break;
+    case 2:
+        /* cut off, not stalled: a stalled member would take the rounds'
+         * ACCEPTs once it resumes */
+        s->cut_mask = (1u << 0) | (1u << 4);
+        s->cut_until = s->now + 8 * R;
+        break;
+    default:
+        if (s->m[2].up)
+            member_stop(s, &s->m[2]);
+        s->res->crashes++;
+        sim_restart_later(s, 2, 40 * R);
+        for (int i = 1; i <= 3; i += 2)
+            sim_restore_to(s, &s->m[i], s->m[i].backup_keep, R);
+        s->res->attacks++;
+        break;
+    }
+}
+
 /* A stray `seqd init` (another cluster's, or a mistyped address) reaches a
  * member that lost its data: it records prepared(stray id) and must still
  * recover into the real cluster; no COMMIT of that id ever comes. */
@@ -1127,6 +1424,10 @@ static void on_msg(sim *s, sim_ev *e)
         return;
     const seqd_msg *m = &e->msg;
     switch (m->type) {
+    case MSG_STOPPED:
+        if (me->incn)
+            inc_stopped(me->incn, e->from, &m->u.stopped.inc);
+        break;
     case MSG_READ:
     case MSG_ACCEPT:
     case MSG_SNAP_REQ: {
@@ -1140,7 +1441,7 @@ static void on_msg(sim *s, sim_ev *e)
         if (me->cookies)
             me->cookies->prev = c;
         me->cookies = c;
-        acc_handle(me->acc, m, sim_acc_reply, c);
+        acc_handle(me->acc, e->from, m, sim_acc_reply, c);
         break;
     }
     default:
@@ -1148,7 +1449,16 @@ static void on_msg(sim *s, sim_ev *e)
             if (me->rec)
                 recovery_on_reply(me->rec, e->from, m);
         } else
-            coord_on_reply(me->coord, e->from, m);
+        {
+            /* as core/member.c: a reply from a sender behind its record is not counted */
+            bool counts = true;
+            if (me->incn && (m->type == MSG_VALUE || m->type == MSG_NACK))
+                counts = inc_observe(me->incn, e->from, &m->u.value.inc);
+            else if (me->incn && m->type == MSG_ACK)
+                counts = inc_observe(me->incn, e->from, &m->u.ack.inc);
+            if (counts)
+                coord_on_reply(me->coord, e->from, m);
+        }
         break;
     }
 }
@@ -1281,6 +1591,8 @@ static void sim_dispatch(sim *s, sim_ev *e)
     case EV_STRAY: on_stray(s, e); break;
     case EV_CRASH: on_crash(s, e); break;
     case EV_ATTACK: on_attack(s); break;
+    case EV_RESTORE: on_restore(s); break;
+    case EV_RATTACK: on_rattack(s, e); break;
     }
 }
 
@@ -1288,7 +1600,7 @@ static void sim_loop(sim *s)
 {
     uint64_t limit = s->probe_at + SIM_QUIESCE_LIMIT_US;
     sim_ev *e;
-    while ((e = heap_pop(s))) {
+    while (!s->halted && (e = heap_pop(s))) {
         if (e->t > limit) {
             sim_fail(s, "the cluster did not quiesce (events still at %llu us)",
                      (unsigned long long)e->t);
@@ -1494,11 +1806,12 @@ static void sim_schedule(sim *s)
         me->s = s;
         me->idx = i;
         me->disk = q_map_new();
+        me->disk_meta = q_map_new();
         me->initialized = !c->fresh_start;
         if (me->initialized)
             me->cid = sim_cid(1, 0);
         for (int k = 0; k < c->names && c->start_value > 1; k++)
-            disk_append(me, &s->names[k], c->start_value);
+            disk_append(me, false, &s->names[k], c->start_value);
         sim_restart_later(s, i, c->fresh_start ? sim_between(s, 0, 5 * R) : 0);
     }
     if (c->fresh_start) {
@@ -1520,6 +1833,17 @@ static void sim_schedule(sim *s)
         sim_ev *e = ev_new(s, EV_FAULT, sim_between(s, 2 * R, c->duration_us * 7 / 10));
         heap_push(s, e);
     }
+    for (int k = 0; k < c->restores; k++)
+        heap_push(s, ev_new(s, EV_RESTORE, sim_between(s, 2 * R, c->duration_us * 7 / 10)));
+    if (c->restore_attack) {
+        static const uint64_t at[] = {10, 17, 40, 40};   /* percent of the run, per act */
+        for (int act = 0; act < 4; act++) {
+            sim_ev *e = ev_new(s, EV_RATTACK, c->duration_us * at[act] / 100 +
+                                                  (act == 3 ? 6 * R : 0));
+            e->op = (size_t)act;
+            heap_push(s, e);
+        }
+    }
     /* Members down at the end restart by then (the longest downtime is 3R
      * after 70%); recovery needs 2R plus a few round trips. */
     s->probe_at = c->duration_us + 8 * R + 100000;
@@ -1536,6 +1860,7 @@ static void sim_teardown(sim *s)
         if (me->up)
             member_stop(s, me);
         map_free(me->disk);
+        map_free(me->disk_meta);
         free(me->log);
     }
     sim_ev *e;
@@ -1544,6 +1869,11 @@ static void sim_teardown(sim *s)
     free(s->heap);
     free(s->ops);
     free(s->names);
+    for (int k = 0; k < s->cfg.names; k++)
+        free(s->committed[k]);
+    free(s->committed);
+    free(s->ncommitted);
+    free(s->capcommitted);
 }
 
 int sim_run(const sim_cfg *cfg, sim_result *res)
@@ -1560,6 +1890,9 @@ int sim_run(const sim_cfg *cfg, sim_result *res)
     s->armed = -1;
     s->rng = cfg->seed * UINT64_C(0x2545F4914F6CDD1D) + 1;
     s->names = q_xcalloc((size_t)cfg->names, sizeof *s->names);
+    s->committed = q_xcalloc((size_t)cfg->names, sizeof *s->committed);
+    s->ncommitted = q_xcalloc((size_t)cfg->names, sizeof *s->ncommitted);
+    s->capcommitted = q_xcalloc((size_t)cfg->names, sizeof *s->capcommitted);
     for (int k = 0; k < cfg->names; k++) {
         char b[16];
         int len = snprintf(b, sizeof b, "seq-%d", k);

@@ -17,9 +17,13 @@
  * prepared for one id), retried every R like an operator would. Faults (crash/restart, amnesia of up to N-Q
  * members at once, roll-back of a member's last durable records, a stalled
  * process whose timers run after its queued replies, whole-cluster restart,
- * failed log writes, lost / duplicated / held messages, and a targeted
- * amnesia right after an ACK) follow the fault model of DESIGN.md §3: at
- * most N-Q members without their data at once.
+ * failed log writes, lost / duplicated / held messages, a targeted
+ * amnesia right after an ACK, members restored from backups across
+ * restarts or within one incarnation, and the issue's restored-backups
+ * attack with a partition) follow the fault model of DESIGN.md §3: at
+ * most N-Q members without their data (wiped, rolled back or restored) at
+ * once. Members run the incarnation records of quorum/incarnation.h on a
+ * simulated meta store that is restored with the rest of their disk.
  *
  * Clients submit fetches (counts from {1, 7, 100, 1000}) with deadlines to
  * random members. At the end the checker verifies: no two committed ranges
@@ -74,6 +78,15 @@ typedef struct sim_cfg {
                                 the dead ones start again together */
     bool relaxed_bootstrap;  /* mutation: wave 1's self-founding rule on every
                                 recovery started after the cluster exists */
+    bool no_incarnations;    /* run without incarnation records: the recovery
+                                order alone (its mutation test) */
+    bool count_unverified;   /* mutation: recoveries count every initialized
+                                member, verified or rolled back (quorum/recovery.h) */
+    int restores;            /* restored-backup events (see sim.c sim_restore) */
+    bool restore_within;     /* ... some of them within the member's latest
+                                incarnation (caught only if a member that is up
+                                heard from it after the backup point) */
+    bool restore_attack;     /* the restored-backups attack (n = 5) */
     bool storage_errors;     /* some log writes fail (ENOSPC) */
     bool probe;              /* end with one fetch per member and name */
     bool wipes_only;         /* faults are quick amnesias only, each right
@@ -106,6 +119,13 @@ typedef struct sim_result {
     uint64_t strays_refused;   /* stray PREPAREs a wiped member refused (a cluster exists) */
     uint64_t attack_uncommitted; /* attacked members killed before their COMMIT */
     char overlap[256];       /* the first overlap found, "" if none */
+    /* Where the run stopped: the first commit that overlapped one already
+     * committed, caught the moment the coordinator handed it out (the run
+     * ends there), "" if none. */
+    char broken[320];
+    uint64_t rollbacks_caught, restores_caught, restores_done;
+    uint64_t clean_stops, clean_restarts;   /* SIGTERMs; restarts that took the clean path */
+    uint64_t broken_at_us;
 } sim_result;
 
 /* Defaults: R = 10 ms, 300 ms of load from 6 clients on 2 names, deadline

@@ -147,7 +147,7 @@ static uint64_t cur_of(const char *name)
     return fake_get(&store_ctx, &n);
 }
 
-static void handle(const seqd_msg *m) { acc_handle(acc, m, fake_on_reply, &replies); }
+static void handle(const seqd_msg *m) { acc_handle(acc, 1, m, fake_on_reply, &replies); }
 
 static void assert_err(int i, uint64_t reqid, int code)
 {

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../client/client.h"
+#include "../client/client_admin.h"
 #include "../storage/datadir.h"
 #include "procs.h"
 
@@ -350,4 +350,47 @@ Test(bootstrap, staggered_bring_up, .timeout = 120, .fini = bs_fini)
         history_free(h);
         bs_fini();
     }
+}
+
+/* A rolling restart while another member is down for maintenance (DESIGN.md
+ * §3, "Clean stop"): member 2 is down; member 1 stops cleanly (SIGTERM),
+ * its peers record where, and it restarts with no wait and no recovery read
+ * on member 0's confirmation, although only one other member is up. The
+ * same restart after a kill -9 is not confirmed: member 1 then waits for
+ * N-Q+1 = 2 others with state (safety over availability) until member 2 is
+ * back. Every ID is checked. */
+Test(bootstrap, clean_stop_restarts_with_another_member_down, .timeout = 90, .fini = bs_fini)
+{
+    procs_cluster *pc = bs_new(3, 32);
+    bs_assert(procs_start_all(pc) == 0, "start");
+    bs_listening(3);
+    procs_result r;
+    bs_assert(bs_init(&r) == 0, "init: %s", r.err);
+    bs_ready();
+    history *h = history_new();
+    for (int k = 0; k < 20; k++)
+        bs_fetch(h, k % 3, 7);
+    procs_kill(pc, 2);
+    for (int k = 0; k < 10; k++)
+        bs_fetch(h, k % 2, 5);
+    bs_assert(procs_stop(pc, 1, 5000) == 0, "clean stop of member 1");
+    bs_assert(procs_log_has(pc, 1, "stopped cleanly at incarnation"), "member 1 said where it stopped");
+    bs_assert(procs_log_has(pc, 0, "stopped cleanly (incarnation"), "member 0 recorded the stop");
+    bs_assert(procs_start(pc, 1, NULL) == 0, "restart member 1");
+    bs_assert(procs_wait_state(pc, 1, STATE_READY, 10000),
+              "member 1 stopped cleanly: it must be ready with member 2 down");
+    bs_assert(procs_log_has(pc, 1, "clean stop confirmed"), "the clean path was taken");
+    for (int k = 0; k < 10; k++)
+        bs_fetch(h, k % 2, 5);
+    /* The same without a clean stop: no confirmation, so it waits. */
+    procs_kill(pc, 1);
+    bs_assert(procs_start(pc, 1, NULL) == 0, "restart member 1 after kill -9");
+    procs_sleep_ms(3 * BS_R * 2);
+    bs_assert(bs_ready_now(1) == 0, "after kill -9 with member 2 down, member 1 must wait");
+    bs_assert(procs_start(pc, 2, NULL) == 0, "start member 2");
+    bs_ready();
+    for (int k = 0; k < 12; k++)
+        bs_fetch(h, k % 3, 3);
+    bs_check(h);
+    history_free(h);
 }

@@ -62,6 +62,13 @@ static void tf_bytes_eq(const void *a, const void *b, size_t n)
 }
 
 /* Compares every field the type carries. */
+static void tf_inc_eq(const struct seqd_inc *a, const struct seqd_inc *b)
+{
+    cr_assert_eq(a->counter, b->counter);
+    cr_assert_eq(a->nonce, b->nonce);
+    cr_assert_eq(a->pos, b->pos);
+}
+
 static void tf_msg_eq(const seqd_msg *a, const seqd_msg *b)
 {
     cr_assert_eq(a->type, b->type);
@@ -107,6 +114,7 @@ static void tf_msg_eq(const seqd_msg *a, const seqd_msg *b)
     case MSG_VALUE:
     case MSG_NACK:
         cr_assert_eq(a->u.value.cur, b->u.value.cur);
+        tf_inc_eq(&a->u.value.inc, &b->u.value.inc);
         break;
     case MSG_ACCEPT:
         cr_assert_eq(a->u.accept.expect, b->u.accept.expect);
@@ -115,13 +123,17 @@ static void tf_msg_eq(const seqd_msg *a, const seqd_msg *b)
         break;
     case MSG_ACK:
         cr_assert_eq(a->u.ack.new_, b->u.ack.new_);
+        tf_inc_eq(&a->u.ack.inc, &b->u.ack.inc);
         break;
     case MSG_SNAP_REQ:
         cr_assert_eq(a->u.snap_req.start, b->u.snap_req.start);
+        tf_inc_eq(&a->u.snap_req.inc, &b->u.snap_req.inc);
         break;
     case MSG_SNAP_CHUNK:
         cr_assert_eq(a->u.snap.flags, b->u.snap.flags);
         cr_assert(seqd_cid_eq(&a->u.snap.cid, &b->u.snap.cid));
+        tf_inc_eq(&a->u.snap.inc, &b->u.snap.inc);
+        tf_inc_eq(&a->u.snap.you, &b->u.snap.you);
         cr_assert_eq(a->u.snap.next, b->u.snap.next);
         cr_assert_eq(a->u.snap.n, b->u.snap.n);
         cr_assert_eq(a->u.snap.entries_len, b->u.snap.entries_len);
@@ -136,6 +148,9 @@ static void tf_msg_eq(const seqd_msg *a, const seqd_msg *b)
         cr_assert_eq(a->u.auth.step, b->u.auth.step);
         tf_bytes_eq(a->u.auth.nonce, b->u.auth.nonce, SEQD_NONCE_LEN);
         tf_bytes_eq(a->u.auth.mac, b->u.auth.mac, SEQD_MAC_LEN);
+        break;
+    case MSG_STOPPED:
+        tf_inc_eq(&a->u.stopped.inc, &b->u.stopped.inc);
         break;
     case MSG_INIT_REPLY:
         cr_assert_eq(a->u.init_reply.state, b->u.init_reply.state);
@@ -221,12 +236,14 @@ static int tf_samples(seqd_msg *ms, uint8_t *pool)
     ms[k] = (seqd_msg){ .type = MSG_READ, .reqid = 8 };
     ms[k++].u.read.name = tf_name("r.e-a_d");
     ms[k] = (seqd_msg){ .type = MSG_VALUE, .reqid = 9 };
+    ms[k].u.value.inc = (struct seqd_inc){ 7, UINT64_MAX, 1ull << 40 };
     ms[k++].u.value.cur = 123456789;
     ms[k] = (seqd_msg){ .type = MSG_ACCEPT, .reqid = 10 };
     ms[k].u.accept.expect = 100;
     ms[k].u.accept.new_ = 150;
     ms[k++].u.accept.name = tf_name("acc");
     ms[k] = (seqd_msg){ .type = MSG_ACK, .reqid = 11 };
+    ms[k].u.ack.inc = (struct seqd_inc){ 1, 2, 3 };
     ms[k++].u.ack.new_ = 150;
     ms[k] = (seqd_msg){ .type = MSG_NACK, .reqid = 12 };
     ms[k++].u.value.cur = 999;
@@ -255,6 +272,8 @@ static int tf_samples(seqd_msg *ms, uint8_t *pool)
     ms[k].u.auth.step = AUTH_CHALLENGE;
     ms[k].u.auth.nonce[0] = 0xa5;
     ms[k++].u.auth.mac[31] = 0x5a;
+    ms[k] = (seqd_msg){ .type = MSG_STOPPED, .reqid = 0 };
+    ms[k++].u.stopped.inc = (struct seqd_inc){ 4, 0xfeed, 1234 };
     return k;
 }
 
@@ -304,9 +323,13 @@ Test(frame_wire, range_and_snapshot_golden_bytes, .timeout = 10)
     s.u.snap.n = 1;
     s.u.snap.entries = ent;
     s.u.snap.entries_len = (uint32_t)el;
+    s.u.snap.inc = (struct seqd_inc){3, 0x0a0b, 9};
+    s.u.snap.you = (struct seqd_inc){2, 0x0c, 7};
     static const uint8_t want2[] = {
-        0, 0, 0, 45, SEQD_PROTO_VERSION, MSG_SNAP_CHUNK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+        0, 0, 0, 93, SEQD_PROTO_VERSION, MSG_SNAP_CHUNK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
         SNAP_DONE, 0xc1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x1d,
+        0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0x0a, 0x0b, 0, 0, 0, 0, 0, 0, 0, 9,
+        0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0x0c, 0, 0, 0, 0, 0, 0, 0, 7,
         1, 2, 3, 4, 0, 1, 1, 'x', 0, 0, 0, 0, 0, 0, 1, 2,
     };
     cr_assert_eq(frame_pack(&s, buf), sizeof want2);
@@ -427,7 +450,7 @@ Test(frame_rt, snap_chunk_entries_walk, .timeout = 10)
     /* an empty chunk (the last one of an empty table) */
     seqd_msg e = { .type = MSG_SNAP_CHUNK, .reqid = 78 };
     e.u.snap.flags = SNAP_DONE;
-    cr_assert_eq(tf_roundtrip(&e), SEQD_HDR_LEN + 7 + SEQD_CID_LEN);
+    cr_assert_eq(tf_roundtrip(&e), SEQD_HDR_LEN + 7 + SEQD_CID_LEN + 2 * SEQD_INC_LEN);
 }
 
 /* ---- maximum size ------------------------------------------------------- */
@@ -458,7 +481,7 @@ static uint16_t tf_fill_snapshot(uint8_t *pool, size_t bytes)
 
 Test(frame_max, snap_chunk_exactly_fits, .timeout = 10)
 {
-    const size_t room = SEQD_MAX_FRAME - SEQD_HDR_LEN - 7 - SEQD_CID_LEN;  /* entry bytes that fit */
+    const size_t room = SEQD_MAX_FRAME - SEQD_HDR_LEN - 7 - SEQD_CID_LEN - 2 * SEQD_INC_LEN;  /* entry bytes that fit */
     uint8_t *pool = malloc(SEQD_MAX_FRAME + SNAP_ENTRY_MAX), *buf = malloc(SEQD_MAX_FRAME);
     uint8_t *scratch = malloc(SEQD_MAX_FRAME);
     cr_assert(pool && buf && scratch);
@@ -675,13 +698,15 @@ Test(frame_reject, every_type_one_byte_short_or_long, .timeout = 10)
 
 Test(frame_reject, short_fixed_payload, .timeout = 10)
 {
-    uint8_t b[64], p[16] = { 0 };
+    uint8_t b[96], p[48] = { 0 };
     tf_reject(b, tf_raw(b, MSG_RANGE, 1, p, 11), -FERR_SHORT);
     tf_reject(b, tf_raw(b, MSG_RANGE, 1, p, 0), -FERR_SHORT);
     tf_reject(b, tf_raw(b, MSG_RANGE, 1, p, 12), FRAME_OK);
     tf_reject(b, tf_raw(b, MSG_RANGE, 1, p, 13), -FERR_LONG);
     tf_reject(b, tf_raw(b, MSG_VALUE, 1, p, 7), -FERR_SHORT);
-    tf_reject(b, tf_raw(b, MSG_SNAP_REQ, 1, p, 5), -FERR_LONG);
+    tf_reject(b, tf_raw(b, MSG_VALUE, 1, p, 8 + SEQD_INC_LEN - 1), -FERR_SHORT);   /* inc cut */
+    tf_reject(b, tf_raw(b, MSG_VALUE, 1, p, 8 + SEQD_INC_LEN), FRAME_OK);
+    tf_reject(b, tf_raw(b, MSG_SNAP_REQ, 1, p, 4 + SEQD_INC_LEN + 1), -FERR_LONG);
     tf_reject(b, tf_raw(b, MSG_HELLO_OK, 1, p, 1), -FERR_LONG);
 }
 
@@ -766,9 +791,9 @@ Test(frame_reject, snapshot_entries_malformed, .timeout = 10)
 {
     uint8_t b[1024], p[512];
     size_t n;
-    enum { H = 7 + SEQD_CID_LEN };  /* flags | cluster id | next | n */
+    enum { H = 7 + SEQD_CID_LEN + 2 * SEQD_INC_LEN };  /* flags | cluster id | inc | you | next | n */
     p[0] = 0;                       /* snap_flags */
-    memset(p + 1, 0, SEQD_CID_LEN + 4);   /* cluster id, next */
+    memset(p + 1, 0, SEQD_CID_LEN + 2 * SEQD_INC_LEN + 4);   /* cluster id, incs, next */
     p[H - 2] = 0, p[H - 1] = 3;     /* n_entries = 3 */
     size_t off = H;
     off += snap_entry_put(p + off, "one", 3, 1);

@@ -51,6 +51,11 @@ static uint32_t be32(const uint8_t *p)
 
 /* Field-by-field equality of two decoded messages (pointers compared by
  * content: they point into different buffers). */
+static int inc_eq(const struct seqd_inc *a, const struct seqd_inc *b)
+{
+    return a->counter == b->counter && a->nonce == b->nonce && a->pos == b->pos;
+}
+
 static int msg_eq(const seqd_msg *a, const seqd_msg *b)
 {
     if (a->type != b->type || a->reqid != b->reqid)
@@ -83,15 +88,18 @@ static int msg_eq(const seqd_msg *a, const seqd_msg *b)
                memcmp(a->u.read.name.s, b->u.read.name.s, a->u.read.name.len) == 0;
     case MSG_VALUE:
     case MSG_NACK:
-        return a->u.value.cur == b->u.value.cur;
+        return a->u.value.cur == b->u.value.cur && inc_eq(&a->u.value.inc, &b->u.value.inc);
     case MSG_ACCEPT:
         return a->u.accept.expect == b->u.accept.expect && a->u.accept.new_ == b->u.accept.new_ &&
                a->u.accept.name.len == b->u.accept.name.len &&
                memcmp(a->u.accept.name.s, b->u.accept.name.s, a->u.accept.name.len) == 0;
     case MSG_ACK:
-        return a->u.ack.new_ == b->u.ack.new_;
+        return a->u.ack.new_ == b->u.ack.new_ && inc_eq(&a->u.ack.inc, &b->u.ack.inc);
     case MSG_SNAP_REQ:
-        return a->u.snap_req.start == b->u.snap_req.start;
+        return a->u.snap_req.start == b->u.snap_req.start &&
+               inc_eq(&a->u.snap_req.inc, &b->u.snap_req.inc);
+    case MSG_STOPPED:
+        return inc_eq(&a->u.stopped.inc, &b->u.stopped.inc);
     case MSG_INIT:
         return a->u.init.op == b->u.init.op && seqd_cid_eq(&a->u.init.cid, &b->u.init.cid) &&
                a->u.init.set_digest == b->u.init.set_digest;
@@ -105,6 +113,7 @@ static int msg_eq(const seqd_msg *a, const seqd_msg *b)
     case MSG_SNAP_CHUNK:
         return a->u.snap.flags == b->u.snap.flags && a->u.snap.next == b->u.snap.next &&
                seqd_cid_eq(&a->u.snap.cid, &b->u.snap.cid) &&
+               inc_eq(&a->u.snap.inc, &b->u.snap.inc) && inc_eq(&a->u.snap.you, &b->u.snap.you) &&
                a->u.snap.n == b->u.snap.n && a->u.snap.entries_len == b->u.snap.entries_len &&
                (a->u.snap.entries_len == 0 ||
                 memcmp(a->u.snap.entries, b->u.snap.entries, a->u.snap.entries_len) == 0);

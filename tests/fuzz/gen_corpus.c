@@ -10,7 +10,14 @@
  * segments, with an append, as a raw whole file, and with a torn tail.
  * Input layout: tests/fuzz/fuzz_log.c.
  *
- * Usage: gen_corpus OUTDIR (OUTDIR/frame and OUTDIR/log must exist).
+ * auth: a stranger's streams (an AUTH_HELLO and a forged proof, a HELLO
+ * without the exchange, client frames) and man-in-the-middle scripts (the
+ * honest exchange and messages whole and byte by byte, then each tamper op
+ * on a tagged ACCEPT, and one during the exchange). Input layout:
+ * tests/fuzz/fuzz_auth.c.
+ *
+ * Usage: gen_corpus OUTDIR (OUTDIR/frame, OUTDIR/log and OUTDIR/auth must
+ * exist).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -191,6 +198,120 @@ static void log_corpus(void)
     put("log", "torn-tail-append", mode, 3, recs, rlen - 5);
 }
 
+/* Appends frame_pack(m) to buf at *off. */
+static void pack_at(uint8_t *buf, size_t *off, const seqd_msg *m)
+{
+    size_t n = frame_pack(m, buf + *off);
+    if (n == 0) {
+        fprintf(stderr, "gen_corpus: a seed frame does not pack\n");
+        exit(1);
+    }
+    *off += n;
+}
+
+/* The honest exchange in fuzz_auth's script ops: HELLO to the listener,
+ * CHALLENGE back, PROOF, AUTH_OK back. */
+static size_t auth_script_exchange(uint8_t *s)
+{
+    static const uint8_t x[] = { 1, 255, 2, 255, 1, 255, 2, 255 };
+    memcpy(s, x, sizeof x);
+    return sizeof x;
+}
+
+static void auth_corpus(void)
+{
+    static uint8_t b[4096];
+    static const uint8_t mode0[2] = { 0, 63 }, mode0_bytewise[2] = { 0, 0 };
+    size_t n = 0;
+    seqd_msg m = { .type = MSG_AUTH, .reqid = 1 };
+    m.u.auth.step = AUTH_HELLO;
+    memset(m.u.auth.nonce, 0x11, SEQD_NONCE_LEN);
+    pack_at(b, &n, &m);
+    m.u.auth.step = AUTH_PROOF;
+    memset(m.u.auth.mac, 0x22, SEQD_MAC_LEN);
+    pack_at(b, &n, &m);
+    seqd_msg h = { .type = MSG_HELLO, .reqid = 2 };
+    h.u.hello.round_ms = 200;
+    h.u.hello.addr = "127.0.0.1:7001";
+    h.u.hello.addr_len = 14;
+    pack_at(b, &n, &h);
+    put("auth", "stranger-forged-proof", mode0, 2, b, n);
+    put("auth", "stranger-forged-proof-bytewise", mode0_bytewise, 2, b, n);
+    n = 0;
+    pack_at(b, &n, &h);
+    put("auth", "stranger-hello-unauthenticated", mode0, 2, b, n);
+    n = 0;
+    seqd_msg f = { .type = MSG_FETCH, .reqid = 3 };
+    f.u.fetch.count = 1;
+    f.u.fetch.name = nm("orders");
+    pack_at(b, &n, &f);
+    seqd_msg st = { .type = MSG_STATUS, .reqid = 4 };
+    pack_at(b, &n, &st);
+    m.u.auth.step = AUTH_HELLO;
+    pack_at(b, &n, &m);
+    put("auth", "stranger-client-then-auth", mode0, 2, b, n);
+
+    /* man in the middle */
+    static const uint8_t mode1[1] = { 1 };
+    static const uint8_t msgs[] = { 0, 0, 0, 1, 0, 2, 0, 3, 0, 4, 1, 255, 2, 255 };
+    n = auth_script_exchange(b);
+    memcpy(b + n, msgs, sizeof msgs);
+    n += sizeof msgs;
+    put("auth", "mitm-honest", mode1, 1, b, n);
+    n = 0;
+    for (int i = 0; i < 600; i++) {   /* the exchange byte by byte */
+        b[n++] = (uint8_t)(i % 2 ? 2 : 1);
+        b[n++] = 0;
+    }
+    memcpy(b + n, msgs, sizeof msgs - 4);
+    n += sizeof msgs - 4;
+    for (int i = 0; i < 400; i++) {
+        b[n++] = (uint8_t)(i % 2 ? 2 : 1);
+        b[n++] = 0;
+    }
+    put("auth", "mitm-honest-bytewise", mode1, 1, b, n);
+    /* after the exchange, an ACCEPT and a SNAP_REQ on their way to the
+     * listener, then one op on that queue: flip a bit of the ACCEPT's
+     * `new`, replay it, drop it, inject before it, reflect both; or flip a
+     * bit of the listener's reply; then deliver everything */
+    static const uint8_t ops[][4] = {
+        { 3, 0x00, 8 * 24 + 1, 0 },  /* flip bit 1 of byte 24 (op + 2 argument bytes) */
+        { 4, 54, 0, 0 },             /* replay its 55 bytes (39 + tag) */
+        { 5, 54, 0, 0 },             /* drop it: the SNAP_REQ after it must fail */
+        { 6, 3, 0, 0 },              /* inject 4 bytes */
+        { 7, 0, 0, 0 },              /* reflect toward the connector */
+        { 3 | 8, 0x00, 8 * 10 + 1, 0 }, /* flip a bit of the reqid of the listener's first reply */
+    };
+    static const char *const names[] = { "mitm-flip-accept", "mitm-replay-accept",
+                                         "mitm-drop-accept", "mitm-inject-before-accept",
+                                         "mitm-reflect-accept", "mitm-flip-reply" };
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+        n = auth_script_exchange(b);
+        /* HELLO taken; ACCEPT and SNAP_REQ queued */
+        static const uint8_t pre[] = { 0, 0, 1, 255, 2, 255, 0, 2, 0, 3 };
+        memcpy(b + n, pre, sizeof pre);
+        n += sizeof pre;
+        if (ops[k][0] & 8) {   /* a reply to tamper with: deliver the ACCEPT first */
+            b[n++] = 1;
+            b[n++] = 255;
+        }
+        size_t oplen = ops[k][0] % 8 == 7 ? 1 : ops[k][0] % 8 == 3 ? 3 : 2;
+        memcpy(b + n, ops[k], oplen);
+        n += oplen;
+        if (ops[k][0] == 6) {
+            memcpy(b + n, "\0\0\0\x0c", 4);
+            n += 4;
+        }
+        static const uint8_t post[] = { 1, 255, 2, 255, 1, 255, 2, 255 };
+        memcpy(b + n, post, sizeof post);
+        n += sizeof post;
+        put("auth", names[k], mode1, 1, b, n);
+    }
+    /* a bit flipped in the challenge on its way back */
+    static const uint8_t chal[] = { 1, 255, 3 | 8, 0, 200, 2, 255, 1, 255, 2, 255, 0, 0, 1, 255 };
+    put("auth", "mitm-flip-challenge", mode1, 1, chal, sizeof chal);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -200,5 +321,6 @@ int main(int argc, char **argv)
     outdir = argv[1];
     frame_corpus();
     log_corpus();
+    auth_corpus();
     return 0;
 }

@@ -13,6 +13,15 @@
  *   delay LISTEN MS [J]   hold new data MS ms (+ 0..J ms jitter, seeded by
  *                         --seed; order is kept) in each direction; 0 = off
  *   blockall | unblockall | delayall MS [J]
+ *   tamper LISTEN up|down dup|flip TYPE [OFFSET]
+ *                         once: the next seqd frame of message type TYPE
+ *                         (proto.h's number) that carries a MAC tag (sent
+ *                         after the MSG_AUTH exchange), in direction up
+ *                         (connector -> listener) or down, on any of the
+ *                         route's connections, is sent twice (dup: a
+ *                         replay) or has byte OFFSET of the frame (default
+ *                         16, the first payload byte; clipped to the frame)
+ *                         XORed with 0x40 (flip). Logged on stderr when done.
  *   status
  *
  * LISTEN is the string given in --route. A partition is a set of `block`s,
@@ -25,6 +34,10 @@
  * drained. A half-close (EOF one way) is passed on with shutdown(SHUT_WR)
  * once the pending data is written; the pair is freed when both directions
  * are shut or either side fails.
+ *
+ * Data moves in whole seqd frames (the length prefix, plus the 16-byte tag
+ * once a direction is past the MSG_AUTH exchange), so that `tamper` finds
+ * them; a length no seqd frame has turns the direction to plain bytes.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -45,6 +58,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+
+#include "../../proto.h"
 
 #define FP_MAX_OUTPUT (512 * 1024)
 #define FP_MAX_LINE 512
@@ -70,6 +85,9 @@ typedef struct fp_dir {
     bool eof;       /* `from` closed its sending side */
     bool shut;      /* ... and we passed that on to `to` */
     bool choked;    /* reading `from` paused for back-pressure */
+    bool up;        /* client -> server: the connector's frames */
+    bool tagged;    /* past the MSG_AUTH exchange: frames carry tags */
+    bool raw;       /* not seqd frames: moved as bytes */
 } fp_dir;
 
 typedef struct fp_conn {
@@ -79,6 +97,15 @@ typedef struct fp_conn {
     fp_dir up, down;        /* client->server, server->client */
     bool connected;         /* to the target; a half-close waits for it */
 } fp_conn;
+
+/* A one-shot alteration of the next tagged frame of one type. */
+enum fp_tamper_mode { FP_TAMPER_DUP, FP_TAMPER_FLIP };
+typedef struct fp_tamper {
+    bool armed;
+    enum fp_tamper_mode mode;
+    int type;
+    size_t offset;
+} fp_tamper;
 
 typedef struct fp_route {
     struct fp_proxy *px;
@@ -90,7 +117,8 @@ typedef struct fp_route {
     int delay_ms, jitter_ms;
     fp_conn *conns;
     size_t nconns;
-    uint64_t accepted, refused, dropped;
+    uint64_t accepted, refused, dropped, tampered;
+    fp_tamper tamper[2];    /* [0] up, [1] down */
 } fp_route;
 
 typedef struct fp_ctl {
@@ -106,6 +134,7 @@ typedef struct fp_proxy {
     struct evconnlistener *control;
     fp_ctl *ctls;
     uint64_t rng;
+    struct evbuffer *units;     /* whole frames on their way (fp_dir_pump) */
 } fp_proxy;
 
 /* Delays are measured on the monotonic clock so a wall-clock step cannot
@@ -217,13 +246,76 @@ static void fp_dir_timer_cb(evutil_socket_t fd, short what, void *arg)
     fp_dir_arm(d);
 }
 
+/* Applies the route's armed tamper of this direction to one tagged frame
+ * (frame[0..flen) and its tag after it) on its way into `units`. */
+static void fp_tamper_apply(fp_dir *d, uint8_t *unit, size_t flen, size_t len,
+                            struct evbuffer *units)
+{
+    fp_route *r = d->conn->route;
+    fp_tamper *t = &r->tamper[d->up ? 0 : 1];
+    if (!t->armed || unit[5] != t->type) {
+        evbuffer_add(units, unit, len);
+        return;
+    }
+    t->armed = false;
+    r->tampered++;
+    size_t off = t->offset < flen ? t->offset : flen - 1;
+    if (t->mode == FP_TAMPER_FLIP)
+        unit[off] ^= 0x40;
+    evbuffer_add(units, unit, len);
+    if (t->mode == FP_TAMPER_DUP)
+        evbuffer_add(units, unit, len);
+    if (t->mode == FP_TAMPER_FLIP)
+        fprintf(stderr, "faultproxy: tampered route %s %s: flip byte %zu of a frame of type %d (%zu bytes)\n",
+                r->listen, d->up ? "up" : "down", off, unit[5], flen);
+    else
+        fprintf(stderr, "faultproxy: tampered route %s %s: dup of a frame of type %d (%zu bytes)\n",
+                r->listen, d->up ? "up" : "down", unit[5], flen);
+}
+
+/* Moves the whole frames at the front of `in` into `units` (a partial one
+ * waits for the rest), noting where the tags start: after the connector's
+ * AUTH_PROOF going up, after the listener's AUTH_OK going down (proto.h). */
+static void fp_dir_units(fp_dir *d, struct evbuffer *in, struct evbuffer *units)
+{
+    static uint8_t unit[SEQD_MAX_FRAME + SEQD_TAG_LEN];
+    for (;;) {
+        if (d->raw) {
+            evbuffer_add_buffer(units, in);
+            return;
+        }
+        size_t have = evbuffer_get_length(in);
+        uint8_t h[4];
+        if (have < 4 || evbuffer_copyout(in, h, 4) != 4)
+            return;
+        size_t flen = 4 + ((size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3]);
+        if (flen > SEQD_MAX_FRAME || flen < SEQD_HDR_LEN) {
+            d->raw = true;
+            continue;
+        }
+        bool tagged = d->tagged;
+        size_t len = flen + (tagged ? SEQD_TAG_LEN : 0);
+        if (have < len)
+            return;
+        evbuffer_remove(in, unit, len);
+        if (!tagged && unit[5] == MSG_AUTH && flen > SEQD_HDR_LEN &&
+            unit[SEQD_HDR_LEN] == (d->up ? AUTH_PROOF : AUTH_OK))
+            d->tagged = true;
+        if (tagged)
+            fp_tamper_apply(d, unit, flen, len, units);
+        else
+            evbuffer_add(units, unit, len);
+    }
+}
+
 /* Moves what `from` has read toward `to`: straight into its output, or
  * through the delay queue when the route is slowed (or data is still queued,
  * so that order is kept when a delay is lifted). Returns false if it had to
  * drop the connection. */
 static bool fp_dir_pump(fp_dir *d)
 {
-    struct evbuffer *in = bufferevent_get_input(d->from);
+    struct evbuffer *in = d->conn->route->px->units;
+    fp_dir_units(d, bufferevent_get_input(d->from), in);
     size_t len = evbuffer_get_length(in);
     if (!len)
         return true;
@@ -314,6 +406,7 @@ static bool fp_dir_init(fp_dir *d, fp_conn *c, struct bufferevent *from, struct 
     d->conn = c;
     d->from = from;
     d->to = to;
+    d->up = from == c->client;
     d->timer = evtimer_new(c->route->px->base, fp_dir_timer_cb, d);
     return d->timer != NULL;
 }
@@ -401,15 +494,37 @@ static bool fp_parse_ms(const char *s, int *out)
     return true;
 }
 
+/* tamper LISTEN up|down dup|flip TYPE [OFFSET] */
+static void fp_tamper_cmd(fp_proxy *px, char *const *a, struct evbuffer *out)
+{
+    fp_route *r = a[0] ? fp_route_find(px, a[0]) : NULL;
+    int type, offset = SEQD_HDR_LEN;
+    bool up = a[1] && strcmp(a[1], "up") == 0, down = a[1] && strcmp(a[1], "down") == 0;
+    bool dup = a[2] && strcmp(a[2], "dup") == 0, flip = a[2] && strcmp(a[2], "flip") == 0;
+    if (!r || !(up || down) || !(dup || flip) || !fp_parse_ms(a[3], &type) || type < 1 ||
+        type > MSG_TYPE_MAX || (a[4] && !fp_parse_ms(a[4], &offset)) || a[5]) {
+        evbuffer_add_printf(out, "err usage: tamper LISTEN up|down dup|flip TYPE [OFFSET]\n");
+        return;
+    }
+    r->tamper[up ? 0 : 1] = (fp_tamper){ .armed = true, .mode = dup ? FP_TAMPER_DUP : FP_TAMPER_FLIP,
+                                         .type = type, .offset = (size_t)offset };
+    evbuffer_add_printf(out, "ok\n");
+}
+
 /* Runs one command line, writing the reply to out. */
 static void fp_command(fp_proxy *px, char *line, struct evbuffer *out)
 {
-    char *save = NULL;
+    char *save = NULL, *a[7] = { NULL };
     char *cmd = strtok_r(line, " \t", &save);
-    char *a1 = strtok_r(NULL, " \t", &save), *a2 = strtok_r(NULL, " \t", &save);
-    char *a3 = strtok_r(NULL, " \t", &save), *extra = strtok_r(NULL, " \t", &save);
+    for (int i = 0; i < 7 && cmd; i++)
+        a[i] = strtok_r(NULL, " \t", &save);
+    char *a1 = a[0], *a2 = a[1], *a3 = a[2], *extra = a[3];
     if (!cmd) {
         evbuffer_add_printf(out, "err empty command\n");
+        return;
+    }
+    if (strcmp(cmd, "tamper") == 0) {
+        fp_tamper_cmd(px, a, out);
         return;
     }
     if (extra) {
@@ -428,9 +543,9 @@ static void fp_command(fp_proxy *px, char *line, struct evbuffer *out)
                 fp_block(r, cmd[0] == 'b');
             else
                 evbuffer_add_printf(out, "route %s=%s blocked=%d delay=%d jitter=%d conns=%zu accepted=%" PRIu64
-                                    " refused=%" PRIu64 " dropped=%" PRIu64 "\n",
+                                    " refused=%" PRIu64 " dropped=%" PRIu64 " tampered=%" PRIu64 "\n",
                                     r->listen, r->target, r->blocked, r->delay_ms, r->jitter_ms, r->nconns,
-                                    r->accepted, r->refused, r->dropped);
+                                    r->accepted, r->refused, r->dropped, r->tampered);
         }
         evbuffer_add_printf(out, "ok\n");
         return;
@@ -584,7 +699,8 @@ static void fp_usage(FILE *f)
             "usage: faultproxy --control HOST:PORT --route LISTEN=TARGET [--route ...] [--seed N]\n"
             "control commands (one per line, answered ok / err ...):\n"
             "  block LISTEN | unblock LISTEN | delay LISTEN MS [JITTER_MS]\n"
-            "  blockall | unblockall | delayall MS [JITTER_MS] | status\n");
+            "  blockall | unblockall | delayall MS [JITTER_MS] | status\n"
+            "  tamper LISTEN up|down dup|flip TYPE [OFFSET]\n");
 }
 
 static void fp_proxy_free(fp_proxy *px)
@@ -663,7 +779,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     struct event *sigs[2] = { NULL, NULL };
     rc = 1;
-    if (!(px.base = event_base_new())) {
+    if (!(px.base = event_base_new()) || !(px.units = evbuffer_new())) {
         fprintf(stderr, "faultproxy: event_base_new failed\n");
         goto out;
     }
@@ -689,6 +805,8 @@ out:
         if (sigs[i])
             event_free(sigs[i]);
     fp_proxy_free(&px);
+    if (px.units)
+        evbuffer_free(px.units);
     if (px.base)
         event_base_free(px.base);
     return rc;
