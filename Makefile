@@ -1,8 +1,12 @@
 # seqd — plain Makefile. `make` builds ./seqd, `make test` runs the Criterion
 # suite (one binary), `make deps` installs the Debian packages it needs.
 CC ?= cc
+# The one place the version is written: seqd --version, the man page, the
+# library's file name and seqd.pc read it; debian/changelog must agree
+# (tests/test_install.sh checks).
+VERSION := $(shell cat VERSION)
 PKGS := libevent libevent_pthreads libxxhash libcrypto
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -DSEQD_BUILD -iquote $(CURDIR) -Wall -Wextra -Werror -O2 -g
 ifeq ($(SAN),1)
 CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -11,7 +15,10 @@ else
 BUILD := build
 endif
 
-DEPS_PKGS := build-essential pkg-config libevent-dev libxxhash-dev libcriterion-dev libssl-dev iproute2
+# man-db and systemd: tests/test_install.sh checks the man page with
+# `man --warnings` and the unit with `systemd-analyze verify`.
+DEPS_PKGS := build-essential pkg-config libevent-dev libxxhash-dev libcriterion-dev libssl-dev iproute2 \
+  man-db systemd
 HAVE_PKGS := $(shell pkg-config --exists $(PKGS) criterion 2>/dev/null && echo yes)
 
 CFLAGS += $(CFLAGS_BASE) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -19,7 +26,8 @@ CFLAGS += $(CFLAGS_BASE) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # `serve` or `init` first needs it, so `seqd fetch` never pays its load
 # (measured: it doubled the process time of a short command).
 LIBS := $(shell pkg-config --libs $(filter-out libcrypto,$(PKGS)) 2>/dev/null) -lpthread -lm -ldl
-CFLAGS += -DSEQD_LIBCRYPTO_SONAME='"libcrypto.so.$(shell pkg-config --modversion libcrypto 2>/dev/null | cut -d. -f1)"' 
+LIBCRYPTO_SONAME := libcrypto.so.$(shell pkg-config --modversion libcrypto 2>/dev/null | cut -d. -f1)
+CFLAGS += -DSEQD_LIBCRYPTO_SONAME='"$(LIBCRYPTO_SONAME)"'
 TEST_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
 
 LIB_SRC := $(wildcard client/*.c core/*.c net/*.c quorum/*.c storage/*.c)
@@ -41,14 +49,18 @@ ifneq ($(HAVE_PKGS),yes)
 endif
 
 deps:
-	@if pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v cc >/dev/null; then \
+	@if pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v cc >/dev/null && \
+	  command -v man >/dev/null && command -v systemd-analyze >/dev/null; then \
 	  echo "deps: all present"; else \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEPS_PKGS); fi
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/seqd.o: CFLAGS += -DSEQD_VERSION='"$(VERSION)"'
+$(BUILD)/seqd.o: VERSION
 
 $(BIN): $(BUILD)/seqd.o $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -75,7 +87,8 @@ demo: deps
 clean:
 	rm -rf build build-san seqd seqd-san
 
--include $(shell find build build-san -name '*.d' 2>/dev/null)
+# (-type f, and not build/deb: a package's tree has directories such as sysusers.d)
+-include $(shell find build build-san -path build/deb -prune -o -name '*.d' -type f -print 2>/dev/null)
 
 # ---- tools: standalone test programs, one per tests/tools/*.c (e.g. faultproxy) ----
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
@@ -150,9 +163,9 @@ FUZZ_SECONDS ?= 600
 FUZZ_BUILD := build-fuzz
 FUZZ_TARGETS := frame log auth
 FUZZ_PKGS := libevent libxxhash
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -g -O1 -fno-omit-frame-pointer \
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DSEQD_BUILD -iquote $(CURDIR) -Wall -Wextra -g -O1 -fno-omit-frame-pointer \
   -fno-sanitize-recover=all $(shell pkg-config --cflags $(FUZZ_PKGS) libcrypto 2>/dev/null) \
-  -DSEQD_LIBCRYPTO_SONAME='"libcrypto.so.$(shell pkg-config --modversion libcrypto 2>/dev/null | cut -d. -f1)"'
+  -DSEQD_LIBCRYPTO_SONAME='"$(LIBCRYPTO_SONAME)"'
 FUZZ_LIBS := $(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -lpthread -ldl
 FUZZ_SRC_frame := net/frame.c
 FUZZ_SRC_log := storage/log.c storage/table.c storage/map.c
@@ -215,3 +228,158 @@ deps-fuzz:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libfuzzer-$$v-dev libclang-rt-$$v-dev 2>/dev/null || \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libfuzzer-$$v-dev; fi
 # ---- end fuzz ----
+
+# ---- install: the client library, the man page, make install / uninstall ----
+# `make install [PREFIX=/usr/local] [DESTDIR=...]` installs bin/seqd, the
+# client library (lib/libseqd.so.0 with its soname, libseqd.so, libseqd.a,
+# include/seqd/*.h, lib/pkgconfig/seqd.pc), share/man/man1/seqd.1, the
+# systemd unit and its sysusers.d entry, and /etc/default/seqd when there
+# is none yet. Paths inside installed files name PREFIX, never DESTDIR.
+# `make uninstall` with the same variables removes them again (and
+# /etc/default/seqd only while it is unchanged). tests/test_install.sh
+# checks all of it (`make test-install`, part of `make test`).
+.PHONY: lib man install uninstall check-build-deps test-install
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SYSCONFDIR ?= /etc
+INSTALL ?= install
+
+# The library is the client and what it needs (client_admin.h's calls stay
+# inside: not in the map); nothing of the member.
+LIBSEQD_SRC := client/client.c client/client_async.c client/policy.c client/stream.c \
+  net/addr.c net/auth.c net/conn.c net/frame.c net/mac.c
+LIBSEQD_HDRS := client/client.h client/client_async.h client/stream.h proto.h
+LIBSEQD_MAP := client/libseqd.map
+LIBSEQD_SOVERSION := 0
+LIBSEQD_SONAME := libseqd.so.$(LIBSEQD_SOVERSION)
+LIBSEQD_SO := $(BUILD)/libseqd.so.$(VERSION)
+LIBSEQD_A := $(BUILD)/libseqd.a
+LIBSEQD_PIC := $(LIBSEQD_SRC:%.c=$(BUILD)/pic/%.o)
+# libcrypto is not linked: net/auth.c opens it with dlopen, and only an
+# authenticated (admin) connection, never a fetch, gets that far.
+LIBSEQD_LIBS := $(shell pkg-config --libs libevent 2>/dev/null) -lpthread -ldl
+MAN_PAGE := $(BUILD)/seqd.1
+
+all: lib man
+
+check-build-deps:
+	@for p in libevent:libevent-dev libevent_pthreads:libevent-dev libxxhash:libxxhash-dev libcrypto:libssl-dev; do \
+	  pkg-config --exists $${p%%:*} 2>/dev/null || { echo "missing library $${p%%:*}: run 'make deps' (installs Debian package $${p##*:})" >&2; exit 1; }; done
+
+lib: $(LIBSEQD_SO) $(LIBSEQD_A)
+man: $(MAN_PAGE)
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -MMD -MP -c $< -o $@
+
+# Exports only what the map lists (-Wl,--no-undefined: every dependency is
+# named here, so the .pc's Requires are complete).
+$(LIBSEQD_SO): $(LIBSEQD_PIC) $(LIBSEQD_MAP)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,$(LIBSEQD_SONAME) -Wl,--version-script=$(LIBSEQD_MAP) \
+	  -Wl,--no-undefined -Wl,--as-needed -o $@ $(LIBSEQD_PIC) $(LIBSEQD_LIBS)
+	ln -sf $(notdir $@) $(BUILD)/$(LIBSEQD_SONAME)
+	ln -sf $(LIBSEQD_SONAME) $(BUILD)/libseqd.so
+
+# One relocatable object whose only globals are the map's, so that a static
+# link cannot collide with the library's insides (addr_split, conn_send, ...).
+$(BUILD)/libseqd.syms: $(LIBSEQD_MAP)
+	sed -n 's/^ *\([a-z_][a-z_0-9]*\);$$/\1/p' $< > $@
+$(LIBSEQD_A): $(LIBSEQD_PIC) $(BUILD)/libseqd.syms
+	$(LD) -r -o $(BUILD)/libseqd-all.o $(LIBSEQD_PIC)
+	objcopy --keep-global-symbols=$(BUILD)/libseqd.syms $(BUILD)/libseqd-all.o
+	rm -f $@
+	$(AR) rcs $@ $(BUILD)/libseqd-all.o
+
+# seqd(1) from the command table that also prints `--help`.
+$(MAN_PAGE): $(BIN)
+	./$(BIN) --man > $@.tmp && mv $@.tmp $@
+
+# Text files with the install paths written in (never DESTDIR).
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+  -e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|g' \
+  -e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|g'
+
+install: check-build-deps $(BIN) lib man
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/seqd \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/default
+	$(INSTALL) -m 755 $(BIN) $(DESTDIR)$(BINDIR)/seqd
+	$(INSTALL) -m 644 $(LIBSEQD_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(LIBSEQD_SO)) $(DESTDIR)$(LIBDIR)/$(LIBSEQD_SONAME)
+	ln -sf $(LIBSEQD_SONAME) $(DESTDIR)$(LIBDIR)/libseqd.so
+	$(INSTALL) -m 644 $(LIBSEQD_A) $(DESTDIR)$(LIBDIR)/
+	$(INSTALL) -m 644 $(LIBSEQD_HDRS) $(DESTDIR)$(INCLUDEDIR)/seqd/
+	$(SUBST) dist/seqd.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/seqd.pc
+	$(INSTALL) -m 644 $(MAN_PAGE) $(DESTDIR)$(MANDIR)/man1/seqd.1
+	$(SUBST) dist/seqd.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/seqd.service
+	$(INSTALL) -m 644 dist/seqd.sysusers $(DESTDIR)$(SYSUSERSDIR)/seqd.conf
+	@# The operator's flags: never overwritten.
+	[ -e $(DESTDIR)$(SYSCONFDIR)/default/seqd ] || $(INSTALL) -m 644 dist/seqd.default $(DESTDIR)$(SYSCONFDIR)/default/seqd
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/seqd $(DESTDIR)$(LIBDIR)/libseqd.so.$(VERSION) \
+	  $(DESTDIR)$(LIBDIR)/$(LIBSEQD_SONAME) $(DESTDIR)$(LIBDIR)/libseqd.so $(DESTDIR)$(LIBDIR)/libseqd.a \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/seqd.pc $(DESTDIR)$(MANDIR)/man1/seqd.1 \
+	  $(DESTDIR)$(SYSTEMDUNITDIR)/seqd.service $(DESTDIR)$(SYSUSERSDIR)/seqd.conf
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/seqd/,$(notdir $(LIBSEQD_HDRS)))
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/seqd 2>/dev/null
+	! cmp -s dist/seqd.default $(DESTDIR)$(SYSCONFDIR)/default/seqd || rm -f $(DESTDIR)$(SYSCONFDIR)/default/seqd
+# Not under SAN=1: the sanitizer build's objects would need the sanitizer
+# runtime in the test program; what is checked here does not change with it.
+test-install: $(BIN) lib man tools
+	SEQD_SDNOTIFY_LISTEN=$(CURDIR)/$(BUILD)/tools/sdnotify_listen bash tests/test_install.sh
+ifneq ($(SAN),1)
+test: test-install
+endif
+# ---- end install ----
+
+# ---- deb: the Debian packages (debian/), and lintian on them ----
+# `make deb` builds seqd_<version>_<arch>.deb, libseqd0_... and
+# libseqd-dev_... in build/deb/ (dpkg-buildpackage on a copy of the tree:
+# it writes its output beside the source, and that must not be ..).
+# `make deb-check` also runs lintian on them and fails on any error or
+# warning (what it still says is overridden, with the reasons, in
+# debian/seqd.lintian-overrides).
+.PHONY: deb deb-check deps-deb print-libcrypto-soname
+DEB_DIR := build/deb
+DEB_SRC := $(DEB_DIR)/seqd-$(VERSION)
+DEB_ARCH = $(shell dpkg-architecture -qDEB_HOST_ARCH)
+
+deb:
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_SRC)
+	@# The files git knows (and new ones it does not ignore); a tree without git: all but the builds.
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  git ls-files -z -co --exclude-standard | tar -cf - --null -T - --ignore-failed-read; else \
+	  tar -cf - --exclude=./.git --exclude='./build*' --exclude=./seqd --exclude=./seqd-san --exclude=./.seqd-cluster .; \
+	fi | tar -xf - -C $(DEB_SRC)
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b >../build.log 2>&1 || { tail -n 40 ../build.log; exit 1; }
+	@ls $(DEB_DIR)/*.deb
+
+deb-check: deb
+	lintian --fail-on error,warning --display-info --info $(DEB_DIR)/seqd_$(VERSION)_$(DEB_ARCH).changes
+	@echo "deb-check: lintian found no error, warning or info tag (overridden: debian/seqd.lintian-overrides)"
+
+# The packages on a fresh debootstrap'd machine, booted with systemd-nspawn
+# (tests/test_deb_fresh.sh: ~2 min, network; `apt-get install debootstrap
+# systemd-container` first). Not in CI.
+.PHONY: deb-fresh
+deb-fresh: deb
+	DEB_DIR=$(CURDIR)/$(DEB_DIR) bash tests/test_deb_fresh.sh
+
+# What dpkg-buildpackage and lintian need; nothing is installed when present.
+deps-deb:
+	@if command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null && command -v lintian >/dev/null; then \
+	  echo "deps-deb: all present"; else \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dpkg-dev debhelper lintian; fi
+
+# debian/rules: the package that holds this soname is a dependency of seqd.
+print-libcrypto-soname:
+	@echo $(LIBCRYPTO_SONAME)
+# ---- end deb ----

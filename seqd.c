@@ -2,6 +2,7 @@
  * and `seqd status` are clients. This file parses the command line
  * (DESIGN.md §1, fixed: scripts depend on it) and wires the modules
  * together; it holds the only process-wide state (the member being run). */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -18,17 +19,21 @@
 
 #include "net/addr.h"
 #include "net/auth.h"
-#include "client/client.h"
+#include "client/client_admin.h"
 #include "client/stream.h"
 #include "core/member.h"
 #include "net/frame.h"
 #include "net/front_bin.h"
+#include "net/sdnotify.h"
 #include "proto.h"
 #include "storage/datadir.h"
 #include "storage/log.h"
 #include "storage/table.h"
 
-#define SEQD_VERSION "0.1.0"
+/* From the VERSION file, through the Makefile. */
+#ifndef SEQD_VERSION
+#error "build with the Makefile: it defines SEQD_VERSION from VERSION"
+#endif
 #define DEFAULT_SERVERS "127.0.0.1:19001,127.0.0.1:19002,127.0.0.1:19003"
 
 /* Exit codes: DESIGN.md §1. */
@@ -61,6 +66,7 @@ typedef struct cmd_opt {
     struct option lo;
     const char *arg;    /* shown after the flag, NULL for none */
     const char *help;   /* a '\n' continues under the same column */
+    bool synopsis_only; /* `CMD --help` shows it in the synopsis only */
 } cmd_opt;
 
 typedef struct cmd_entry cmd_entry;
@@ -77,7 +83,7 @@ struct cmd_entry {
 };
 
 #define SERVERS_HELP "members to ask (default: $SEQD_SERVERS, else " DEFAULT_SERVERS ")"
-#define CMD_OPT(name, has_arg, val, arg, help) {{name, has_arg, NULL, val}, arg, help}
+#define CMD_OPT(name, has_arg, val, arg, help) {{name, has_arg, NULL, val}, arg, help, false}
 
 static const cmd_opt serve_options[] = {
     CMD_OPT("listen", required_argument, OPT_LISTEN, "HOST:PORT", "address for clients and peers"),
@@ -92,7 +98,7 @@ static const cmd_opt serve_options[] = {
             "the cluster secret (>= 32 bytes, mode 600): peers and\nadmin commands must prove they hold it"),
     CMD_OPT("insecure", no_argument, OPT_INSECURE, NULL,
             "without a secret, take peers and admin commands from\nbeyond loopback too (protected mode off)"),
-    {{0}, 0, 0},
+    {{0}, 0, 0, 0},
 };
 
 static const cmd_opt fetch_options[] = {
@@ -101,13 +107,14 @@ static const cmd_opt fetch_options[] = {
     /* optional: "--range=anything" has always been accepted, the value ignored. */
     CMD_OPT("range", optional_argument, OPT_RANGE, NULL, "print FIRST LAST (inclusive) on one line instead"),
     CMD_OPT("timeout", required_argument, OPT_TIMEOUT, "MS", "deadline for the whole call (default 5000)"),
-    {{0}, 0, 0},
+    {{0}, 0, 0, 0},
 };
 
-/* status documents --servers in its synopsis only, as it always has. */
+/* status documents --servers in its synopsis only, as it always has (the
+ * manual page describes it). */
 static const cmd_opt status_options[] = {
-    CMD_OPT("servers", required_argument, OPT_SERVERS, "LIST", NULL),
-    {{0}, 0, 0},
+    {{"servers", required_argument, NULL, OPT_SERVERS}, "LIST", SERVERS_HELP, true},
+    {{0}, 0, 0, 0},
 };
 
 static const cmd_opt init_options[] = {
@@ -116,7 +123,7 @@ static const cmd_opt init_options[] = {
     CMD_OPT("timeout", required_argument, OPT_TIMEOUT, "MS", "per member and step (default 5000)"),
     CMD_OPT("secret-file", required_argument, OPT_SECRET_FILE, "PATH",
             "the cluster secret, when the members have one"),
-    {{0}, 0, 0},
+    {{0}, 0, 0, 0},
 };
 
 static const cmd_opt stream_options[] = {
@@ -124,7 +131,7 @@ static const cmd_opt stream_options[] = {
     CMD_OPT("buffer", required_argument, OPT_BUFFER, "N",
             "IDs per range, 0 to 1000000 (default 1024; 0 = a fetch per ID)"),
     CMD_OPT("interval", required_argument, OPT_INTERVAL, "MS", "pause between IDs (default 0)"),
-    {{0}, 0, 0},
+    {{0}, 0, 0, 0},
 };
 
 static int cmd_serve(const opts *o, const cmd_entry *cmd);
@@ -205,10 +212,148 @@ static void print_cmd_usage(FILE *f, const cmd_entry *cmd)
 {
     fprintf(f, "usage: seqd %s\n%s", cmd->synopsis, cmd->about);
     for (const cmd_opt *co = cmd->options; co->lo.name; co++)
-        if (co->help)
+        if (!co->synopsis_only)
             print_opt_help(f, co, cmd->help_col);
     if (cmd->footer)
         fputs(cmd->footer, f);
+}
+
+/* ---- the manual page, generated from the same table ---------------------- */
+
+/* `seqd --man` prints seqd(1) in roff; the Makefile builds seqd.1 with it,
+ * so the page lists exactly the commands and options that are parsed. */
+
+/* Text as roff: '-' and '\' escaped, a line that would start with '.' or
+ * '\'' guarded, runs of blanks (the table's column padding) made one,
+ * `quotes` made typographic. join: a '\n' becomes a blank too. */
+static void man_text(FILE *f, const char *s, bool join)
+{
+    bool line_start = true, blank = false, open = true;
+    for (; *s; s++) {
+        char c = *s == '\n' && join ? ' ' : *s;
+        if (c == ' ' && (blank || line_start))
+            continue;
+        blank = c == ' ';
+        if (line_start && (c == '.' || c == '\''))
+            fputs("\\&", f);
+        line_start = c == '\n';
+        if (c == '-')
+            fputs("\\-", f);
+        else if (c == '\\')
+            fputs("\\e", f);
+        else if (c == '`')
+            fputs((open = !open) ? "\\(rq" : "\\(lq", f);
+        else
+            fputc(c, f);
+    }
+}
+
+static void man_command(FILE *f, const cmd_entry *cmd)
+{
+    fputs(".SS \"seqd ", f);
+    man_text(f, cmd->name, true);
+    fputs("\"\n", f);
+    fputc(toupper((unsigned char)cmd->summary[0]), f);   /* a sentence of its own */
+    man_text(f, cmd->summary + 1, true);
+    fputs(".\n", f);
+    man_text(f, cmd->about, false);
+    for (const cmd_opt *co = cmd->options; co->lo.name; co++) {
+        fputs(".TP\n\\fB\\-\\-", f);
+        man_text(f, co->lo.name, true);
+        fputs("\\fR", f);
+        if (co->arg) {
+            fputs(" \\fI", f);
+            man_text(f, co->arg, true);
+            fputs("\\fR", f);
+        }
+        fputc('\n', f);
+        man_text(f, co->help, true);
+        fputc('\n', f);
+    }
+    if (cmd->footer) {
+        fputs(".PP\n", f);
+        man_text(f, cmd->footer, false);
+    }
+}
+
+/* What the table does not hold: exit status, environment, files, examples. */
+static const char man_tail[] =
+    ".SH \"EXIT STATUS\"\n"
+    ".TP\n.B 0\nsuccess (for \\fBstatus\\fR: every member is ready; for \\fBserve\\fR: a\n"
+    "graceful stop after SIGTERM or SIGINT).\n"
+    ".TP\n.B 1\nthe cluster could not serve (no quorum, timeout, unreachable, exhausted),\n"
+    "or \\fBserve\\fR stopped for a fatal reason (a failed fsync, a data directory\n"
+    "that is locked or belongs to another member set); one line on stderr says why.\n"
+    ".TP\n.B 2\nusage error, including a bad sequence name or count, which \\fBfetch\\fR\n"
+    "refuses before connecting.\n"
+    ".SH ENVIRONMENT\n"
+    ".TP\n.B SEQD_SERVERS\nthe member list of the client commands when \\fB\\-\\-servers\\fR is absent.\n"
+    ".TP\n.B NOTIFY_SOCKET\nset by systemd for a \\fBType=notify\\fR service: \\fBserve\\fR sends\n"
+    "STATUS= while it recovers, READY=1 once the member serves, STOPPING=1 when it stops.\n"
+    ".TP\n.BR SEQD_TEST_FAULTS \", \" SEQD_TEST_PEER_ROUTE\n"
+    "fault injection for the test suite; never set them in production.\n"
+    ".SH FILES\n"
+    ".TP\n.I /var/lib/seqd\nthe data directory of the packaged service (\\fB\\-\\-data\\fR): the log, the\n"
+    "member's identity and a lock; owned by the \\fBseqd\\fR user.\n"
+    ".TP\n.I /etc/default/seqd\n\\fBSEQD_OPTS\\fR, the flags \\fBseqd.service\\fR gives \\fBseqd serve\\fR.\n"
+    ".TP\n.I /etc/seqd/secret\nwhere the packaged configuration expects the cluster secret\n"
+    "(\\fB\\-\\-secret\\-file\\fR; mode 600, owned by \\fBseqd\\fR).\n"
+    ".TP\n.I seqd.service\nthe systemd unit that runs one member as the \\fBseqd\\fR user.\n"
+    ".SH EXAMPLES\n"
+    "Three members, then a new cluster, then IDs:\n"
+    ".PP\n.nf\n.RS\n"
+    "a$ seqd serve \\-\\-listen a:7000 \\-\\-data /var/lib/seqd \\e\n"
+    "      \\-\\-peers b:7000,c:7000 \\-\\-secret\\-file /etc/seqd/secret\n"
+    "  (the same on b and c, each with the two others as \\-\\-peers)\n"
+    "$ export SEQD_SERVERS=a:7000,b:7000,c:7000\n"
+    "$ seqd init \\-\\-secret\\-file /etc/seqd/secret\n"
+    "$ seqd status\n"
+    "$ seqd fetch \\-\\-count 3 orders\n"
+    "1\n2\n3\n"
+    "$ seqd fetch \\-\\-range \\-\\-count 1000 orders\n"
+    "4 1003\n"
+    "$ seqd stream orders | head \\-5\n"
+    ".RE\n.fi\n"
+    ".PP\n"
+    "Under systemd (the package, or \\fBmake install\\fR): put this member's flags in\n"
+    "\\fI/etc/default/seqd\\fR, then start it; \\fBsystemctl status seqd\\fR shows what a\n"
+    "member that is not ready yet waits for.\n"
+    ".PP\n.nf\n.RS\n"
+    "# systemctl enable \\-\\-now \\-\\-no\\-block seqd\n"
+    "# systemctl status seqd\n"
+    ".RE\n.fi\n"
+    ".SH \"SEE ALSO\"\n"
+    ".BR systemctl (1),\n"
+    ".BR systemd.service (5)\n";
+
+static void print_man(FILE *f)
+{
+    fputs(".TH SEQD 1 \"\" \"seqd " SEQD_VERSION "\" \"User Commands\"\n"
+          ".SH NAME\n"
+          "seqd \\- unique, increasing 64\\-bit IDs from a leaderless cluster\n"
+          ".SH SYNOPSIS\n", f);
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        fputs(".PP\n\\fBseqd\\fR ", f);
+        man_text(f, commands[i].synopsis, true);
+        fputc('\n', f);
+    }
+    fputs(".PP\n\\fBseqd \\-\\-help\\fR | \\fB\\-\\-version\\fR | \\fB\\-\\-man\\fR | "
+          "\\fBseqd\\fR \\fICOMMAND\\fR \\fB\\-\\-help\\fR\n"
+          ".SH DESCRIPTION\n"
+          "seqd hands out unique, increasing 64\\-bit IDs from named sequences, served by\n"
+          "a small cluster with no leader (3 or 5 members is the normal case). Any member\n"
+          "answers any client; every range of IDs is committed by a quorum of members,\n"
+          "each of which makes it durable before it votes, so no ID is ever handed out\n"
+          "twice. A sequence name is 1 to 128 bytes of [A\\-Za\\-z0\\-9._\\-]; a fresh\n"
+          "sequence starts at 1.\n"
+          ".PP\n"
+          "\\fB\\-\\-help\\fR (or \\fB\\-h\\fR) lists the commands, \\fBseqd\\fR \\fICOMMAND\\fR\n"
+          "\\fB\\-\\-help\\fR describes one, \\fB\\-\\-version\\fR prints the version and the\n"
+          "protocol version, and \\fB\\-\\-man\\fR prints this page (roff).\n"
+          ".SH COMMANDS\n", f);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        man_command(f, &commands[i]);
+    fputs(man_tail, f);
 }
 
 static int usage_error(const cmd_entry *cmd, const char *fmt, const char *arg)
@@ -366,11 +511,22 @@ static int parse_opts(const cmd_entry *cmd, int argc, char **argv, opts *o)
 static member *running;
 static front_bin *running_front;
 
+/* The service manager's view (net/sdnotify.h): a failure is logged and
+ * changes nothing else, the member serves the same unsupervised. */
+static void serve_notify(const char *state)
+{
+    char err[256];
+    if (sdnotify_send(state, err, sizeof err) < 0 && running)
+        member_log(running, "%s", err);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
     (void)what;
     (void)arg;
+    if (running && !member_stopping(running))
+        serve_notify("STOPPING=1\nSTATUS=stopping: finishing requests, making the log durable");
     if (running_front)
         front_bin_stop(running_front);   /* no new connections */
     if (running)
@@ -562,6 +718,29 @@ static int apply_fault_hooks(seqlog *log, char *err, size_t errlen)
     return 0;
 }
 
+static void serve_notify_ready(void *arg)
+{
+    const serve_plan *p = arg;
+    char state[128 + SEQD_ADDR_MAX];
+    snprintf(state, sizeof state, "READY=1\nSTATUS=ready: member %d of %d, serving on %s",
+             p->self + 1, p->n, p->members[p->self]);
+    serve_notify(state);
+}
+
+/* What a member waits for until it is ready, by what its directory holds. */
+static void serve_notify_recovering(const serve_plan *p)
+{
+    static const char *const waits[] = {
+        [RECOVERY_INITIALIZED] = "waiting 2R, then reading the state of its peers",
+        [RECOVERY_PREPARED] = "prepared by seqd init, waiting for its COMMIT",
+        [RECOVERY_EMPTY] = "no cluster id: waiting for seqd init, or to recover from its peers",
+    };
+    char state[256];
+    snprintf(state, sizeof state, "STATUS=recovering (member %d of %d): %s", p->self + 1, p->n,
+             waits[p->mode]);
+    serve_notify(state);
+}
+
 /* The one place that creates and drives the member (core/member.h) and its
  * binary front end, until SIGINT/SIGTERM stops them. */
 static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
@@ -579,7 +758,13 @@ static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
         return EXIT_FAIL;
     }
     running_front = front_bin_new(base, running, o->listen, p->secret, o->insecure, err, sizeof err);
-    if (!running_front || member_start(running, err, sizeof err) < 0) {
+    if (!running_front) {
+        fprintf(stderr, "seqd: %s\n", err);
+        return EXIT_FAIL;
+    }
+    member_set_ready_cb(running, serve_notify_ready, p);
+    serve_notify_recovering(p);
+    if (member_start(running, err, sizeof err) < 0) {
         fprintf(stderr, "seqd: %s\n", err);
         return EXIT_FAIL;
     }
@@ -1032,6 +1217,10 @@ int main(int argc, char **argv)
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
         print_main_usage(stdout);
         return EXIT_OK;
+    }
+    if (strcmp(name, "--man") == 0) {
+        print_man(stdout);
+        return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
     }
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
         printf("seqd %s (protocol %d)\n", SEQD_VERSION, SEQD_PROTO_VERSION);

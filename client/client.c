@@ -10,7 +10,7 @@
  * later on the same connection; replies are matched by reqid and anything
  * else is dropped, so a stale range can never be mistaken for a new one.
  */
-#include "client.h"
+#include "client_admin.h"
 
 #include <errno.h>
 #include <fcntl.h>

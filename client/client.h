@@ -26,8 +26,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../proto.h"
-#include "../net/auth.h"
+/* "proto.h" by its bare name, as every installed header names its
+ * siblings: installed, it is <seqd/proto.h> beside this file; in the tree
+ * the Makefile's -iquote of the top directory finds ./proto.h. */
+#include "proto.h"
 
 typedef struct client client;
 
@@ -54,16 +56,7 @@ const char *client_server(const client *c, int i);
 int client_status(client *c, int i, uint32_t timeout_ms, struct seqd_status *st,
                   char *err, size_t errlen);
 
-/* Sends one raw message to member i and waits for one reply frame (tests:
- * lets them send what a client should not, e.g. an ACCEPT). */
-int client_raw(client *c, int i, const seqd_msg *req, seqd_msg *reply,
-               uint8_t *scratch, uint32_t timeout_ms, char *err, size_t errlen);
-
-/* Member i's open connection authenticated (net/auth.h, auth_step gave
- * ks): from the next frame on, frames carry tags both ways (proto.h). A
- * wrong tag closes the connection; so does any error, and a connection
- * opened again has no tags (it must authenticate again). -1 if there is no
- * open connection to member i, it has tags already, or out of memory. */
-int client_set_mac(client *c, int i, const uint8_t ks[AUTH_KEY_LEN], enum auth_role self);
+/* client_raw and client_set_mac, for seqd's admin commands and tests
+ * only, are in client/client_admin.h (not installed). */
 
 #endif

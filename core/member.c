@@ -58,6 +58,8 @@ struct member {
     uint64_t write_errors_logged;   /* log write failures already reported */
     uint64_t write_errors_at_us;    /* when last reported */
     uint64_t stale_logged_at_us;    /* last "not counting replies" line */
+    member_ready_fn on_ready;      /* member_set_ready_cb */
+    void *on_ready_arg;
     int stop_stage;
     bool stopping;
     bool fatal;
@@ -343,6 +345,11 @@ void member_peer_stopped(member *m, int from, const struct seqd_inc *inc)
 }
 
 bool member_ready(const member *m) { return acc_ready(m->acc); }
+void member_set_ready_cb(member *m, member_ready_fn fn, void *arg)
+{
+    m->on_ready = fn;
+    m->on_ready_arg = arg;
+}
 bool member_stopping(const member *m) { return m->stopping; }
 bool member_fatal(const member *m) { return m->fatal; }
 const member_config *member_cfg(const member *m) { return &m->cfg; }
@@ -523,6 +530,8 @@ static void member_recovered(void *arg, int err, bool committed, const struct se
     else
         member_log(m, "ready: recovered (%zu sequences, state read from %d other members, cluster %s)",
                    table_count(m->t), read_from, hex);
+    if (m->on_ready)
+        m->on_ready(m->on_ready_arg);
 }
 
 /* ---- init ---------------------------------------------------------------- */

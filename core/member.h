@@ -86,6 +86,12 @@ void member_free(member *m);
 bool member_ready(const member *m);
 const member_config *member_cfg(const member *m);
 
+/* Called once, from the loop, when recovery completes and the member
+ * starts to serve (seqd.c tells the service manager: sd_notify READY=1).
+ * Set it before member_start; NULL for none. */
+typedef void (*member_ready_fn)(void *arg);
+void member_set_ready_cb(member *m, member_ready_fn fn, void *arg);
+
 /* ---- fetch -------------------------------------------------------------- */
 
 /* err = 0 with [first, first+count), else an enum seqd_err. */

@@ -23,7 +23,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "../client/client.h"
+#include "../client/client_admin.h"
 #include "procs.h"
 
 #define TA_R 200u

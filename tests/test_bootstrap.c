@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../client/client.h"
+#include "../client/client_admin.h"
 #include "../storage/datadir.h"
 #include "procs.h"
 

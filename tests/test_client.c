@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../client/client.h"
+#include "../client/client_admin.h"
 #include "../net/frame.h"
 
 enum fake_mode {

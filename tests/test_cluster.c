@@ -25,7 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../client/client.h"
+#include "../client/client_admin.h"
 #include "../net/frame.h"
 #include "procs.h"
 #include "../client/client_async.h"
