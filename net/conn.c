@@ -481,3 +481,20 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     conn_close(c, why);
 }
+
+enum auth_verdict conn_auth_step(conn *c, auth_exchange *x, const auth_secret *s,
+                                 const seqd_msg *in)
+{
+    seqd_msg r = {0};
+    uint8_t ks[AUTH_KEY_LEN];
+    enum auth_verdict v = auth_step(x, s, in, &r, ks);
+    if (v == AUTH_REFUSE)
+        return v;
+    if (r.type != 0)
+        conn_send(c, &r);   /* the step's message; a listener's AUTH_OK goes untagged */
+    if (v == AUTH_DONE && conn_set_mac(c, ks, x->role) < 0) {
+        conn_close(c, "out of memory");
+        return AUTH_REFUSE;
+    }
+    return v;
+}

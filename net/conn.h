@@ -67,6 +67,14 @@ void conn_unref(conn *c);
  * closed conn (close it). Once per conn. */
 int conn_set_mac(conn *c, const uint8_t ks[AUTH_KEY_LEN], enum auth_role self);
 bool conn_has_mac(const conn *c);
+
+/* One MSG_AUTH of net/auth.h's exchange on this conn, for either side:
+ * sends what the step says, and on AUTH_DONE (after the listener's
+ * untagged AUTH_OK) turns the tags on. Returns the verdict; on
+ * AUTH_REFUSE nothing was sent (the caller refuses and closes), and a
+ * failure to turn the tags on closes the conn and also says AUTH_REFUSE. */
+enum auth_verdict conn_auth_step(conn *c, auth_exchange *x, const auth_secret *s,
+                                 const seqd_msg *in);
 /* The conn was closed because a frame's tag was wrong. */
 bool conn_mac_failed(const conn *c);
 

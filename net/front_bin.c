@@ -243,21 +243,8 @@ static void front_auth(front_bin *f, front_conn *fc, const seqd_msg *msg)
         }
         auth_listener_begin(&fc->ax, (uint8_t)member_cfg(f->m)->self, ns);
     }
-    seqd_msg r;
-    uint8_t ks[AUTH_KEY_LEN];
-    switch (auth_step(&fc->ax, f->secret, msg, &r, ks)) {
-    case AUTH_SEND:
-        conn_send(c, &r);
-        return;
-    case AUTH_DONE:
-        conn_send(c, &r);
-        if (conn_set_mac(c, ks, AUTH_ROLE_LISTENER) < 0)
-            conn_close(c, "out of memory");
-        return;
-    case AUTH_REFUSE:
-        break;
-    }
-    front_refuse(f, c, "an authentication");
+    if (conn_auth_step(c, &fc->ax, f->secret, msg) == AUTH_REFUSE && conn_is_open(c))
+        front_refuse(f, c, "an authentication");
 }
 
 static void front_init(front_bin *f, const front_conn *fc, const seqd_msg *msg)

@@ -102,24 +102,18 @@ static void peer_on_auth(peer *p, conn *c, const seqd_msg *m)
         conn_close(c, "unexpected authentication message");
         return;
     }
-    seqd_msg r;
-    uint8_t ks[AUTH_KEY_LEN];
-    switch (auth_step(&p->ax, p->secret, m, &r, ks)) {
+    switch (conn_auth_step(c, &p->ax, p->secret, m)) {
     case AUTH_SEND:
-        conn_send(c, &r);
         return;
     case AUTH_DONE:
-        if (conn_set_mac(c, ks, AUTH_ROLE_CONNECTOR) < 0) {
-            conn_close(c, "out of memory");
-            return;
-        }
-        peer_send_hello(p, c);
+        peer_send_hello(p, c);   /* the first tagged frame */
         return;
     case AUTH_REFUSE:
         break;
     }
-    conn_close(c, "the member failed authentication (a different --secret-file, or not the "
-                  "member of that slot?)");
+    if (conn_is_open(c))
+        conn_close(c, "the member failed authentication (a different --secret-file, or not the "
+                      "member of that slot?)");
 }
 
 static void peer_on_msg(conn *c, const seqd_msg *m, void *arg)
