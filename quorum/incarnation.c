@@ -60,12 +60,25 @@ static uint64_t meta(const incarn *c, const char *fmt, ...)
     return c->store.meta_get(c->store.ctx, k);
 }
 
-/* A batch of meta raises with one done: a guard count, as recovery does. */
+/* A batch of meta raises with one done (a guard count, as recovery does),
+ * and what becomes true once all are durable: a new incarnation may be
+ * said (INC_AFTER_BEGIN: nothing says it to a peer before, since a peer
+ * that recorded it and then saw this member's log without it would take
+ * that for a rollback), or a peer's record may be answered on
+ * (INC_AFTER_RECORD: durable_c moves only when the store says so). */
+enum inc_after { INC_AFTER_NOTHING, INC_AFTER_BEGIN, INC_AFTER_RECORD };
+
 typedef struct inc_batch {
     int pending, err;
     q_done_fn done;
     void *arg;
+    incarn *c;
+    enum inc_after after;
+    int slot;
+    uint64_t counter, nonce;
 } inc_batch;
+
+static void inc_batch_apply(inc_batch *b);
 
 static void inc_batch_done(void *arg, int err)
 {
@@ -74,6 +87,8 @@ static void inc_batch_done(void *arg, int err)
     if (err && !b->err)
         b->err = err;
     if (--b->pending == 0) {
+        if (b->err == 0)
+            inc_batch_apply(b);
         if (b->done)
             b->done(b->arg, b->err);
         free(b);
@@ -149,32 +164,18 @@ void inc_free(incarn *c)
     free(c);
 }
 
-/* An incarnation being made durable: nothing says it to a peer before
- * (a peer that recorded it and then saw this member's log without it would
- * take that for a rollback). */
-typedef struct inc_begun {
-    incarn *c;
-    uint64_t counter, nonce;
-    q_done_fn done;
-    void *arg;
-} inc_begun;
-
-static void inc_begun_done(void *arg, int err)
+static void inc_batch_apply(inc_batch *b)
 {
-    inc_begun *g = arg;
-    incarn *c = g->c;
-    if (err == 0 && g->counter > c->counter) {
-        c->counter = g->counter;
-        c->nonce = g->nonce;
+    incarn *c = b->c;
+    if (b->after == INC_AFTER_BEGIN && b->counter > c->counter) {
+        c->counter = b->counter;
+        c->nonce = b->nonce;
         char pk[INC_KEY];
-        inc_position_key(g->counter, pk, sizeof pk);
+        inc_position_key(b->counter, pk, sizeof pk);
         c->store.set_position_key(c->store.ctx, pk);
+    } else if (b->after == INC_AFTER_RECORD && b->counter > c->peer[b->slot].durable_c) {
+        c->peer[b->slot].durable_c = b->counter;
     }
-    q_done_fn done = g->done;
-    void *darg = g->arg;
-    free(g);
-    if (done)
-        done(darg, err);
 }
 
 int inc_begin(incarn *c, uint64_t above, q_done_fn done, void *arg)
@@ -189,20 +190,19 @@ int inc_begin(incarn *c, uint64_t above, q_done_fn done, void *arg)
     do
         nonce = c->env.random(c->env.ctx);
     while (nonce == 0);
-    inc_begun *g = q_xcalloc(1, sizeof *g);
-    *g = (inc_begun){c, k, nonce, done, arg};
     /* "inc" first: records become durable in order, so a crash between the
      * two leaves a counter that the next start goes above, never a nonce
      * of k that a later incarnation k (max-merged) would not overwrite
      * (found by the simulator: a verdict "another nonce" on a member that
      * was not rolled back). */
-    inc_batch *b = inc_batch_new(inc_begun_done, g);
+    inc_batch *b = inc_batch_new(done, arg);
+    b->c = c;
+    b->after = INC_AFTER_BEGIN;
+    b->counter = k;
+    b->nonce = nonce;
     inc_put(c, b, k, "inc");
     inc_put(c, b, nonce, "n.%" PRIu64, k);
-    int rc = inc_batch_go(b);
-    if (rc < 0)
-        free(g);
-    return rc;
+    return inc_batch_go(b);
 }
 
 struct seqd_inc inc_self(const incarn *c)
@@ -249,28 +249,6 @@ void inc_recorded_before(const incarn *c, int slot, const struct seqd_inc *their
         *stopped = true;
 }
 
-/* What inc_record waits for: its raises durable, then durable_c moves. */
-typedef struct inc_recording {
-    incarn *c;
-    int slot;
-    uint64_t counter;
-    q_done_fn done;
-    void *arg;
-} inc_recording;
-
-static void inc_recorded(void *arg, int err)
-{
-    inc_recording *w = arg;
-    inc_peer *p = &w->c->peer[w->slot];
-    if (err == 0 && w->counter > p->durable_c)
-        p->durable_c = w->counter;
-    q_done_fn done = w->done;
-    void *darg = w->arg;
-    free(w);
-    if (done)
-        done(darg, err);
-}
-
 /* The answer waits until the record is durable, not merely queued or seen
  * in a hello: durable_c moves only when the store says so (a second read
  * while the first record is in flight writes it again: harmless, max). */
@@ -291,9 +269,11 @@ int inc_record(incarn *c, int slot, const struct seqd_inc *theirs, q_done_fn don
         p->pos = theirs->pos;
     }
     assert(p->counter == theirs->counter);   /* not stale: the caller checked */
-    inc_recording *w = q_xcalloc(1, sizeof *w);
-    *w = (inc_recording){c, slot, theirs->counter, done, arg};
-    inc_batch *b = inc_batch_new(inc_recorded, w);
+    inc_batch *b = inc_batch_new(done, arg);
+    b->c = c;
+    b->after = INC_AFTER_RECORD;
+    b->slot = slot;
+    b->counter = theirs->counter;
     if (p->prev)
         inc_put(c, b, p->prev, "r%d.prev", slot);
     inc_put(c, b, theirs->nonce, "r%d.n%" PRIu64, slot, theirs->counter);
@@ -301,10 +281,7 @@ int inc_record(incarn *c, int slot, const struct seqd_inc *theirs, q_done_fn don
         inc_put(c, b, p->pos, "r%d.p%" PRIu64, slot, theirs->counter);
     inc_put(c, b, theirs->counter, "r%d.c", slot);
     p->durable_pos = p->pos;
-    int rc = inc_batch_go(b);
-    if (rc < 0)
-        free(w);
-    return rc;
+    return inc_batch_go(b);
 }
 
 bool inc_observe(incarn *c, int slot, const struct seqd_inc *theirs)
