@@ -534,6 +534,21 @@ static int nem_proxy_cut(nem_net *nn, int i, int j, bool block, char *why, size_
     return nem_proxy_cmd(nn, line, why, whylen);
 }
 
+int nem_net_delay_link(nem_net *nn, int i, int j, int ms, char *why, size_t whylen)
+{
+    if (nn->kind != NEM_NET_PROXY || i == j || i < 0 || j < 0 || i >= nn->n || j >= nn->n) {
+        nem_seterr(why, whylen, "a one-link delay needs the proxy and two members");
+        return -1;
+    }
+    char line[96];
+    snprintf(line, sizeof line, "delay 127.0.0.1:%d %d 0", nn->route_port[i][j], ms);
+    if (nem_proxy_cmd(nn, line, why, whylen) != 0)
+        return -1;
+    if (ms > 0)
+        nn->delayed = true;
+    return 0;
+}
+
 int nem_net_tamper(nem_net *nn, int i, int j, const char *spec, char *why, size_t whylen)
 {
     if (nn->kind != NEM_NET_PROXY || i == j || i < 0 || j < 0 || i >= nn->n || j >= nn->n) {

@@ -109,6 +109,10 @@ int nem_net_heal(nem_net *nn, char *why, size_t whylen);
  * by ms + 0..jitter_ms each way; 0 removes it. With netns this is tc netem,
  * which the kernel may lack: -1 with why then. */
 int nem_net_delay(nem_net *nn, int only, int ms, int jitter_ms, char *why, size_t whylen);
+/* Proxy only: delays the link member i opened to member j (i's requests
+ * to j and j's replies on it; not j's own link to i) by ms each way; 0
+ * removes it. -1 with why (netns: not supported). */
+int nem_net_delay_link(nem_net *nn, int i, int j, int ms, char *why, size_t whylen);
 /* Proxy only: arms a one-shot tamper (tests/tools/faultproxy.c's `tamper
  * ROUTE spec`, spec = "up|down dup|flip TYPE [OFFSET]") on the link from
  * member i to member j (i's peer connection, j listening); the proxy logs

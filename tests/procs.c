@@ -2,6 +2,7 @@
 #include "procs.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -405,6 +406,89 @@ int procs_wipe(procs_cluster *pc, int i)
     if (pc->m[i].pid != 0)
         return -1;
     return procs_rm_rf(pc->m[i].dir);
+}
+
+bool procs_pause_wait(procs_cluster *pc, int i, int64_t wait_ms)
+{
+    procs_pause(pc, i);
+    if (!pc->m[i].paused)
+        return false;
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pc->m[i].pid);
+    int64_t deadline = procs_now_ms() + wait_ms;
+    for (;;) {
+        bool all = true;
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        while (d != NULL && all && (e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            char path[sizeof dir + 300], buf[512];
+            snprintf(path, sizeof path, "%s/%s/stat", dir, e->d_name);
+            FILE *f = fopen(path, "r");
+            size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+            if (f)
+                fclose(f);
+            buf[n] = '\0';
+            /* "pid (comm) S ...": the state follows the last ')' */
+            const char *rp = strrchr(buf, ')');
+            all = rp != NULL && rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't');
+        }
+        if (d != NULL)
+            closedir(d);
+        if (d != NULL && all)
+            return true;
+        if (procs_now_ms() >= deadline)
+            return false;
+        procs_sleep_ms(2);
+    }
+}
+
+/* Runs argv (a full path first) with its output to /dev/null; its exit
+ * code, or -1 (killed after 60 s). */
+static int procs_exec_wait(const char *const *argv)
+{
+    int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (nul < 0)
+        return -1;
+    pid_t pid = procs_spawn((char *const *)argv, NULL, nul, nul);
+    close(nul);
+    if (pid < 0)
+        return -1;
+    int rc = procs_wait_pid(pid, 60000);
+    if (rc == -2) {
+        kill(pid, SIGKILL);
+        (void)procs_wait_pid(pid, 5000);
+        rc = -1;
+    }
+    return rc;
+}
+
+static void procs_backup_path(const procs_cluster *pc, const char *name, char *out, size_t len)
+{
+    snprintf(out, len, "%s/backup-%s", pc->root, name);
+}
+
+int procs_backup(procs_cluster *pc, int i, const char *name)
+{
+    char to[PROCS_PATH + 80];
+    procs_backup_path(pc, name, to, sizeof to);
+    if (pc->m[i].pid != 0 && !pc->m[i].paused)
+        return -1;
+    if (procs_rm_rf(to) != 0)
+        return -1;
+    const char *argv[] = { "/bin/cp", "-a", pc->m[i].dir, to, NULL };
+    return procs_exec_wait(argv) == 0 ? 0 : -1;
+}
+
+int procs_restore(procs_cluster *pc, int i, const char *name)
+{
+    char from[PROCS_PATH + 80];
+    procs_backup_path(pc, name, from, sizeof from);
+    if (pc->m[i].pid != 0 || access(from, F_OK) != 0 || procs_rm_rf(pc->m[i].dir) != 0)
+        return -1;
+    const char *argv[] = { "/bin/cp", "-a", from, pc->m[i].dir, NULL };
+    return procs_exec_wait(argv) == 0 ? 0 : -1;
 }
 
 void procs_cluster_free(procs_cluster *pc)

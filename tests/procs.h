@@ -102,6 +102,20 @@ void procs_resume(procs_cluster *pc, int i);
 /* Removes member i's data directory (it must not be running). */
 int procs_wipe(procs_cluster *pc, int i);
 
+/* procs_pause, then waits up to wait_ms until every thread of member i is
+ * stopped (SIGSTOP takes effect asynchronously: a write in progress ends
+ * first), so that its files can be copied as a crash-consistent snapshot.
+ * False if it did not stop in time (it stays paused). */
+bool procs_pause_wait(procs_cluster *pc, int i, int64_t wait_ms);
+/* A backup: copies member i's data directory (cp -a) to <root>/backup-<name>,
+ * replacing an earlier copy of that name. The member must be down or
+ * stopped (procs_pause_wait): a copy of a running member's log can be torn
+ * in a way no crash leaves it. 0 or -1. */
+int procs_backup(procs_cluster *pc, int i, const char *name);
+/* Replaces member i's data directory (it must not be running) with a copy
+ * of <root>/backup-<name>, which stays there (it can be restored again). 0 or -1. */
+int procs_restore(procs_cluster *pc, int i, const char *name);
+
 /* Status of member i (CLIENT_OK or CLIENT_EFAIL). */
 int procs_status(procs_cluster *pc, int i, uint32_t timeout_ms, struct seqd_status *st);
 /* Runs `seqd init` on every member (procs_wait_ready does it by itself the
