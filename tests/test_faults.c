@@ -504,10 +504,10 @@ Test(faults, wipe_one, .timeout = 120, .fini = fl_fini)
  * incarnation its peers recorded). Restarted, it must be told it was
  * rolled back and recover from its peers before it serves; then another
  * member is killed, so that every quorum needs the restored one — had it
- * come back with its old values, IDs would be handed out twice. The
- * killed member stays down to the end: a member that recovered from a
- * rolled-back verdict does not count for another's recovery (product bug
- * 1 in tests/test_rollback.c), so it would wait for ever. */
+ * come back with its old values, IDs would be handed out twice. Last, the
+ * killed member comes back and must become ready: it can only recover
+ * from the restored one (and the third), which therefore counts again
+ * once its own recovery completed. */
 Test(faults, restore_backup, .timeout = 120, .fini = fl_fini)
 {
     fl_setup("restore_backup", 3, 113, FL_NET_NONE, NULL);
@@ -549,6 +549,8 @@ Test(faults, restore_backup, .timeout = 120, .fini = fl_fini)
     procs_kill(fl.pc, w);
     procs_sleep_ms(fl_ms(2500, 5000));
     fl_window_add(t1, procs_now_us(), 0.99, "quorums need the restored member");
+    fl_assert(fl_start(w, NULL) == 0, "restart %d", w);
+    fl_member_ready(w);
     fl_extra("restored=%d rolled_back=%d restart_to_ready_ms=%lld then_down=%d", v, told,
              (long long)ready_ms, w);
     fl_finish();

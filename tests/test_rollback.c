@@ -19,21 +19,13 @@
  * suite uses for the same slots (as tests/test_mac.c does), so that no two
  * tests share ports; tests/procs.h has no slot of its own left.
  *
- * BLOCKED: the parts that product bugs keep from passing skip unless
- * SEQD_RUN_BLOCKED=1 (a "rollback: <test>: SKIPPED ..." line on stderr
- * says which and why; Criterion lists skips only with --verbose):
- *   bug 1  a member marked rolled back that completed its recovery never
- *          again says "has state" (SNAP_HAS_STATE) in that run: a member
- *          whose recovery needs it waits for ever (core/member.c:
- *          member_rolled_back sets has_state false, and member_recovered
- *          sets it true again only through member_record_identity, i.e.
- *          for a member that was not initialized with that id before);
- *   bug 2  a peer that saw the restored member's new incarnation in a
- *          reply (inc_observe, memory only) before that member's SNAP_REQ
- *          answers "recorded before: none" (inc_recorded_before falls back
- *          to r<s>.prev) and does not record the new incarnation durably
- *          (inc_record: counter not above the one in memory): a rollback
- *          within one incarnation goes unseen and the member counts.
+ * Two product bugs this file found while incarnations were landing were
+ * fixed on main before it merged: a member that completed its recovery
+ * after a rolled-back verdict never again counted for others (now every
+ * completed recovery makes a member count), and a peer that had seen a
+ * new incarnation only in a reply answered the reader's SNAP_REQ without
+ * a durable record and with "recorded before: none" (now inc_record waits
+ * for durable_c and inc_recorded_before keeps the previous counter).
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -78,22 +70,6 @@ static void rb_fini(void)
     rb_net = NULL;
     history_free(rb_h);
     rb_h = NULL;
-}
-
-/* What a product bug keeps from passing (see the top) runs only with
- * SEQD_RUN_BLOCKED=1; otherwise the test stops here as skipped, saying
- * why (Criterion runs no .fini after a skip: everything is stopped
- * first). */
-static void rb_blocked(const char *bug)
-{
-    const char *run = getenv("SEQD_RUN_BLOCKED");
-    if (run != NULL && run[0] != '\0' && strcmp(run, "0") != 0)
-        return;
-    rb_fini();
-    /* Criterion lists skips only with --verbose: say it where make test shows it. */
-    fprintf(stderr, "rollback: %s: SKIPPED from here on: blocked by product bug %s "
-            "(SEQD_RUN_BLOCKED=1 runs it)\n", rb_test, bug);
-    cr_skip_test("%s: blocked by product bug %s (SEQD_RUN_BLOCKED=1 runs it)", rb_test, bug);
 }
 
 /* Fails with the last lines of every member's log attached. */
@@ -379,8 +355,6 @@ Test(rollback, restored_backups_attack_five_members, .timeout = 180, .fini = rb_
     /* C back: everyone recovers and serves, above everything before. Today
      * B and D recover once C is up but never count for A, C or E, which
      * then wait for ever. */
-    rb_blocked("1 (a member that recovered from a rolled-back verdict never counts for "
-               "others: A, C and E never become ready once C is back)");
     procs_crash(rb_h, "start C");
     rb_start(C);
     rb_ready();
@@ -412,8 +386,6 @@ Test(rollback, restored_backups_attack_five_members, .timeout = 180, .fini = rb_
 Test(rollback, vm_snapshot_restore_all_restart, .timeout = 120, .fini = rb_fini)
 {
     rb_test = "vm_snapshot_restore_all_restart";
-    rb_blocked("1 (once member 1 recovered, members 0 and 2 wait for ever) and bug 2 (in about "
-               "half the runs member 1 is verified, not told it was rolled back)");
     rb_up(rb_test, 3);
     int64_t t0 = procs_now_ms();
     rb_fetch_all(0, 5, 5);
@@ -605,7 +577,6 @@ Test(rollback, restored_backup_single_member, .timeout = 120, .fini = rb_fini)
 Test(rollback, restart_after_a_restored_member_recovered, .timeout = 120, .fini = rb_fini)
 {
     rb_test = "restart_after_a_restored_member_recovered";
-    rb_blocked("1 (member 0 never becomes ready: member 2 never counts again)");
     rb_single(rb_test, true);
 }
 
@@ -618,14 +589,13 @@ Test(rollback, restart_after_a_restored_member_recovered, .timeout = 120, .fini 
  * them are not: A and E, recovering, hear B's and D's new incarnations in
  * the answers to their own reads before B's and D's reads reach them. A and E recorded B and D
  * at positions beyond the snapshots; B and D must be told they were
- * rolled back, and with C down nothing may overlap. Today A and E answer
- * "nothing recorded before", B and D are verified, and A, B, D, E serve
- * the round of {B, C, D} again. */
+ * rolled back, and with C down nothing may overlap. (Before the fix named
+ * at the top, A and E answered "nothing recorded before", B and D were
+ * verified, and A, B, D, E served the round of {B, C, D} again.) */
 Test(rollback, vm_snapshots_attack_five_members, .timeout = 180, .fini = rb_fini)
 {
     enum { A, B, C, D, E };
     rb_test = "vm_snapshots_attack_five_members";
-    rb_blocked("2 (B and D are verified and counted; the round on {B, C, D} is handed out again)");
     rb_up_net(rb_test, 5, true);
     rb_fetch_all(0, 4, 5);
     rb_backup_paused(B, "B");
