@@ -24,6 +24,8 @@
 #include "core/member.h"
 #include "net/frame.h"
 #include "net/front_bin.h"
+#include "net/front_http.h"
+#include "core/statusfmt.h"
 #include "net/sdnotify.h"
 #include "proto.h"
 #include "storage/datadir.h"
@@ -42,14 +44,15 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 /* Every command fills the same record; each reads only its own fields, so
  * the defaults of all commands can live side by side. */
 typedef struct opts {
-    const char *listen, *data, *peers, *servers, *name, *secret_file;
-    bool insecure;
+    const char *listen, *data, *peers, *servers, *name, *secret_file, *http;
+    const char *log_level, *log_format;
+    bool insecure, json;
     const char *fsync;
     uint64_t count, round_ms, timeout_ms, buffer, interval_ms;
     bool range, help;
 } opts;
 
-static const opts opts_defaults = {.fsync = "always", .round_ms = 1000, .count = 1,
+static const opts opts_defaults = {.fsync = "always", .log_level = "info", .log_format = "text", .round_ms = 1000, .count = 1,
                                    .timeout_ms = 5000, .buffer = 1024};
 
 /* getopt_long's `val` for each long option; above any char so that they
@@ -57,7 +60,7 @@ static const opts opts_defaults = {.fsync = "always", .round_ms = 1000, .count =
 enum {
     OPT_LISTEN = 256, OPT_DATA, OPT_PEERS, OPT_SERVERS, OPT_FSYNC, OPT_COUNT,
     OPT_RANGE, OPT_ROUND_TIMEOUT, OPT_BUFFER, OPT_INTERVAL, OPT_TIMEOUT, OPT_SECRET_FILE,
-    OPT_INSECURE,
+    OPT_INSECURE, OPT_HTTP, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_JSON,
 };
 
 /* An option as getopt_long wants it, with the words `CMD --help` shows for
@@ -98,6 +101,12 @@ static const cmd_opt serve_options[] = {
             "the cluster secret (>= 32 bytes, mode 600): peers and\nadmin commands must prove they hold it"),
     CMD_OPT("insecure", no_argument, OPT_INSECURE, NULL,
             "without a secret, take peers and admin commands from\nbeyond loopback too (protected mode off)"),
+    CMD_OPT("http", required_argument, OPT_HTTP, "HOST:PORT",
+            "also serve HTTP there: /healthz, /readyz, /v1/status,\n/metrics (Prometheus)"),
+    CMD_OPT("log-level", required_argument, OPT_LOG_LEVEL, "LEVEL",
+            "error, warn, info (default) or debug"),
+    CMD_OPT("log-format", required_argument, OPT_LOG_FORMAT, "FORMAT",
+            "text (default) or json (one object per line)"),
     {{0}, 0, 0, 0},
 };
 
@@ -114,6 +123,7 @@ static const cmd_opt fetch_options[] = {
  * manual page describes it). */
 static const cmd_opt status_options[] = {
     {{"servers", required_argument, NULL, OPT_SERVERS}, "LIST", SERVERS_HELP, true},
+    CMD_OPT("json", no_argument, OPT_JSON, NULL, "print one JSON document instead"),
     {{0}, 0, 0, 0},
 };
 
@@ -144,9 +154,11 @@ static const cmd_entry commands[] = {
     {"serve", cmd_serve, "run a cluster member",
      "serve --listen HOST:PORT --data DIR [--peers HOST:PORT,...]\n"
      "                  [--fsync always|never] [--round-timeout MS]\n"
-     "                  [--secret-file PATH | --insecure]\n",
+     "                  [--secret-file PATH | --insecure] [--http HOST:PORT]\n"
+     "                  [--log-level LEVEL] [--log-format text|json]\n",
      "Runs one member. The member set is --listen plus --peers (the other members);\n"
-     "every member must be given the same set and the same --round-timeout.\n",
+     "every member must be given the same set and the same --round-timeout.\n"
+     "It logs to stderr; SIGHUP is logged and ignored (there is no file to reopen).\n",
      serve_options, 23, NULL, false},
     {"init", cmd_init, "create a new cluster, once",
      "init [--servers HOST:PORT,...] [--secret-file PATH] [--timeout MS]\n",
@@ -167,10 +179,11 @@ static const cmd_entry commands[] = {
      "Exit status: 0 ok, 1 the cluster could not serve, 2 usage error.\n",
      true},
     {"status", cmd_status, "show every member's state",
-     "status [--servers HOST:PORT,...]\n",
-     "Prints one line per member: address, ready / recovering / down, counters.\n"
-     "Exits 0 only when every member is ready.\n",
-     status_options, 0, NULL, false},
+     "status [--servers HOST:PORT,...] [--json]\n",
+     "Prints one line per member: address, ready / recovering / down, counters;\n"
+     "with --json, one document {\"members\":[{\"address\":...,\"state\":...,\n"
+     "\"counters\":{...}},...],\"ready\":BOOL}. Exits 0 only when every member is ready.\n",
+     status_options, 12, NULL, false},
     {"stream", cmd_stream, "print IDs from a buffered stream until interrupted",
      "stream [--servers HOST:PORT,...] [--buffer N] [--interval MS] NAME\n",
      "Prints IDs of sequence NAME from a buffered stream, one per line, until\n"
@@ -401,6 +414,10 @@ static int set_opt(const cmd_entry *cmd, opts *o, int key, const char *v)
     case OPT_FSYNC: o->fsync = v; break;
     case OPT_SECRET_FILE: o->secret_file = v; break;
     case OPT_INSECURE: o->insecure = true; break;
+    case OPT_HTTP: o->http = v; break;
+    case OPT_LOG_LEVEL: o->log_level = v; break;
+    case OPT_LOG_FORMAT: o->log_format = v; break;
+    case OPT_JSON: o->json = true; break;
     case OPT_RANGE: o->range = true; break;
     case OPT_COUNT:
         return set_u64(cmd, v, 1, SEQD_COUNT_MAX, &o->count, "bad --count '%s': want 1 to 1000000");
@@ -510,6 +527,7 @@ static int parse_opts(const cmd_entry *cmd, int argc, char **argv, opts *o)
 /* The member being run and its front end, for the signal handler. */
 static member *running;
 static front_bin *running_front;
+static front_http *running_http;
 
 /* The service manager's view (net/sdnotify.h): a failure is logged and
  * changes nothing else, the member serves the same unsupervised. */
@@ -517,7 +535,7 @@ static void serve_notify(const char *state)
 {
     char err[256];
     if (sdnotify_send(state, err, sizeof err) < 0 && running)
-        member_log(running, "%s", err);
+        member_log(running, MLOG_WARN, "%s", err);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -529,8 +547,22 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         serve_notify("STOPPING=1\nSTATUS=stopping: finishing requests, making the log durable");
     if (running_front)
         front_bin_stop(running_front);   /* no new connections */
+    if (running_http)
+        front_http_stop(running_http);
     if (running)
         member_stop(running);
+}
+
+/* SIGHUP, which daemons take as "reopen your logs": seqd logs to stderr
+ * (the service manager's journal), so there is nothing to reopen; before
+ * this handler the default action killed the member. */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    if (running)
+        member_log(running, MLOG_INFO, "SIGHUP: nothing to reopen, logs go to stderr");
 }
 
 /* The one place that splits and checks a HOST:PORT list, so that moving
@@ -596,6 +628,14 @@ static int serve_validate(const opts *o, const cmd_entry *cmd)
         return usage_error(cmd, "bad --fsync '%s': want always or never", o->fsync);
     if (o->secret_file && o->insecure)
         return usage_error(cmd, "%s", "--secret-file and --insecure exclude each other");
+    if (member_log_level_parse(o->log_level) < 0)
+        return usage_error(cmd, "bad --log-level '%s': want error, warn, info or debug", o->log_level);
+    if (strcmp(o->log_format, "text") != 0 && strcmp(o->log_format, "json") != 0)
+        return usage_error(cmd, "bad --log-format '%s': want text or json", o->log_format);
+    char host[SEQD_ADDR_MAX + 1];
+    uint16_t port;
+    if (o->http && addr_split(o->http, strlen(o->http), host, sizeof host, &port) < 0)
+        return usage_error(cmd, "bad --http '%s' (want HOST:PORT)", o->http);
     return EXIT_OK;
 }
 
@@ -623,6 +663,12 @@ static int serve_load_secret(const opts *o, const serve_plan *p, const cmd_entry
             return usage_error(cmd, "refusing to start in protected mode: %s is not a loopback "
                                     "address; give every member --secret-file (or --insecure "
                                     "on a trusted network)", p->members[i]);
+    /* The HTTP surface only reads today, but it tells anyone who can reach
+     * it the cluster's shape and load: beyond loopback, only when the
+     * operator said the network is trusted or the cluster has a secret. */
+    if (o->http && !o->insecure && !auth_addr_loopback(o->http))
+        return usage_error(cmd, "refusing --http %s in protected mode: not a loopback address; "
+                                "give --secret-file (or --insecure on a trusted network)", o->http);
     return EXIT_OK;
 }
 
@@ -762,6 +808,13 @@ static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
         fprintf(stderr, "seqd: %s\n", err);
         return EXIT_FAIL;
     }
+    if (o->http) {
+        running_http = front_http_new(base, running, o->http, err, sizeof err);
+        if (!running_http) {
+            fprintf(stderr, "seqd: %s\n", err);
+            return EXIT_FAIL;
+        }
+    }
     member_set_ready_cb(running, serve_notify_ready, p);
     serve_notify_recovering(p);
     if (member_start(running, err, sizeof err) < 0) {
@@ -770,20 +823,25 @@ static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
     }
     struct event *sigint = evsignal_new(base, SIGINT, on_signal, NULL);
     struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, NULL);
+    struct event *sighup = evsignal_new(base, SIGHUP, on_sighup, NULL);
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
+    event_add(sighup, NULL);
     event_base_dispatch(base);
 
     if (member_fatal(running))
         return EXIT_FAIL;   /* no flush: the log can no longer be trusted */
     /* The member first (it closes the log, whose last completions still
      * reach replies on the front end's connections), then the front end. */
+    front_http_free(running_http);   /* it only reads the member */
+    running_http = NULL;
     member_free(running);
     front_bin_free(running_front);
     running = NULL;
     running_front = NULL;
     event_free(sigint);
     event_free(sigterm);
+    event_free(sighup);
     event_base_free(base);
     fprintf(stderr, "seqd: stopped\n");
     return EXIT_OK;
@@ -811,6 +869,8 @@ static int cmd_serve(const opts *o, const cmd_entry *cmd)
         return usage_error(cmd, "%s", err);
     if ((rc = serve_load_secret(o, &p, cmd, &p.secret)) != EXIT_OK)
         return rc;
+    member_log_setup((enum member_log_level)member_log_level_parse(o->log_level),
+                     strcmp(o->log_format, "json") == 0);
     serve_raise_nofile();
     if ((rc = serve_open_data(o, &p)) != EXIT_OK)
         return rc;
@@ -879,16 +939,6 @@ static int cmd_fetch(const opts *o, const cmd_entry *cmd)
     else
         print_ids(first, o->count);
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
-}
-
-static const char *state_str(int state)
-{
-    switch (state) {
-    case STATE_READY: return "ready";
-    case STATE_RECOVERING: return "recovering";
-    case STATE_STOPPING: return "stopping";
-    default: return "unknown";
-    }
 }
 
 /* ---- init (DESIGN.md §3) --------------------------------------------------- */
@@ -1106,6 +1156,8 @@ static int cmd_init(const opts *o, const cmd_entry *cmd)
     return rc;
 }
 
+/* --json: one document, so that `jq` and scripts read it whole; each
+ * member's object is the one its GET /v1/status answers. */
 static int cmd_status(const opts *o, const cmd_entry *cmd)
 {
     char err[512];
@@ -1113,20 +1165,32 @@ static int cmd_status(const opts *o, const cmd_entry *cmd)
     if (!c)
         return usage_error(cmd, "%s", err);
     bool all_ready = true;
+    if (o->json)
+        fputs("{\"members\":[", stdout);
     for (int i = 0; i < client_nservers(c); i++) {
         struct seqd_status st;
-        if (client_status(c, i, 1000, &st, err, sizeof err) != CLIENT_OK) {
-            printf("%s down (%s)\n", client_server(c, i), err);
-            all_ready = false;
+        char obj[4096];
+        bool up = client_status(c, i, 1000, &st, err, sizeof err) == CLIENT_OK;
+        all_ready = all_ready && up && st.state == STATE_READY;
+        if (o->json) {
+            if ((up ? statusfmt_json(&st, client_server(c, i), obj, sizeof obj)
+                    : statusfmt_down(client_server(c, i), err, obj, sizeof obj)) < 0)
+                snprintf(obj, sizeof obj, "{\"state\":\"unknown\"}");
+            printf("%s%s", i ? "," : "", obj);
             continue;
         }
-        all_ready = all_ready && st.state == STATE_READY;
-        printf("%s %s", client_server(c, i), state_str(st.state));
+        if (!up) {
+            printf("%s down (%s)\n", client_server(c, i), err);
+            continue;
+        }
+        printf("%s %s", client_server(c, i), statusfmt_state(st.state));
 #define PRINT_PAIR(name) printf(" " #name "=%llu", (unsigned long long)st.name);
         SEQD_STATUS_COUNTERS(PRINT_PAIR)
 #undef PRINT_PAIR
         putchar('\n');
     }
+    if (o->json)
+        printf("],\"ready\":%s}\n", all_ready ? "true" : "false");
     client_free(c);
     return all_ready ? EXIT_OK : EXIT_FAIL;
 }

@@ -20,6 +20,7 @@
 #include "../quorum/incarnation.h"
 #include "../quorum/recovery.h"
 #include "../storage/datadir.h"
+#include "statusfmt.h"
 
 /* The refusal of a hello from a superseded incarnation; the sender parses
  * it back (member_peer_state). */
@@ -60,13 +61,37 @@ struct member {
     uint64_t stale_logged_at_us;    /* last "not counting replies" line */
     member_ready_fn on_ready;      /* member_set_ready_cb */
     void *on_ready_arg;
+    histogram fetch_latency;      /* member_fetch to its done callback */
     int stop_stage;
     bool stopping;
     bool fatal;
 };
 
-void member_log(const member *m, const char *fmt, ...)
+static enum member_log_level log_max = MLOG_INFO;
+static bool log_json;
+
+void member_log_setup(enum member_log_level max, bool json)
 {
+    log_max = max;
+    log_json = json;
+}
+
+static const char *const log_level_names[] = {
+    [MLOG_ERROR] = "error", [MLOG_WARN] = "warn", [MLOG_INFO] = "info", [MLOG_DEBUG] = "debug"};
+
+int member_log_level_parse(const char *s)
+{
+    for (int i = MLOG_ERROR; i <= MLOG_DEBUG; i++)
+        if (strcmp(s, log_level_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void member_log(const member *m, enum member_log_level level, const char *fmt, ...)
+{
+    assert(level >= MLOG_ERROR && level <= MLOG_DEBUG);
+    if (level > log_max)
+        return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -76,8 +101,19 @@ void member_log(const member *m, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%02d:%02d:%02d.%03ld seqd[%s] %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
-            ts.tv_nsec / 1000000, m->cfg.members[m->cfg.self], line);
+    const char *self = m->cfg.members[m->cfg.self];
+    if (!log_json) {
+        fprintf(stderr, "%02d:%02d:%02d.%03ld seqd[%s] %s: %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                ts.tv_nsec / 1000000, self, log_level_names[level], line);
+        return;
+    }
+    char esc[sizeof line * 6 + 1], addr[SEQD_ADDR_MAX * 6 + 1];
+    statusfmt_json_str(esc, sizeof esc, line);
+    statusfmt_json_str(addr, sizeof addr, self);
+    fprintf(stderr, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\","
+                    "\"member\":\"%s\",\"msg\":\"%s\"}\n",
+            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+            ts.tv_nsec / 1000000, log_level_names[level], addr, esc);
 }
 
 /* Leaving the loop for a reason that makes the log untrustworthy. */
@@ -262,6 +298,26 @@ static void self_deliver_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the operations front ends call ------------------------------------ */
 
+/* A fetch in flight, timed for the fetch-latency histogram: one small
+ * allocation per fetch, beside the one the front end makes. */
+typedef struct member_fetch_op {
+    member *m;
+    member_fetch_fn done;
+    void *arg;
+    uint64_t start_us;
+} member_fetch_op;
+
+static void member_fetch_done(void *arg, int err, uint64_t first, uint32_t count)
+{
+    member_fetch_op *op = arg;
+    member *m = op->m;
+    member_fetch_fn done = op->done;
+    void *darg = op->arg;
+    hist_observe(&m->fetch_latency, env_now_us(m) - op->start_us);
+    free(op);
+    done(darg, err, first, count);
+}
+
 int member_fetch(member *m, const struct seqd_name *name, uint32_t count, uint32_t timeout_ms,
                  member_fetch_fn done, void *arg)
 {
@@ -275,7 +331,11 @@ int member_fetch(member *m, const struct seqd_name *name, uint32_t count, uint32
     uint32_t ms = timeout_ms ? timeout_ms : MEMBER_DEFAULT_TIMEOUT_MS;
     if (ms > MEMBER_MAX_TIMEOUT_MS)
         ms = MEMBER_MAX_TIMEOUT_MS;
-    coord_submit(m->coord, name, count, env_now_us(m) + (uint64_t)ms * 1000u, done, arg);
+    member_fetch_op *op = malloc(sizeof *op);
+    if (!op)
+        return ERR_TIMEOUT;   /* out of memory, as member.h says */
+    *op = (member_fetch_op){.m = m, .done = done, .arg = arg, .start_us = env_now_us(m)};
+    coord_submit(m->coord, name, count, op->start_us + (uint64_t)ms * 1000u, member_fetch_done, op);
     return 0;
 }
 
@@ -290,6 +350,23 @@ void member_get_status(const member *m, struct seqd_status *st)
         .self_index = (uint8_t)m->cfg.self, .n_members = (uint8_t)m->cfg.n,
         .fetches = cs.fetches, .ids = cs.ids, .rounds = cs.rounds, .reads = cs.reads,
         .nacks = cs.nacks, .fsyncs = ls.fsyncs, .records = ls.appends};
+}
+
+void member_get_metrics(const member *m, member_metrics *out)
+{
+    coord_stats cs;
+    log_stats ls;
+    coord_get_stats(m->coord, &cs);
+    log_get_stats(m->log, &ls);
+    int up = 0;
+    for (int i = 0; i < m->cfg.n; i++)
+        up += i != m->cfg.self && m->peers[i] && peer_up(m->peers[i]);
+    *out = (member_metrics){.round_conflicts = cs.conflicts, .round_timeouts = cs.timeouts,
+                            .log_bytes = ls.bytes, .log_writes = ls.writes,
+                            .log_compactions = ls.compactions, .log_write_errors = ls.write_errors,
+                            .sequences = table_count(m->t), .peers_up = up,
+                            .fetch_latency = &m->fetch_latency};
+    member_get_status(m, &out->st);
 }
 
 static int member_index(const member *m, const char *addr, size_t len)
@@ -324,7 +401,7 @@ int member_peer_hello(member *m, uint64_t set_digest, uint32_t round_ms, const s
         inc_observe(m->inc, idx, inc);
         return idx;
     }
-    member_log(m, "refused a peer hello from %s: %s", from, why);
+    member_log(m, MLOG_WARN, "refused a peer hello from %s: %s", from, why);
     return -1;
 }
 
@@ -339,7 +416,7 @@ void member_peer_stopped(member *m, int from, const struct seqd_inc *inc)
 {
     assert(from >= 0 && from < m->cfg.n);
     inc_stopped(m->inc, from, inc);
-    member_log(m, "peer %s stopped cleanly (incarnation %llu, position %llu)",
+    member_log(m, MLOG_INFO, "peer %s stopped cleanly (incarnation %llu, position %llu)",
                m->cfg.members[from], (unsigned long long)inc->counter,
                (unsigned long long)inc->pos);
 }
@@ -368,7 +445,7 @@ static bool member_observe(member *m, int from, const seqd_msg *msg)
     uint64_t now = env_now_us(m);
     if (now - m->stale_logged_at_us >= 1000000u) {
         m->stale_logged_at_us = now;
-        member_log(m, "not counting replies of %s: incarnation %llu at position %llu is behind "
+        member_log(m, MLOG_WARN, "not counting replies of %s: incarnation %llu at position %llu is behind "
                       "what was recorded of it (rolled back while it ran?)",
                    m->cfg.members[from], (unsigned long long)inc->counter,
                    (unsigned long long)inc->pos);
@@ -407,7 +484,7 @@ static void member_told_rolled_back(member *m, int who, const char *why)
                  "and this one is older", m->cfg.members[who], c);
         recovery_rolled_back(m->rec, &rec, line);
     } else if (acc_ready(m->acc) && !m->stopping) {
-        member_log(m, "fatal: %s recorded incarnation %llu of this member at position %llu: this "
+        member_log(m, MLOG_ERROR, "fatal: %s recorded incarnation %llu of this member at position %llu: this "
                       "member's data directory went back while it ran (a VM resumed from a "
                       "snapshot?); exiting, to start again and recover", m->cfg.members[who], c, pos);
         member_die(m);
@@ -419,10 +496,10 @@ static void member_peer_state(peer *p, int who, bool up, const char *why, void *
     (void)p;
     member *m = arg;
     if (up) {
-        member_log(m, "peer %s up", m->cfg.members[who]);
+        member_log(m, MLOG_INFO, "peer %s up", m->cfg.members[who]);
         return;
     }
-    member_log(m, "peer %s down: %s", m->cfg.members[who], why);
+    member_log(m, MLOG_INFO, "peer %s down: %s", m->cfg.members[who], why);
     member_told_rolled_back(m, who, why);
 }
 
@@ -467,7 +544,7 @@ static int member_connect_peers(member *m, char *err, size_t errlen)
         char buf[SEQD_ADDR_MAX + 1];
         const char *target = member_route(m, m->cfg.members[i], buf, sizeof buf);
         if (target != m->cfg.members[i])
-            member_log(m, "testing hook: link to %s goes through %s", m->cfg.members[i], target);
+            member_log(m, MLOG_WARN, "testing hook: link to %s goes through %s", m->cfg.members[i], target);
         m->peers[i] = peer_new(m->base, i, target, &hello, member_peer_reply, member_peer_state, m,
                                err, errlen);
         if (!m->peers[i])
@@ -488,7 +565,7 @@ static int member_record_identity(member *m, const struct seqd_cid *cid)
     datadir_identity id = {.cid = *cid, .set_digest = m->cfg.set_digest};
     snprintf(id.members, sizeof id.members, "%s", m->cfg.members_joined);
     if (datadir_write_identity(m->cfg.data_dir, &id, msg, sizeof msg) < 0) {
-        member_log(m, "cannot record identity: %s; exiting", msg);
+        member_log(m, MLOG_ERROR, "cannot record identity: %s; exiting", msg);
         member_die(m);
         return -1;
     }
@@ -503,7 +580,7 @@ static void member_recovered(void *arg, int err, bool committed, const struct se
 {
     member *m = arg;
     if (err) {
-        member_log(m, "recovery failed: %s; exiting", strerror(err));
+        member_log(m, MLOG_ERROR, "recovery failed: %s; exiting", strerror(err));
         member_die(m);
         return;
     }
@@ -523,12 +600,12 @@ static void member_recovered(void *arg, int err, bool committed, const struct se
     char hex[SEQD_CID_HEX];
     seqd_cid_hex(cid, hex);
     if (committed)
-        member_log(m, "ready: initialized by seqd init as cluster %s of %d members", hex, m->cfg.n);
+        member_log(m, MLOG_INFO, "ready: initialized by seqd init as cluster %s of %d members", hex, m->cfg.n);
     else if (clean)
-        member_log(m, "ready: clean stop confirmed by a serving peer, log complete (%zu sequences, "
+        member_log(m, MLOG_INFO, "ready: clean stop confirmed by a serving peer, log complete (%zu sequences, "
                       "no wait and no recovery read; cluster %s)", table_count(m->t), hex);
     else
-        member_log(m, "ready: recovered (%zu sequences, state read from %d other members, cluster %s)",
+        member_log(m, MLOG_INFO, "ready: recovered (%zu sequences, state read from %d other members, cluster %s)",
                    table_count(m->t), read_from, hex);
     if (m->on_ready)
         m->on_ready(m->on_ready_arg);
@@ -572,7 +649,7 @@ static int member_init_prepare(member *m, const struct seqd_cid *x, seqd_msg *re
     datadir_identity id = {.cid = *x, .set_digest = m->cfg.set_digest};
     snprintf(id.members, sizeof id.members, "%s", m->cfg.members_joined);
     if (datadir_write_prepared(m->cfg.data_dir, &id, msg, sizeof msg) < 0) {
-        member_log(m, "cannot record init's PREPARE: %s", msg);
+        member_log(m, MLOG_ERROR, "cannot record init's PREPARE: %s", msg);
         snprintf(why, whylen, "init refused: cannot record PREPARE: %s", msg);
         return ERR_STORAGE;
     }
@@ -581,7 +658,7 @@ static int member_init_prepare(member *m, const struct seqd_cid *x, seqd_msg *re
     m->cfg.cid = *x;
     char hex[SEQD_CID_HEX];
     seqd_cid_hex(x, hex);
-    member_log(m, "prepared by seqd init for cluster %s; waiting for its COMMIT", hex);
+    member_log(m, MLOG_INFO, "prepared by seqd init for cluster %s; waiting for its COMMIT", hex);
     return init_reply(reply, INIT_PREPARED, x);
 }
 
@@ -642,7 +719,7 @@ static void member_watch_writes(member *m)
     log_get_stats(m->log, &ls);
     uint64_t now = env_now_us(m);
     if (ls.write_errors > m->write_errors_logged && now - m->write_errors_at_us >= 1000000u) {
-        member_log(m, "log writes are failing (disk full or failing): %llu failed batches so far; "
+        member_log(m, MLOG_WARN, "log writes are failing (disk full or failing): %llu failed batches so far; "
                       "requests that need this member's vote fail with a storage error",
                    (unsigned long long)ls.write_errors);
         m->write_errors_logged = ls.write_errors;
@@ -657,7 +734,7 @@ static void member_log_cb(evutil_socket_t fd, short what, void *arg)
     member *m = arg;
     member_watch_writes(m);
     if (log_poll(m->log) < 0 && !m->fatal) {
-        member_log(m, "fatal: fsync of the log failed; its pages may be lost, exiting");
+        member_log(m, MLOG_ERROR, "fatal: fsync of the log failed; its pages may be lost, exiting");
         member_die(m);
     }
 }
@@ -723,7 +800,7 @@ static void member_trust(void *arg, bool counts)
     member *m = arg;
     acc_set_has_state(m->acc, counts && m->cfg.mode == RECOVERY_INITIALIZED);
     if (counts)
-        member_log(m, "verified: %d other members' records of this member agree with its log",
+        member_log(m, MLOG_INFO, "verified: %d other members' records of this member agree with its log",
                    m->cfg.n - q_quorum(m->cfg.n) + 1);
 }
 
@@ -731,7 +808,7 @@ static void member_rolled_back(void *arg, const char *why)
 {
     member *m = arg;
     acc_set_has_state(m->acc, false);
-    member_log(m, "%s: this member's data directory was rolled back (a restored backup, a VM "
+    member_log(m, MLOG_WARN, "%s: this member's data directory was rolled back (a restored backup, a VM "
                   "snapshot, a disk that lost synced writes); marked rolled back: it counts for "
                   "nobody's recovery and recovers from its peers like a member that lost its data",
                why);
@@ -743,7 +820,7 @@ static void member_incarnate_again(void *arg)
 {
     member *m = arg;
     if (inc_begin(m->inc, 0, member_incarnated, m) < 0) {
-        member_log(m, "cannot record a new incarnation in the log; exiting");
+        member_log(m, MLOG_ERROR, "cannot record a new incarnation in the log; exiting");
         member_die(m);
     }
 }
@@ -754,7 +831,7 @@ static void member_incarnated(void *arg, int err)
 {
     member *m = arg;
     if (err) {
-        member_log(m, "cannot record a new incarnation: %s; trying again",
+        member_log(m, MLOG_WARN, "cannot record a new incarnation: %s; trying again",
                    strerror(err > 0 ? err : EIO));
         if (!env_timer_start(m, m->env.round_us, member_incarnate_again, m))
             member_die(m);
@@ -762,7 +839,7 @@ static void member_incarnated(void *arg, int err)
     }
     const member_config *cfg = &m->cfg;
     struct seqd_inc me = inc_self(m->inc);
-    member_log(m, "recovering: %zu sequences replayed from the log, incarnation %llu%s; waiting 2R "
+    member_log(m, MLOG_INFO, "recovering: %zu sequences replayed from the log, incarnation %llu%s; waiting 2R "
                   "before reading peers",
                table_count(m->t), (unsigned long long)me.counter,
                inc_marked(m->inc) ? " (marked rolled back)" : "");
@@ -780,7 +857,7 @@ int member_start(member *m, char *err, size_t errlen)
         [RECOVERY_PREPARED] = "prepared by seqd init, waiting for its COMMIT",
         [RECOVERY_EMPTY] = "no cluster id: waiting for seqd init, or to recover from its peers",
     };
-    member_log(m, "listening; member %d of %d (%s), R=%u ms, %s", cfg->self + 1, cfg->n,
+    member_log(m, MLOG_INFO, "listening; member %d of %d (%s), R=%u ms, %s", cfg->self + 1, cfg->n,
                cfg->members_joined, cfg->round_ms, said[cfg->mode]);
     /* A new incarnation, durable before the recovery sends anything: one
      * fsync, waited for here (log_flush runs member_incarnated), so that
@@ -803,7 +880,7 @@ static void member_say_stopped(member *m)
     for (int i = 0; i < m->cfg.n; i++)
         if (i != m->cfg.self && m->peers[i])
             peer_send(m->peers[i], &s);
-    member_log(m, "stopped cleanly at incarnation %llu, position %llu",
+    member_log(m, MLOG_INFO, "stopped cleanly at incarnation %llu, position %llu",
                (unsigned long long)s.u.stopped.inc.counter,
                (unsigned long long)s.u.stopped.inc.pos);
 }
@@ -825,7 +902,7 @@ static void member_stop_cb(evutil_socket_t fd, short what, void *arg)
         break;
     case 1:
         if (log_flush(m->log) < 0 || log_poll(m->log) < 0) {
-            member_log(m, "fatal: fsync of the log failed while stopping");
+            member_log(m, MLOG_ERROR, "fatal: fsync of the log failed while stopping");
             m->fatal = true;
         } else if (acc_ready(m->acc)) {
             member_say_stopped(m);
@@ -843,7 +920,7 @@ void member_stop(member *m)
     if (m->stopping)
         return;
     m->stopping = true;
-    member_log(m, "stopping");
+    member_log(m, MLOG_INFO, "stopping");
     m->stop_ev = evtimer_new(m->base, member_stop_cb, m);
     if (!m->stop_ev) {
         event_base_loopbreak(m->base);

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "../proto.h"
+#include "histogram.h"
 #include "../quorum/env.h"
 #include "../quorum/recovery.h"
 #include "../storage/log.h"
@@ -118,6 +119,18 @@ int member_fetch(member *m, const struct seqd_name *name, uint32_t count, uint32
  * carries them. */
 void member_get_status(const member *m, struct seqd_status *st);
 
+/* What /metrics exposes beyond the status counters (DESIGN.md §5). The
+ * histogram points into the member: read it before the loop runs again. */
+typedef struct member_metrics {
+    struct seqd_status st;
+    uint64_t round_conflicts, round_timeouts;   /* rounds by outcome */
+    uint64_t log_bytes, log_writes, log_compactions, log_write_errors;
+    uint64_t sequences;
+    int peers_up;                               /* links to other members up */
+    const histogram *fetch_latency;             /* member_fetch to its done, µs */
+} member_metrics;
+void member_get_metrics(const member *m, member_metrics *out);
+
 /* ---- peers -------------------------------------------------------------- */
 
 /* A peer's hello on an incoming connection: returns the member index it
@@ -147,9 +160,21 @@ int member_init(member *m, const seqd_msg *req, seqd_msg *reply, char *why, size
 
 /* ---- the operator's log --------------------------------------------------- */
 
-/* One line per notable event, with a timestamp and this member's address,
- * on stderr. Only the member and its front ends log; modules below return
- * errors. */
-void member_log(const member *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One line per notable event, with a timestamp, a level and this member's
+ * address, on stderr. Only the member and its front ends log; modules below
+ * return errors. Levels: error (the member cannot go on, or lost something),
+ * warn (a refusal, a failing disk, a peer that went back), info (lifecycle:
+ * listening, ready, peers up and down, stopping), debug (per-connection
+ * chatter). Lines above the level set by member_log_setup are dropped. */
+enum member_log_level { MLOG_ERROR, MLOG_WARN, MLOG_INFO, MLOG_DEBUG };
+void member_log(const member *m, enum member_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Process-wide (one member per process): the most verbose level written
+ * (default MLOG_INFO) and the format, text lines (default) or JSON lines
+ * {"ts":"RFC 3339","level":"...","member":"HOST:PORT","msg":"..."}. */
+void member_log_setup(enum member_log_level max, bool json);
+/* "error", "warn", "info", "debug" -> level; -1 for anything else. */
+int member_log_level_parse(const char *s);
 
 #endif

@@ -212,7 +212,7 @@ static bool front_trusted(front_bin *f, const front_conn *fc)
 /* A refusal says only "not authenticated": nothing about the cluster. */
 static void front_refuse(front_bin *f, conn *c, const char *what)
 {
-    member_log(f->m, "refused %s from %s: not authenticated", what, conn_addr(c));
+    member_log(f->m, MLOG_WARN, "refused %s from %s: not authenticated", what, conn_addr(c));
     conn_fail(c, FERR_HELLO, "not authenticated");
 }
 
@@ -319,9 +319,9 @@ static void front_on_end(conn *c, void *arg, const char *why)
     front_conn *fc = arg;
     front_bin *f = fc->f;
     if (!f->closing && conn_peer(c) >= 0 && !member_stopping(f->m))
-        member_log(f->m, "peer link from %s closed: %s", member_cfg(f->m)->members[conn_peer(c)], why);
+        member_log(f->m, MLOG_INFO, "peer link from %s closed: %s", member_cfg(f->m)->members[conn_peer(c)], why);
     else if (!f->closing && conn_mac_failed(c))
-        member_log(f->m, "authenticated link from %s closed: %s", conn_addr(c), why);
+        member_log(f->m, MLOG_DEBUG, "authenticated link from %s closed: %s", conn_addr(c), why);
     front_forget(f, fc);
 }
 
@@ -358,7 +358,7 @@ static void front_accept_error_cb(struct evconnlistener *l, void *arg)
     int e = EVUTIL_SOCKET_ERROR();
     uint64_t now = front_now_ms();
     if (now - f->emfile_logged_ms >= 1000) {
-        member_log(f->m, "accept failed: %s (%zu connections open); pausing accepts for 100 ms",
+        member_log(f->m, MLOG_WARN, "accept failed: %s (%zu connections open); pausing accepts for 100 ms",
                    strerror(e), f->nconns);
         f->emfile_logged_ms = now;
     }
@@ -397,7 +397,7 @@ static void front_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct
     fc->c = conn_accept(f->base, fd, front_on_msg, front_on_end, fc);
     if (!fc->c) {
         free(fc);
-        member_log(f->m, "could not set up an accepted connection: out of memory");
+        member_log(f->m, MLOG_WARN, "could not set up an accepted connection: out of memory");
         return;
     }
     f->conns[f->nconns++] = fc;
