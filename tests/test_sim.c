@@ -30,6 +30,15 @@ static bool test_sim_env_seed(uint64_t *seed)
     return true;
 }
 
+static void test_sim_add_restores(sim_result *sum, const sim_result *r)
+{
+    sum->restores_done += r->restores_done;
+    sum->restores_caught += r->restores_caught;
+    sum->rollbacks_caught += r->rollbacks_caught;
+    sum->clean_stops += r->clean_stops;
+    sum->clean_restarts += r->clean_restarts;
+}
+
 static void test_sim_add(sim_result *sum, const sim_result *r)
 {
     sum->ops += r->ops;
@@ -59,6 +68,7 @@ static void test_sim_add(sim_result *sum, const sim_result *r)
     sum->attack_uncommitted += r->attack_uncommitted;
     sum->overlaps += r->overlaps;
     sum->order_violations += r->order_violations;
+    test_sim_add_restores(sum, r);
 }
 
 /* SEQD_SIM_SCALE=k runs k times as many schedules (a longer soak). */
@@ -597,45 +607,12 @@ static void test_sim_log_restores(const char *what, int n, int ran, const sim_re
                 t->clean_stops, t->clean_restarts, t->ops, t->ok);
 }
 
-static void test_sim_add_restores(sim_result *sum, const sim_result *r)
-{
-    sum->restores_done += r->restores_done;
-    sum->restores_caught += r->restores_caught;
-    sum->rollbacks_caught += r->rollbacks_caught;
-    sum->clean_stops += r->clean_stops;
-    sum->clean_restarts += r->clean_restarts;
-}
-
-/* test_sim_batch with the restore counters summed as well. */
-static int test_sim_restore_batch(const char *test, int n, uint64_t seed0, int count,
-                                  test_sim_shape_fn shape, sim_result *sum)
-{
-    uint64_t only;
-    bool one = test_sim_env_seed(&only);
-    int ran = 0;
-    count *= test_sim_scale();
-    for (int i = 0; i < (one ? 1 : count); i++) {
-        uint64_t seed = one ? only : seed0 + (uint64_t)i * 1000003u;
-        sim_cfg c;
-        shape(&c, n, seed);
-        sim_result r;
-        sim_run(&c, &r);
-        ran++;
-        test_sim_add(sum, &r);
-        test_sim_add_restores(sum, &r);
-        cr_assert(r.violations == 0,
-                  "sim n=%d seed %" PRIu64 ": %d violation(s), first: %s\n"
-                  "  rerun: SEQD_SIM_SEED=%" PRIu64 " build/seqd_tests --filter 'sim/%s'",
-                  n, seed, r.violations, r.error, seed, test);
-    }
-    return ran;
-}
 
 Test(sim, restored_backups, .timeout = 120)
 {
     for (int n = 3; n <= 5; n += 2) {
         sim_result t = {0};
-        int ran = test_sim_restore_batch("restored_backups", n, 30000 + (uint64_t)n, 300,
+        int ran = test_sim_batch("restored_backups", n, 30000 + (uint64_t)n, 300,
                                          shape_restores, &t);
         test_sim_log_restores("restored backups", n, ran, &t);
         cr_assert(t.restores_done > 0 && t.restores_caught > 0 && t.ok > 0);
@@ -658,7 +635,7 @@ static void shape_restore_attack(sim_cfg *c, int n, uint64_t seed)
 Test(sim, restored_backups_attack, .timeout = 120)
 {
     sim_result t = {0};
-    int ran = test_sim_restore_batch("restored_backups_attack", 5, 31000, 200,
+    int ran = test_sim_batch("restored_backups_attack", 5, 31000, 200,
                                      shape_restore_attack, &t);
     test_sim_log_restores("restored-backups attack", 5, ran, &t);
     cr_assert(t.attacks == (uint64_t)ran && t.restores_caught == 2 * t.attacks,
