@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -853,4 +854,24 @@ uint64_t procs_history_max(const history *h, const char *name)
             hi = o->last;
     }
     return hi;
+}
+
+int procs_shared_slot(int64_t wait_ms)
+{
+    int64_t end = procs_now_ms() + (wait_ms < 0 ? 0 : wait_ms);
+    for (;;) {
+        for (int k = 0; k < PROCS_SHARED_COUNT; k++) {
+            char path[96];
+            snprintf(path, sizeof path, "/tmp/seqd-faults-slot-%d.lock", PROCS_SHARED_FIRST + k);
+            int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+            if (fd < 0)
+                continue;
+            if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+                return PROCS_SHARED_FIRST + k;   /* fd stays open: the lock lives with the process */
+            close(fd);
+        }
+        if (wait_ms >= 0 && procs_now_ms() >= end)
+            return -1;
+        procs_sleep_ms(100);
+    }
 }

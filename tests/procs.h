@@ -67,6 +67,16 @@ int64_t procs_now_us(void);
 int64_t procs_now_ms(void);
 void procs_sleep_ms(int64_t ms);
 
+/* Slots PROCS_SHARED_FIRST.. (PROCS_SHARED_COUNT of them) are shared by
+ * the fault campaign and the tests that need a slot beyond the fixed ones:
+ * this takes the first free one, held by an flock on
+ * /tmp/seqd-faults-slot-N.lock until this process ends, so however many
+ * such tests run at once (in one run or several), none shares ports or a
+ * netns subnet. Waits up to wait_ms (< 0: for ever); -1 if none came free. */
+#define PROCS_SHARED_FIRST 15
+#define PROCS_SHARED_COUNT 5
+int procs_shared_slot(int64_t wait_ms);
+
 /* Creates the directories and picks ports; starts nothing. NULL on error
  * (why says it). extra: serve args given to every member (may be NULL; the
  * array must outlive the cluster). */

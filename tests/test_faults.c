@@ -43,8 +43,6 @@
 #define FL_T_US ((int64_t)NEM_ATTEMPT_MS * 1000)
 #define FL_READY_MS 30000
 #define FL_WINDOWS 16
-#define FL_SLOT_FIRST 15        /* slots 15..19 of tests/procs.h are this suite's */
-#define FL_SLOT_COUNT 5
 
 /* A fault window: fetches invoked in [t0, t1) must be >= min_avail ok. */
 typedef struct fl_window {
@@ -147,19 +145,7 @@ static int fl_other(int not)
  * waits. */
 static int fl_slot(void)
 {
-    for (;;) {
-        for (int k = 0; k < FL_SLOT_COUNT; k++) {
-            char path[96];
-            snprintf(path, sizeof path, "/tmp/seqd-faults-slot-%d.lock", FL_SLOT_FIRST + k);
-            int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-            if (fd < 0)
-                continue;
-            if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-                return FL_SLOT_FIRST + k;  /* fd stays open: the lock lives with the process */
-            close(fd);
-        }
-        procs_sleep_ms(100);
-    }
+    return procs_shared_slot(-1);
 }
 
 typedef enum fl_netkind { FL_NET_NONE, FL_NET_PROXY, FL_NET_NETNS } fl_netkind;

@@ -471,8 +471,6 @@ Test(mac, conn_closes_on_an_injected_or_replayed_frame, .timeout = 10)
 /* ---- real processes: a man in the middle on the peer links ------------- */
 
 #define TM_R 200u
-#define TM_SLOT_FIRST 15
-#define TM_SLOT_COUNT 5
 #define TM_SEQS 8
 
 static procs_cluster *tm_pc;
@@ -497,20 +495,7 @@ static void tm_fini(void)
 /* The first free slot of 15..19, held by an flock until this process ends. */
 static int tm_slot(void)
 {
-    for (int round = 0; round < 600; round++) {
-        for (int k = 0; k < TM_SLOT_COUNT; k++) {
-            char path[96];
-            snprintf(path, sizeof path, "/tmp/seqd-faults-slot-%d.lock", TM_SLOT_FIRST + k);
-            int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-            if (fd < 0)
-                continue;
-            if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-                return TM_SLOT_FIRST + k;
-            close(fd);
-        }
-        procs_sleep_ms(100);
-    }
-    return -1;
+    return procs_shared_slot(60000);
 }
 
 /* How many "tampered route" lines the proxy logged. */

@@ -47,8 +47,6 @@
 
 #define RB_R 200u
 #define RB_READY_MS 30000
-#define RB_SLOT_FIRST 15
-#define RB_SLOT_COUNT 5
 #define RB_NAMES 3
 #define RB_ROLLED "data directory was rolled back"
 
@@ -99,20 +97,7 @@ static void rb_failf(const char *expr, const char *file, int line, const char *f
 /* The first free slot of 15..19, held until this test process ends. */
 static int rb_slot(void)
 {
-    for (int round = 0; round < 1200; round++) {
-        for (int k = 0; k < RB_SLOT_COUNT; k++) {
-            char path[96];
-            snprintf(path, sizeof path, "/tmp/seqd-faults-slot-%d.lock", RB_SLOT_FIRST + k);
-            int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-            if (fd < 0)
-                continue;
-            if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-                return RB_SLOT_FIRST + k;   /* fd stays open: the lock lives with the process */
-            close(fd);
-        }
-        procs_sleep_ms(100);
-    }
-    return -1;
+    return procs_shared_slot(120000);
 }
 
 static void rb_ready(void)
@@ -287,6 +272,24 @@ static void rb_backup_paused(int i, const char *name)
 
 /* ---- 1. the second attack ------------------------------------- */
 
+/* The attacks' check: for 5 s, fetches through A, B, D and E (members 0,
+ * 1, 3, 4) while C (2) is down; nothing they hand out may overlap (the
+ * history says). Returns how many were served, *tried how many asked. */
+static int rb_fetch_with_c_down(int *tried)
+{
+    static const int up[] = { 0, 1, 3, 4 };
+    int64_t end = procs_now_ms() + 5000;
+    int served = 0;
+    while (procs_now_ms() < end) {
+        for (int k = 0; k < 4; k++) {
+            served += rb_fetch(up[k], 30 + (uint32_t)up[k], 1, 10, 400, false);
+            *tried += RB_NAMES;
+        }
+        procs_sleep_ms(50);
+    }
+    return served;
+}
+
 /* Five members A..E = 0..4. Backups of B and D, which then restart (new
  * incarnations, which their recovery sources record durably); a round
  * commits on {B, C, D} alone while A and E are stopped; A and E die
@@ -337,16 +340,7 @@ Test(rollback, restored_backups_attack_five_members, .timeout = 180, .fini = rb_
     rb_start(D);
 
     /* With C down nothing may overlap: the members wait (or serve higher). */
-    int64_t end = procs_now_ms() + 5000;
-    int tried = 0, served = 0;
-    while (procs_now_ms() < end) {
-        static const int up[] = { A, B, D, E };
-        for (int k = 0; k < 4; k++) {
-            served += rb_fetch(up[k], 30 + (uint32_t)up[k], 1, 10, 400, false);
-            tried += RB_NAMES;
-        }
-        procs_sleep_ms(50);
-    }
+    int tried = 0, served = rb_fetch_with_c_down(&tried);
     rb_check("after the restore, C down");
     rb_assert(rb_wait_run_has(B, RB_ROLLED, 10000), "B (restored) was not told it was rolled back");
     rb_assert(rb_wait_run_has(D, RB_ROLLED, 10000), "D (restored) was not told it was rolled back");
@@ -624,16 +618,7 @@ Test(rollback, vm_snapshots_attack_five_members, .timeout = 180, .fini = rb_fini
     for (size_t k = 0; k < sizeof slow / sizeof slow[0]; k++)
         rb_assert(nem_net_delay_link(rb_net, slow[k][0], slow[k][1], 0, why, sizeof why) == 0,
                   "%s", why);
-    int64_t end = procs_now_ms() + 5000;
-    int tried = 0, served = 0;
-    while (procs_now_ms() < end) {
-        static const int up[] = { A, B, D, E };
-        for (int k = 0; k < 4; k++) {
-            served += rb_fetch(up[k], 30 + (uint32_t)up[k], 1, 10, 400, false);
-            tried += RB_NAMES;
-        }
-        procs_sleep_ms(50);
-    }
+    int tried = 0, served = rb_fetch_with_c_down(&tried);
     fprintf(stderr, "rollback: %s: %d fetches on {B, C, D} during the pause; with C down %d of %d "
             "served; told rolled back: B %d, D %d\n", rb_test, during, served, tried,
             rb_run_has(B, RB_ROLLED), rb_run_has(D, RB_ROLLED));

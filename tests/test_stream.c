@@ -24,8 +24,6 @@
 #include "../client/stream.h"
 #include "procs.h"
 
-#define TS_SLOT_FIRST 15
-#define TS_SLOT_COUNT 5
 
 typedef struct ts_src {
     _Atomic uint64_t next;      /* next ID handed out */
@@ -489,20 +487,7 @@ static procs_cluster *ts_pc;
  * ends), so that this test never shares ports with one of those. */
 static int ts_slot(void)
 {
-    for (int round = 0; round < 600; round++) {
-        for (int k = 0; k < TS_SLOT_COUNT; k++) {
-            char path[96];
-            snprintf(path, sizeof path, "/tmp/seqd-faults-slot-%d.lock", TS_SLOT_FIRST + k);
-            int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-            if (fd < 0)
-                continue;
-            if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-                return TS_SLOT_FIRST + k;
-            close(fd);
-        }
-        ts_sleep_ms(100);
-    }
-    return -1;
+    return procs_shared_slot(60000);
 }
 
 static void ts_fini(void)
