@@ -5,7 +5,9 @@
  * fetch path); the buckets are fixed at compile time, 50 µs to 1 s, so that
  * every member and every release exposes the same `le` labels and series
  * can be summed across members. Counts are kept per bucket and made
- * cumulative only when exposed. Not thread-safe: one event loop owns it.
+ * cumulative only when exposed. hist_observe may run on any thread (relaxed
+ * atomic adds: the log's sync thread feeds the fsync histogram); hist_expose
+ * reads each counter once and prints _count as the sum of the buckets read.
  */
 #ifndef SEQD_HISTOGRAM_H
 #define SEQD_HISTOGRAM_H

@@ -62,9 +62,13 @@ struct member {
     member_ready_fn on_ready;      /* member_set_ready_cb */
     void *on_ready_arg;
     histogram fetch_latency;      /* member_fetch to its done callback */
+    histogram round_latency;      /* a coordinator round, start to commit or failure */
+    histogram fsync_latency;      /* the log's data fdatasyncs (sync thread) */
+    log_fsync_observer fsync_obs;
     int stop_stage;
     bool stopping;
     bool fatal;
+    uint64_t rounds_committed, rounds_failed;
 };
 
 static enum member_log_level log_max = MLOG_INFO;
@@ -365,8 +369,27 @@ void member_get_metrics(const member *m, member_metrics *out)
                             .log_bytes = ls.bytes, .log_writes = ls.writes,
                             .log_compactions = ls.compactions, .log_write_errors = ls.write_errors,
                             .sequences = table_count(m->t), .peers_up = up,
-                            .fetch_latency = &m->fetch_latency};
+                            .rounds_committed = m->rounds_committed,
+                            .rounds_failed = m->rounds_failed,
+                            .fetch_latency = &m->fetch_latency,
+                            .round_latency = &m->round_latency,
+                            .fsync_latency = &m->fsync_latency};
     member_get_status(m, &out->st);
+}
+
+static void member_round_observed(void *arg, bool committed, uint64_t us)
+{
+    member *m = arg;
+    hist_observe(&m->round_latency, us);
+    if (committed)
+        m->rounds_committed++;
+    else
+        m->rounds_failed++;
+}
+
+static void member_fsync_observed(void *arg, uint64_t us)
+{
+    hist_observe(arg, us);   /* the sync thread: hist_observe is atomic */
 }
 
 static int member_index(const member *m, const char *addr, size_t len)
@@ -774,11 +797,16 @@ member *member_new(struct event_base *base, const member_config *cfg, seqlog *lo
     m->acc = acc_new(&m->store);
     m->coord = coord_new(&m->env);
     m->inc = inc_new(&m->env, &m->store);
+    if (m->coord)
+        coord_set_round_observer(m->coord, member_round_observed, m);
+    m->fsync_obs = (log_fsync_observer){.fn = member_fsync_observed, .arg = &m->fsync_latency};
+    log_set_fsync_observer(log, &m->fsync_obs);
     acc_set_incarn(m->acc, m->inc);
     m->self_ev = event_new(base, -1, 0, self_deliver_cb, m);
     m->log_ev = event_new(base, log_notify_fd(log), EV_READ | EV_PERSIST, member_log_cb, m);
     if (!m->acc || !m->coord || !m->self_ev || !m->log_ev) {
         snprintf(err, errlen, "out of memory");
+        log_set_fsync_observer(log, NULL);
         member_release(m);
         return NULL;
     }
@@ -789,6 +817,7 @@ member *member_new(struct event_base *base, const member_config *cfg, seqlog *lo
     if (cfg->mode == RECOVERY_INITIALIZED)
         acc_set_cid(m->acc, &cfg->cid);
     if (member_connect_peers(m, err, errlen) < 0) {
+        log_set_fsync_observer(log, NULL);
         member_release(m);
         return NULL;
     }

@@ -124,10 +124,13 @@ void member_get_status(const member *m, struct seqd_status *st);
 typedef struct member_metrics {
     struct seqd_status st;
     uint64_t round_conflicts, round_timeouts;   /* rounds by outcome */
+    uint64_t rounds_committed, rounds_failed;
     uint64_t log_bytes, log_writes, log_compactions, log_write_errors;
     uint64_t sequences;
     int peers_up;                               /* links to other members up */
     const histogram *fetch_latency;             /* member_fetch to its done, µs */
+    const histogram *round_latency;             /* coordinator rounds, start to end */
+    const histogram *fsync_latency;             /* the log's data fdatasyncs */
 } member_metrics;
 void member_get_metrics(const member *m, member_metrics *out);
 

@@ -119,6 +119,7 @@ typedef struct cround {
     int oks, bad;
     int storage_errs;       /* members that could not write their log */
     uint64_t sent_us;
+    uint64_t start_us;      /* when the slot was taken: the round's latency */
     uint64_t h, new_;       /* READ: max VALUE so far; ACCEPT: the round */
     uint64_t seen;          /* largest cur seen in this phase's replies */
     uint64_t cur[SEQD_MAX_MEMBERS];  /* ACCEPT: each answering member's cur after it */
@@ -154,6 +155,8 @@ struct coord {
     bool fast_path, coalescing;
     int pipeline;
     coord_stats st;
+    coord_round_fn observe;     /* NULL: nobody measures rounds */
+    void *observe_arg;
     map *names;            /* name -> index in seqs */
     cseq **seqs;
     size_t nseqs, cap;
@@ -186,6 +189,19 @@ void coord_set_pipeline(coord *c, int depth)
 }
 
 static uint64_t coord_now(const coord *c) { return c->env.now_us(c->env.ctx); }
+
+void coord_set_round_observer(coord *c, coord_round_fn fn, void *arg)
+{
+    c->observe = fn;
+    c->observe_arg = arg;
+}
+
+static void round_observe(const cround *r, bool committed)
+{
+    coord *c = r->s->c;
+    if (c->observe)
+        c->observe(c->observe_arg, committed, coord_now(c) - r->start_us);
+}
 
 static void *coord_timer(coord *c, uint64_t after_us, q_timer_fn fn, void *arg)
 {
@@ -517,6 +533,7 @@ static bool seq_start_one(cseq *s)
     }
     r->batch = batch;
     r->phase = CR_READ;   /* taken; round_send_* set the real phase */
+    r->start_us = coord_now(c);
     s->nflight++;
     assert(s->nflight <= c->pipeline && c->pipeline <= COORD_PIPELINE_MAX);
     if (!idle)
@@ -603,6 +620,7 @@ static void round_commit(cround *r)
     s->fails = 0;
     creq_list done = list_take(&r->batch);
     uint64_t first = r->h, end = r->new_, now = coord_now(c);
+    round_observe(r, true);
     round_end(r);
     s->busy++;
     for (creq *q = done.head, *next; q; q = next) {
@@ -701,6 +719,7 @@ static void round_failed(cround *r)
         s->storage_fail_us = coord_now(c);
     }
     list_merge(&s->queue, &r->batch);
+    round_observe(r, false);
     round_end(r);
     seq_after_round(s);
 }

@@ -45,6 +45,13 @@ void coord_submit(coord *c, const struct seqd_name *name, uint32_t count,
 void coord_on_reply(coord *c, int member, const seqd_msg *reply);
 
 void coord_fail_all(coord *c, int err);
+
+/* Called once per round that ends by commit or failure (not for rounds
+ * dropped by coord_fail_all or found exhausted before sending), with its
+ * time from start (READ or ACCEPT sent) to end, in env->now_us time. For
+ * the round-latency histogram; it must not call back into the coordinator. */
+typedef void (*coord_round_fn)(void *arg, bool committed, uint64_t us);
+void coord_set_round_observer(coord *c, coord_round_fn fn, void *arg);
 void coord_get_stats(const coord *c, coord_stats *s);
 
 /* Disables the fast path (every round reads first); for measurements. */

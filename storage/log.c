@@ -174,6 +174,7 @@ struct seqlog {
     /* shared flags */
     atomic_int fatal;          /* an fdatasync failed */
     atomic_int switch_retry;   /* a switch failed: the loop queues another */
+    _Atomic(const log_fsync_observer *) fsync_obs;
     atomic_uint_fast64_t st_appends, st_fsyncs, st_writes, st_bytes, st_compactions,
         st_write_errors;
 
@@ -460,7 +461,21 @@ static int log_data_sync(seqlog *l, int fd)
     }
     if (l->cur_faults.fsync_fail_nth && l->nsyncs == l->cur_faults.fsync_fail_nth)
         return EIO;
-    return fdatasync(fd) < 0 ? errno : 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int e = fdatasync(fd) < 0 ? errno : 0;
+    const log_fsync_observer *o = atomic_load_explicit(&l->fsync_obs, memory_order_acquire);
+    if (o) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        int64_t us = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+        o->fn(o->arg, us > 0 ? (uint64_t)us : 0);
+    }
+    return e;
+}
+
+void log_set_fsync_observer(seqlog *l, const log_fsync_observer *o)
+{
+    atomic_store_explicit(&l->fsync_obs, o, memory_order_release);
 }
 
 static void log_go_fatal(seqlog *l)

@@ -42,6 +42,14 @@ typedef struct log_opts {
     size_t segment_bytes;     /* preallocated size of a segment; 0 = default (64 MiB) */
 } log_opts;
 
+/* Told the duration of every data fdatasync (batches and compaction), on
+ * the log's sync thread: fn must be thread-safe and quick (the member's
+ * fsync-latency histogram). */
+typedef struct log_fsync_observer {
+    void (*fn)(void *arg, uint64_t us);
+    void *arg;
+} log_fsync_observer;
+
 /* Fault injection, for tests and the fault campaign. Counters are 1-based
  * and count from the log_set_faults call (batch writes and data fsyncs, as
  * in log_stats.writes / .fsyncs): write_fail_nth = 3 makes the 3rd write
@@ -54,6 +62,10 @@ typedef struct log_faults {
     uint32_t sync_delay_us;   /* sleep before each fdatasync (slow disk) */
     int crash_at;             /* tests: _exit(99) at compaction step N (1..) */
 } log_faults;
+
+/* Installs (or with NULL removes) the observer; it must outlive the log or
+ * its removal. Safe at any time: the sync thread loads it atomically. */
+void log_set_fsync_observer(seqlog *l, const log_fsync_observer *o);
 
 typedef struct log_stats {
     uint64_t appends, fsyncs, writes, bytes, compactions, write_errors;
