@@ -18,6 +18,7 @@ endif
 # man-db and systemd: tests/test_install.sh checks the man page with
 # `man --warnings` and the unit with `systemd-analyze verify`.
 DEPS_PKGS := build-essential pkg-config libevent-dev libxxhash-dev libcriterion-dev libssl-dev iproute2 \
+  python3-prometheus-client \
   man-db systemd
 HAVE_PKGS := $(shell pkg-config --exists $(PKGS) criterion 2>/dev/null && echo yes)
 
@@ -50,7 +51,7 @@ endif
 
 deps:
 	@if pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v cc >/dev/null && \
-	  command -v man >/dev/null && command -v systemd-analyze >/dev/null; then \
+	  command -v man >/dev/null && command -v systemd-analyze >/dev/null && /usr/bin/python3 -c "import prometheus_client" 2>/dev/null; then \
 	  echo "deps: all present"; else \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEPS_PKGS); fi
@@ -336,6 +337,12 @@ test-install: $(BIN) lib man tools
 ifneq ($(SAN),1)
 test: test-install
 endif
+# /metrics through Debian's Prometheus parser (python3-prometheus-client, in
+# DEPS_PKGS), against three real members; /usr/bin/python3 is Debian's, whose
+# dist-packages hold it (a pyenv python3 on PATH would not see them).
+test-metrics: $(BIN)
+	SEQD_BIN=$(CURDIR)/$(BIN) /usr/bin/python3 tests/test_metrics.py
+test: test-metrics
 # ---- end install ----
 
 # ---- deb: the Debian packages (debian/), and lintian on them ----

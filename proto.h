@@ -146,6 +146,21 @@
  *              once the sender's log is durable: inc, whose position is
  *              where it stopped. The member records it (DESIGN.md §3,
  *              "Clean stop"); no reply.
+ * ADVANCE      `seqd advance` -> member, on an admin connection (as INIT):
+ *              u32 timeout_ms | u64 value | u8 name_len | name. Makes every
+ *              fetch that starts after the reply hand out IDs >= value
+ *              (DESIGN.md §5; quorum/coord.h, coord_submit_floor). Answered
+ *              with ADVANCED: u64 next (the sequence's NEXT after it, >=
+ *              value), or REPLY_ERR (bad name, value 0, timeout, ...).
+ * LIST         client -> member: u32 start | u8 prefix_len | prefix (0 to
+ *              128 bytes of the name charset). One chunk of the member's
+ *              table from entry `start` in its insertion order, the names
+ *              that start with prefix. Answered with LIST_CHUNK: u32 next |
+ *              u8 list_flags | u16 n_entries | n_entries x (u8 name_len |
+ *              name | u64 cur), as SNAP_CHUNK's entries; `next` is the
+ *              start of the following chunk, LIST_DONE marks the last one.
+ *              `seqd list` merges the chunks of a quorum of members, the
+ *              largest cur per name: what a READ would see.
  *
  * One line per type: X(NAME, number). The enum and the names logs print
  * both come from this list. */
@@ -168,11 +183,15 @@
     X(INIT, 16)           \
     X(INIT_REPLY, 17)     \
     X(AUTH, 18)           \
-    X(STOPPED, 19)
+    X(STOPPED, 19)        \
+    X(ADVANCE, 20)        \
+    X(ADVANCED, 21)       \
+    X(LIST, 22)           \
+    X(LIST_CHUNK, 23)
 
 #define SEQD_MSG_ENUM(name, num) MSG_##name = num,
 #define SEQD_ONE2(a, b) +1
-enum seqd_msg_type { SEQD_MSG_TYPES(SEQD_MSG_ENUM) MSG_TYPE_MAX = 19 };
+enum seqd_msg_type { SEQD_MSG_TYPES(SEQD_MSG_ENUM) MSG_TYPE_MAX = 23 };
 /* The codec takes 1..MAX as the known types: the list has no gaps. */
 _Static_assert(MSG_TYPE_MAX == 0 SEQD_MSG_TYPES(SEQD_ONE2), "message types 1..MAX, no gaps");
 #undef SEQD_MSG_ENUM
@@ -229,6 +248,9 @@ static inline bool seqd_cid_none(const struct seqd_cid *a)
 
 /* fetch_flags */
 #define FETCH_NO_FORWARD 0x01   /* reserved for coordinator forwarding */
+
+/* list_flags */
+#define LIST_DONE 0x01          /* no entries after this chunk */
 
 /* snap_flags */
 #define SNAP_HAS_STATE 0x01     /* counts in a recovery: initialized, not marked
@@ -331,6 +353,13 @@ typedef struct seqd_msg {
         struct { uint8_t op; struct seqd_cid cid; uint64_t set_digest; } init;
         struct { uint8_t state; struct seqd_cid cid; } init_reply;
         struct { uint8_t step; uint8_t nonce[SEQD_NONCE_LEN], mac[SEQD_MAC_LEN]; } auth;
+        struct { uint32_t timeout_ms; uint64_t value; struct seqd_name name; } advance;
+        struct { uint64_t next; } advanced;
+        struct { uint32_t start; uint8_t prefix_len; const char *prefix; } list;
+        struct {
+            uint32_t next; uint8_t flags; uint16_t n;
+            const uint8_t *entries; uint32_t entries_len;  /* validated by the decoder */
+        } list_chunk;
         struct {
             uint8_t flags; struct seqd_cid cid; struct seqd_inc inc, you;
             uint32_t next; uint16_t n;

@@ -45,7 +45,9 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
  * the defaults of all commands can live side by side. */
 typedef struct opts {
     const char *listen, *data, *peers, *servers, *name, *secret_file, *http;
-    const char *log_level, *log_format;
+    const char *log_level, *log_format, *prefix;
+    const char *value;   /* advance's VALUE, the second positional */
+    double exhaustion_alarm;
     bool insecure, json;
     const char *fsync;
     uint64_t count, round_ms, timeout_ms, buffer, interval_ms;
@@ -60,7 +62,8 @@ static const opts opts_defaults = {.fsync = "always", .log_level = "info", .log_
 enum {
     OPT_LISTEN = 256, OPT_DATA, OPT_PEERS, OPT_SERVERS, OPT_FSYNC, OPT_COUNT,
     OPT_RANGE, OPT_ROUND_TIMEOUT, OPT_BUFFER, OPT_INTERVAL, OPT_TIMEOUT, OPT_SECRET_FILE,
-    OPT_INSECURE, OPT_HTTP, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_JSON,
+    OPT_INSECURE, OPT_HTTP, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_JSON, OPT_PREFIX,
+    OPT_EXHAUSTION_ALARM,
 };
 
 /* An option as getopt_long wants it, with the words `CMD --help` shows for
@@ -83,6 +86,7 @@ struct cmd_entry {
     int help_col;           /* where option descriptions start */
     const char *footer;     /* after the options */
     bool takes_name;        /* one positional NAME */
+    bool takes_value;       /* and a second one, VALUE */
 };
 
 #define SERVERS_HELP "members to ask (default: $SEQD_SERVERS, else " DEFAULT_SERVERS ")"
@@ -107,6 +111,8 @@ static const cmd_opt serve_options[] = {
             "error, warn, info (default) or debug"),
     CMD_OPT("log-format", required_argument, OPT_LOG_FORMAT, "FORMAT",
             "text (default) or json (one object per line)"),
+    CMD_OPT("exhaustion-alarm", required_argument, OPT_EXHAUSTION_ALARM, "SHARE",
+            "/metrics names the sequences past this share of 2^64\n(default 0.5)"),
     {{0}, 0, 0, 0},
 };
 
@@ -136,6 +142,21 @@ static const cmd_opt init_options[] = {
     {{0}, 0, 0, 0},
 };
 
+static const cmd_opt advance_options[] = {
+    CMD_OPT("servers", required_argument, OPT_SERVERS, "LIST", SERVERS_HELP),
+    CMD_OPT("secret-file", required_argument, OPT_SECRET_FILE, "PATH",
+            "the cluster secret, when the members have one"),
+    CMD_OPT("timeout", required_argument, OPT_TIMEOUT, "MS", "deadline for the whole call (default 5000)"),
+    {{0}, 0, 0, 0},
+};
+
+static const cmd_opt list_options[] = {
+    CMD_OPT("servers", required_argument, OPT_SERVERS, "LIST", SERVERS_HELP),
+    CMD_OPT("prefix", required_argument, OPT_PREFIX, "P", "only the names that start with P"),
+    CMD_OPT("timeout", required_argument, OPT_TIMEOUT, "MS", "per member and chunk (default 5000)"),
+    {{0}, 0, 0, 0},
+};
+
 static const cmd_opt stream_options[] = {
     CMD_OPT("servers", required_argument, OPT_SERVERS, "LIST", SERVERS_HELP),
     CMD_OPT("buffer", required_argument, OPT_BUFFER, "N",
@@ -149,17 +170,20 @@ static int cmd_init(const opts *o, const cmd_entry *cmd);
 static int cmd_fetch(const opts *o, const cmd_entry *cmd);
 static int cmd_status(const opts *o, const cmd_entry *cmd);
 static int cmd_stream(const opts *o, const cmd_entry *cmd);
+static int cmd_advance(const opts *o, const cmd_entry *cmd);
+static int cmd_list(const opts *o, const cmd_entry *cmd);
 
 static const cmd_entry commands[] = {
     {"serve", cmd_serve, "run a cluster member",
      "serve --listen HOST:PORT --data DIR [--peers HOST:PORT,...]\n"
      "                  [--fsync always|never] [--round-timeout MS]\n"
      "                  [--secret-file PATH | --insecure] [--http HOST:PORT]\n"
-     "                  [--log-level LEVEL] [--log-format text|json]\n",
+     "                  [--log-level LEVEL] [--log-format text|json]\n"
+     "                  [--exhaustion-alarm SHARE]\n",
      "Runs one member. The member set is --listen plus --peers (the other members);\n"
      "every member must be given the same set and the same --round-timeout.\n"
      "It logs to stderr; SIGHUP is logged and ignored (there is no file to reopen).\n",
-     serve_options, 23, NULL, false},
+     serve_options, 23, NULL, false, false},
     {"init", cmd_init, "create a new cluster, once",
      "init [--servers HOST:PORT,...] [--secret-file PATH] [--timeout MS]\n",
      "Creates a new cluster of the members named, which must all be running with\n"
@@ -170,20 +194,20 @@ static const cmd_entry commands[] = {
      init_options, 22,
      "Exit status: 0 initialized (or already), 1 refused or a member down (the\n"
      "message names it), 2 usage error.\n",
-     false},
+     false, false},
     {"fetch", cmd_fetch, "allocate IDs of a sequence",
      "fetch [--servers HOST:PORT,...] [--count N] [--range] [--timeout MS] NAME\n",
      "Allocates N consecutive IDs of sequence NAME and prints them, one per line.\n",
      fetch_options, 18,
      "NAME is 1 to 128 bytes of [A-Za-z0-9._-].\n"
      "Exit status: 0 ok, 1 the cluster could not serve, 2 usage error.\n",
-     true},
+     true, false},
     {"status", cmd_status, "show every member's state",
      "status [--servers HOST:PORT,...] [--json]\n",
      "Prints one line per member: address, ready / recovering / down, counters;\n"
      "with --json, one document {\"members\":[{\"address\":...,\"state\":...,\n"
      "\"counters\":{...}},...],\"ready\":BOOL}. Exits 0 only when every member is ready.\n",
-     status_options, 12, NULL, false},
+     status_options, 12, NULL, false, false},
     {"stream", cmd_stream, "print IDs from a buffered stream until interrupted",
      "stream [--servers HOST:PORT,...] [--buffer N] [--interval MS] NAME\n",
      "Prints IDs of sequence NAME from a buffered stream, one per line, until\n"
@@ -191,7 +215,28 @@ static const cmd_entry commands[] = {
      "The stream fetches ranges of N IDs in the background, refilling when half\n"
      "is used; it keeps going while members die and come back as long as a\n"
      "quorum is up, and says on stderr when it has to wait for the cluster.\n",
-     stream_options, 18, NULL, true},
+     stream_options, 18, NULL, true, false},
+    {"advance", cmd_advance, "raise a sequence's floor (moving from another system)",
+     "advance [--servers HOST:PORT,...] [--secret-file PATH] [--timeout MS] NAME VALUE\n",
+     "Makes every ID of sequence NAME handed out after it returns be >= VALUE, by a\n"
+     "quorum round (the floor survives every crash the guarantees cover). It never\n"
+     "lowers anything: when NAME is already past VALUE it succeeds and changes\n"
+     "nothing but one ID. Prints `NAME NEXT`. An admin command: with a cluster\n"
+     "secret it needs --secret-file; without one, members take it from loopback\n"
+     "only (protected mode, as init).\n",
+     advance_options, 22,
+     "VALUE is 1 to 18446744073709551615.\n"
+     "Exit status: 0 ok (also when NAME was past VALUE), 1 the cluster could not\n"
+     "serve or refused (no quorum, timeout, not authenticated), 2 usage error.\n",
+     true, true},
+    {"list", cmd_list, "print every sequence and its NEXT",
+     "list [--servers HOST:PORT,...] [--prefix P] [--timeout MS]\n",
+     "Prints `NAME NEXT` per sequence, sorted by name, NEXT being the lowest ID not\n"
+     "yet handed out as a read quorum sees it: the largest a majority of the members\n"
+     "hold. Each member sends its table in chunks of at most one frame.\n",
+     list_options, 18,
+     "Exit status: 0 ok, 1 fewer than a quorum of members answered, 2 usage error.\n",
+     false, false},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -383,7 +428,7 @@ static int usage_error(const cmd_entry *cmd, const char *fmt, const char *arg)
 /* Strict decimal: the whole string, no sign, no overflow. */
 static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
-    if (!s || !*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 19)
+    if (!s || !*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 20)
         return false;
     errno = 0;
     unsigned long long v = strtoull(s, NULL, 10);
@@ -418,6 +463,16 @@ static int set_opt(const cmd_entry *cmd, opts *o, int key, const char *v)
     case OPT_LOG_LEVEL: o->log_level = v; break;
     case OPT_LOG_FORMAT: o->log_format = v; break;
     case OPT_JSON: o->json = true; break;
+    case OPT_PREFIX: o->prefix = v; break;
+    case OPT_EXHAUSTION_ALARM: {
+        char *end;
+        errno = 0;
+        double d = strtod(v, &end);
+        if (errno || end == v || *end || !(d > 0 && d <= 1))
+            return usage_error(cmd, "bad --exhaustion-alarm '%s': want a share in (0, 1], e.g. 0.5", v);
+        o->exhaustion_alarm = d;
+        break;
+    }
     case OPT_RANGE: o->range = true; break;
     case OPT_COUNT:
         return set_u64(cmd, v, 1, SEQD_COUNT_MAX, &o->count, "bad --count '%s': want 1 to 1000000");
@@ -436,6 +491,10 @@ static int set_opt(const cmd_entry *cmd, opts *o, int key, const char *v)
 
 static int set_name(const cmd_entry *cmd, opts *o, const char *arg)
 {
+    if (o->name && cmd->takes_value && !o->value) {
+        o->value = arg;
+        return EXIT_OK;
+    }
     if (o->name || !cmd->takes_name)
         return usage_error(cmd, "unexpected argument '%s'", arg);
     o->name = arg;
@@ -797,7 +856,8 @@ static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
     member_config cfg = {.data_dir = o->data, .members = p->members, .n = p->n, .self = p->self,
                          .set_digest = p->set_digest, .members_joined = p->joined,
                          .round_ms = (uint32_t)o->round_ms, .mode = p->mode, .cid = p->cid, .secret = p->secret,
-                         .peer_route = getenv("SEQD_TEST_PEER_ROUTE")};
+                         .peer_route = getenv("SEQD_TEST_PEER_ROUTE"),
+                         .exhaustion_alarm = o->exhaustion_alarm};
     running = base ? member_new(base, &cfg, log, t, err, sizeof err) : NULL;
     if (!running) {
         fprintf(stderr, "seqd: %s\n", base ? err : "cannot create the event loop");
@@ -948,41 +1008,12 @@ typedef struct init_view {
     struct seqd_cid cid[SEQD_MAX_MEMBERS];
 } init_view;
 
-/* The admin's half of net/auth.h's challenge-response on member i's
- * connection (the client keeps it open for the MSG_INITs that follow,
- * which then carry tags). i is the member's slot: init's list is the
- * sorted member set. */
+/* init's list is the sorted member set: member i is slot i. */
 static int init_authenticate(client *c, int i, const auth_secret *s, uint32_t ms)
 {
-    static uint8_t scratch[SEQD_MAX_FRAME];
     char err[512];
-    uint8_t nc[SEQD_NONCE_LEN], ks[AUTH_KEY_LEN];
-    if (auth_nonce(nc) < 0) {
-        fprintf(stderr, "seqd: init: no randomness for a nonce\n");
-        return -1;
-    }
-    auth_exchange x;
-    seqd_msg req, rep;
-    auth_connector_begin(&x, (uint8_t)i, nc, &req);
-    for (;;) {
-        if (client_raw(c, i, &req, &rep, scratch, ms, err, sizeof err) != CLIENT_OK) {
-            fprintf(stderr, "seqd: init: member %s is down or unreachable: %s\n",
-                    client_server(c, i), err);
-            return -1;
-        }
-        enum auth_verdict v = rep.type == MSG_AUTH ? auth_step(&x, s, &rep, &req, ks) : AUTH_REFUSE;
-        if (v == AUTH_REFUSE) {
-            fprintf(stderr, "seqd: init: member %s: not authenticated (another secret, or none)\n",
-                    client_server(c, i));
-            return -1;
-        }
-        if (v == AUTH_DONE)
-            break;
-        req.reqid = 0;   /* client_raw picks a fresh one */
-    }
-    if (client_set_mac(c, i, ks, AUTH_ROLE_CONNECTOR) < 0) {
-        fprintf(stderr, "seqd: init: member %s: connection lost after authentication\n",
-                client_server(c, i));
+    if (client_admin_auth(c, i, i, s, ms, err, sizeof err) != CLIENT_OK) {
+        fprintf(stderr, "seqd: init: member %s: %s\n", client_server(c, i), err);
         return -1;
     }
     return 0;
@@ -1213,6 +1244,145 @@ static void stream_report(bool ok, bool *waiting, const char *err)
     else if (ok && *waiting)
         fprintf(stderr, "seqd: the cluster serves again\n");
     *waiting = !ok;
+}
+
+/* ---- advance and list (DESIGN.md §1, §5) ----------------------------------- */
+
+static int cmd_advance(const opts *o, const cmd_entry *cmd)
+{
+    if (!o->name || !o->value)
+        return usage_error(cmd, "%s", "want NAME VALUE");
+    uint64_t value;
+    if (!parse_u64(o->value, UINT64_MAX, &value) || value < 1)
+        return usage_error(cmd, "bad VALUE '%s': want 1 to 18446744073709551615", o->value);
+    char err[1024];
+    static auth_secret secret;
+    if (o->secret_file && auth_load_secret(o->secret_file, &secret, err, sizeof err) < 0) {
+        fprintf(stderr, "seqd: %s\n", err);
+        return EXIT_FAIL;
+    }
+    client *c = client_new(servers_of(o), err, sizeof err);
+    if (!c)
+        return usage_error(cmd, "%s", err);
+    uint64_t next = 0;
+    int rc = client_advance(c, o->name, value, o->secret_file ? &secret : NULL,
+                            (uint32_t)o->timeout_ms, &next, err, sizeof err);
+    client_free(c);
+    if (rc == CLIENT_EUSAGE)
+        return usage_error(cmd, "%s", err);
+    if (rc != CLIENT_OK) {
+        fprintf(stderr, "seqd: %s%s\n", err,
+                strstr(err, "not authenticated") && !o->secret_file
+                    ? " (give --secret-file when the cluster has a secret)" : "");
+        return EXIT_FAIL;
+    }
+    printf("%s %llu\n", o->name, (unsigned long long)next);
+    return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+/* What list collects: every (name, NEXT) each member sent, names in one
+ * arena. Sorted by name and merged, the largest NEXT per name is what a
+ * READ of that name would see from those members. */
+typedef struct list_entry {
+    size_t off;
+    uint8_t len;
+    uint64_t next;
+} list_entry;
+
+typedef struct list_acc {
+    list_entry *e;
+    size_t n, cap;
+    char *names;
+    size_t used, names_cap;
+} list_acc;
+
+static int list_add(void *arg, const struct seqd_name *name, uint64_t next)
+{
+    list_acc *a = arg;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 4096;
+        list_entry *e = realloc(a->e, cap * sizeof *e);
+        if (!e)
+            return -1;
+        a->e = e;
+        a->cap = cap;
+    }
+    if (a->names_cap - a->used < name->len) {
+        size_t cap = a->names_cap ? 2 * a->names_cap : 65536;
+        char *p = realloc(a->names, cap);
+        if (!p)
+            return -1;
+        a->names = p;
+        a->names_cap = cap;
+    }
+    memcpy(a->names + a->used, name->s, name->len);
+    a->e[a->n++] = (list_entry){.off = a->used, .len = name->len, .next = next};
+    a->used += name->len;
+    return 0;
+}
+
+static const char *list_names;   /* for the qsort comparator */
+
+static int list_cmp(const void *pa, const void *pb)
+{
+    const list_entry *a = pa, *b = pb;
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c = memcmp(list_names + a->off, list_names + b->off, n);
+    if (c)
+        return c;
+    if (a->len != b->len)
+        return a->len < b->len ? -1 : 1;
+    return a->next > b->next ? -1 : a->next < b->next;   /* largest first */
+}
+
+static int cmd_list(const opts *o, const cmd_entry *cmd)
+{
+    char err[1024];
+    const char *prefix = o->prefix ? o->prefix : "";
+    size_t plen = strlen(prefix);
+    if (plen && (plen > SEQD_NAME_MAX || !seqd_name_valid(prefix, plen)))
+        return usage_error(cmd, "bad --prefix '%s': want up to 128 bytes of [A-Za-z0-9._-]", prefix);
+    client *c = client_new(servers_of(o), err, sizeof err);
+    if (!c)
+        return usage_error(cmd, "%s", err);
+    list_acc a = {0};
+    int n = client_nservers(c), answered = 0, members = 0;
+    for (int i = 0; i < n; i++) {
+        struct seqd_status st;
+        if (client_status(c, i, (uint32_t)o->timeout_ms, &st, err, sizeof err) == CLIENT_OK &&
+            st.n_members > members)
+            members = st.n_members;
+        size_t before = a.n;
+        if (client_list_member(c, i, prefix, (uint32_t)o->timeout_ms, list_add, &a, err,
+                               sizeof err) == CLIENT_OK) {
+            answered++;
+        } else {
+            a.n = before;   /* a member's partial table is not a read */
+            fprintf(stderr, "seqd: list: member %s: %s\n", client_server(c, i), err);
+        }
+    }
+    client_free(c);
+    /* A quorum of the cluster, not of the list given: a READ needs it. */
+    int q = members > 0 ? members / 2 + 1 : 1;
+    if (members == 0 || answered < q) {
+        fprintf(stderr, "seqd: list: %d of %d members answered; a read quorum needs %d\n",
+                answered, members > 0 ? members : n, q);
+        free(a.e);
+        free(a.names);
+        return EXIT_FAIL;
+    }
+    list_names = a.names;
+    qsort(a.e, a.n, sizeof *a.e, list_cmp);
+    for (size_t i = 0; i < a.n; i++) {
+        const list_entry *e = &a.e[i];
+        if (i > 0 && e->len == a.e[i - 1].len &&
+            memcmp(a.names + e->off, a.names + a.e[i - 1].off, e->len) == 0)
+            continue;   /* a smaller NEXT of the same name */
+        printf("%.*s %llu\n", (int)e->len, a.names + e->off, (unsigned long long)e->next);
+    }
+    free(a.e);
+    free(a.names);
+    return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 static int cmd_stream(const opts *o, const cmd_entry *cmd)

@@ -20,6 +20,7 @@
 #include "../quorum/incarnation.h"
 #include "../quorum/recovery.h"
 #include "../storage/datadir.h"
+#include "headroom.h"
 #include "statusfmt.h"
 
 /* The refusal of a hello from a superseded incarnation; the sender parses
@@ -69,6 +70,7 @@ struct member {
     bool stopping;
     bool fatal;
     uint64_t rounds_committed, rounds_failed;
+    headroom headroom;            /* the exhaustion alarm (headroom.h) */
 };
 
 static enum member_log_level log_max = MLOG_INFO;
@@ -235,7 +237,12 @@ static int store_raise(void *ctx, const struct seqd_name *name, uint64_t value, 
     member *m = ctx;
     if (m->inc)
         inc_flush(m->inc);
-    return log_append(m->log, name->s, name->len, value, done, arg);
+    /* The old value only matters to the alarm, and only above it. */
+    uint64_t old = value >= m->headroom.alarm ? table_get(m->t, name->s, name->len) : 1;
+    int rc = log_append(m->log, name->s, name->len, value, done, arg);
+    if (rc == 0)
+        headroom_note(&m->headroom, name->s, name->len, old, value);
+    return rc;
 }
 
 static uint64_t store_meta_get(void *ctx, const char *key)
@@ -343,6 +350,55 @@ int member_fetch(member *m, const struct seqd_name *name, uint32_t count, uint32
     return 0;
 }
 
+int member_advance(member *m, const struct seqd_name *name, uint64_t floor, uint32_t timeout_ms,
+                   member_fetch_fn done, void *arg)
+{
+    assert(seqd_name_valid(name->s, name->len));
+    assert(floor >= 1);
+    if (m->stopping)
+        return ERR_SHUTDOWN;
+    if (!acc_ready(m->acc))
+        return ERR_RECOVERING;
+    uint32_t ms = timeout_ms ? timeout_ms : MEMBER_DEFAULT_TIMEOUT_MS;
+    if (ms > MEMBER_MAX_TIMEOUT_MS)
+        ms = MEMBER_MAX_TIMEOUT_MS;
+    coord_submit_floor(m->coord, name, floor, env_now_us(m) + (uint64_t)ms * 1000u, done, arg);
+    return 0;
+}
+
+static bool has_prefix(const char *name, uint8_t len, const char *prefix, uint8_t plen)
+{
+    return len >= plen && memcmp(name, prefix, plen) == 0;
+}
+
+int member_list(const member *m, const char *prefix, uint8_t plen, uint32_t start, uint8_t *out,
+                size_t cap, member_list_chunk *chunk)
+{
+    if (m->stopping)
+        return ERR_SHUTDOWN;
+    if (!acc_ready(m->acc))
+        return ERR_RECOVERING;
+    size_t n = table_count(m->t), used = 0, scanned = 0;
+    uint32_t i = start;
+    *chunk = (member_list_chunk){0};
+    for (; i < n && scanned < MEMBER_LIST_SCAN_MAX; i++, scanned++) {
+        const char *nm;
+        uint8_t len;
+        uint64_t v;
+        table_entry(m->t, i, &nm, &len, &v);
+        if (!has_prefix(nm, len, prefix, plen))
+            continue;
+        if (cap - used < 1u + len + 8u)
+            break;
+        used += snap_entry_put(out + used, nm, len, v);
+        chunk->n++;
+    }
+    chunk->next = i;
+    chunk->done = i >= n;
+    chunk->bytes = (uint32_t)used;
+    return 0;
+}
+
 void member_get_status(const member *m, struct seqd_status *st)
 {
     coord_stats cs;
@@ -371,6 +427,8 @@ void member_get_metrics(const member *m, member_metrics *out)
                             .sequences = table_count(m->t), .peers_up = up,
                             .rounds_committed = m->rounds_committed,
                             .rounds_failed = m->rounds_failed,
+                            .headroom = &m->headroom,
+                            .floors = cs.floors,
                             .fetch_latency = &m->fetch_latency,
                             .round_latency = &m->round_latency,
                             .fsync_latency = &m->fsync_latency};
@@ -800,6 +858,15 @@ member *member_new(struct event_base *base, const member_config *cfg, seqlog *lo
     if (m->coord)
         coord_set_round_observer(m->coord, member_round_observed, m);
     m->fsync_obs = (log_fsync_observer){.fn = member_fsync_observed, .arg = &m->fsync_latency};
+    headroom_init(&m->headroom, cfg->exhaustion_alarm > 0 ? cfg->exhaustion_alarm
+                                                          : MEMBER_DEFAULT_EXHAUSTION_ALARM);
+    for (size_t i = 0, n = table_count(t); i < n; i++) {   /* what the log replayed */
+        const char *nm;
+        uint8_t len;
+        uint64_t v;
+        table_entry(t, i, &nm, &len, &v);
+        headroom_note(&m->headroom, nm, len, 1, v);
+    }
     log_set_fsync_observer(log, &m->fsync_obs);
     acc_set_incarn(m->acc, m->inc);
     m->self_ev = event_new(base, -1, 0, self_deliver_cb, m);

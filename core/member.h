@@ -57,7 +57,11 @@ typedef struct member_config {
     /* Testing hook: "MEMBER=CONNECT,..." makes the link to MEMBER connect
      * to CONNECT instead (a fault-injecting proxy); NULL for none. */
     const char *peer_route;
+    /* The exhaustion alarm of /metrics, a share of 2^64 (0: the default). */
+    double exhaustion_alarm;
 } member_config;
+
+#define MEMBER_DEFAULT_EXHAUSTION_ALARM 0.5
 
 /* Takes ownership of log and table (member_free closes and frees them) and
  * connects to the other members. NULL with a message on failure (log and
@@ -113,6 +117,33 @@ typedef void (*member_fetch_fn)(void *arg, int err, uint64_t first, uint32_t cou
 int member_fetch(member *m, const struct seqd_name *name, uint32_t count, uint32_t timeout_ms,
                  member_fetch_fn done, void *arg);
 
+/* `seqd advance NAME V` (DESIGN.md §5): a round that makes every fetch
+ * started after done reports success hand out IDs >= floor (coord.h,
+ * coord_submit_floor). done gets err = 0 with first = the sequence's NEXT
+ * afterwards (>= floor) and count = 0. Returns and calls done as
+ * member_fetch does. name must be valid and floor >= 1 (asserted). */
+int member_advance(member *m, const struct seqd_name *name, uint64_t floor, uint32_t timeout_ms,
+                   member_fetch_fn done, void *arg);
+
+/* `seqd list`: one chunk of this member's table, from entry `start` in
+ * insertion order (a stable cursor: entries are never removed), names
+ * starting with prefix (plen 0: all), packed as snapshot entries (u8 len |
+ * name | u64 NEXT as this member holds it) into out[0..cap). It looks at
+ * no more than MEMBER_LIST_SCAN_MAX entries per call, so a prefix that
+ * matches nothing costs each call a bounded time. Returns 0, or
+ * ERR_RECOVERING / ERR_SHUTDOWN (a recovering member's table is not yet
+ * what it answers READs with). The client takes the largest NEXT per name
+ * over a quorum of members: what a READ would see. */
+#define MEMBER_LIST_SCAN_MAX 65536u
+typedef struct member_list_chunk {
+    uint32_t next;    /* the start of the following chunk */
+    uint16_t n;       /* entries packed */
+    uint32_t bytes;   /* of out used */
+    bool done;        /* no entries after next (as of now) */
+} member_list_chunk;
+int member_list(const member *m, const char *prefix, uint8_t plen, uint32_t start, uint8_t *out,
+                size_t cap, member_list_chunk *chunk);
+
 /* ---- status ------------------------------------------------------------- */
 
 /* The counters of proto.h's SEQD_STATUS_COUNTERS, as MSG_STATUS_REPLY
@@ -125,6 +156,8 @@ typedef struct member_metrics {
     struct seqd_status st;
     uint64_t round_conflicts, round_timeouts;   /* rounds by outcome */
     uint64_t rounds_committed, rounds_failed;
+    uint64_t floors;                            /* advances committed */
+    const struct headroom *headroom;            /* the exhaustion alarm */
     uint64_t log_bytes, log_writes, log_compactions, log_write_errors;
     uint64_t sequences;
     int peers_up;                               /* links to other members up */

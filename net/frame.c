@@ -141,6 +141,23 @@ static void pack_snap(struct wr *w, const seqd_msg *m)
     wr_bytes(w, m->u.snap.entries, elen);
 }
 
+/* List chunks carry pre-packed entries too, under the same rule. */
+static void pack_list_chunk(struct wr *w, const seqd_msg *m)
+{
+    size_t used = 0;
+    uint32_t elen = m->u.list_chunk.entries_len;
+    if ((elen && !m->u.list_chunk.entries) ||
+        snap_entries_scan(m->u.list_chunk.entries, elen, m->u.list_chunk.n, &used) != 0 ||
+        used != elen) {
+        w->bad = true;
+        return;
+    }
+    wr_uint(w, m->u.list_chunk.next, 4);
+    wr_uint(w, m->u.list_chunk.flags, 1);
+    wr_uint(w, m->u.list_chunk.n, 2);
+    wr_bytes(w, m->u.list_chunk.entries, elen);
+}
+
 /* The payload layouts, one case per type, in proto.h order. */
 static void pack_payload(struct wr *w, const seqd_msg *m)
 {
@@ -223,6 +240,21 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
         wr_uint(w, m->u.auth.step, 1);
         wr_bytes(w, m->u.auth.nonce, SEQD_NONCE_LEN);
         wr_bytes(w, m->u.auth.mac, SEQD_MAC_LEN);
+        break;
+    case MSG_ADVANCE:
+        wr_uint(w, m->u.advance.timeout_ms, 4);
+        wr_uint(w, m->u.advance.value, 8);
+        wr_name(w, &m->u.advance.name);
+        break;
+    case MSG_ADVANCED:
+        wr_uint(w, m->u.advanced.next, 8);
+        break;
+    case MSG_LIST:
+        wr_uint(w, m->u.list.start, 4);
+        wr_lenbytes(w, m->u.list.prefix, m->u.list.prefix_len, 1, SEQD_NAME_MAX);
+        break;
+    case MSG_LIST_CHUNK:
+        pack_list_chunk(w, m);
         break;
     default:
         w->bad = true;
@@ -375,6 +407,23 @@ static void parse_snap(struct rd *r, seqd_msg *m)
     m->u.snap.entries_len = (uint32_t)used;
 }
 
+static void parse_list_chunk(struct rd *r, seqd_msg *m)
+{
+    m->u.list_chunk.next = (uint32_t)rd_uint(r, 4);
+    m->u.list_chunk.flags = (uint8_t)rd_uint(r, 1);
+    m->u.list_chunk.n = (uint16_t)rd_uint(r, 2);
+    if (r->err)
+        return;
+    size_t used = 0;
+    int e = snap_entries_scan(r->p, r->left, m->u.list_chunk.n, &used);
+    if (e) {
+        r->err = e;
+        return;
+    }
+    m->u.list_chunk.entries = rd_bytes(r, used);
+    m->u.list_chunk.entries_len = (uint32_t)used;
+}
+
 /* Counters by name; names this build does not know are skipped (a newer
  * member's), and counters it knows but did not get stay 0 (an older one's). */
 static void parse_status(struct rd *r, struct seqd_status *st)
@@ -468,6 +517,22 @@ static void parse_payload(struct rd *r, seqd_msg *m)
     case MSG_INIT_REPLY:
         m->u.init_reply.state = (uint8_t)rd_uint(r, 1);
         rd_cid(r, &m->u.init_reply.cid);
+        break;
+    case MSG_ADVANCE:
+        m->u.advance.timeout_ms = (uint32_t)rd_uint(r, 4);
+        m->u.advance.value = rd_uint(r, 8);
+        rd_name(r, &m->u.advance.name);
+        break;
+    case MSG_ADVANCED:
+        m->u.advanced.next = rd_uint(r, 8);
+        break;
+    case MSG_LIST:
+        m->u.list.start = (uint32_t)rd_uint(r, 4);
+        m->u.list.prefix = rd_lenbytes(r, 1, SEQD_NAME_MAX, &len);
+        m->u.list.prefix_len = (uint8_t)len;
+        break;
+    case MSG_LIST_CHUNK:
+        parse_list_chunk(r, m);
         break;
     case MSG_AUTH: {
         m->u.auth.step = (uint8_t)rd_uint(r, 1);

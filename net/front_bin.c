@@ -160,6 +160,90 @@ static void front_fetch(front_bin *f, conn *c, const seqd_msg *msg)
     }
 }
 
+/* One chunk of the member's table (member_list); the prefix must be a
+ * prefix of a valid name, so that garbage is refused with a reply. */
+static void front_list(front_bin *f, conn *c, const seqd_msg *msg)
+{
+    const char *prefix = msg->u.list.prefix;
+    uint8_t plen = msg->u.list.prefix_len;
+    if (plen && !seqd_name_valid(prefix, plen)) {
+        reply_err(c, msg->reqid, ERR_BAD_NAME,
+                  "bad prefix: want up to %u bytes of [A-Za-z0-9._-]", SEQD_NAME_MAX);
+        return;
+    }
+    /* A chunk fills a frame: header, next, flags, n, then entries. */
+    static uint8_t out[SEQD_MAX_FRAME - SEQD_HDR_LEN - 7 - SEQD_TAG_LEN];
+    member_list_chunk ch;
+    int err = member_list(f->m, prefix, plen, msg->u.list.start, out, sizeof out, &ch);
+    if (err) {
+        reply_err(c, msg->reqid, err, "%s", refusal_text(err));
+        return;
+    }
+    seqd_msg r = {.type = MSG_LIST_CHUNK, .reqid = msg->reqid};
+    r.u.list_chunk.next = ch.next;
+    r.u.list_chunk.flags = ch.done ? LIST_DONE : 0;
+    r.u.list_chunk.n = ch.n;
+    r.u.list_chunk.entries = out;
+    r.u.list_chunk.entries_len = ch.bytes;
+    conn_send(c, &r);
+}
+
+typedef struct advance_req {
+    conn *c;
+    uint64_t reqid;
+} advance_req;
+
+static void advance_done(void *arg, int err, uint64_t next, uint32_t count)
+{
+    advance_req *a = arg;
+    assert(count == 0);
+    if (err == 0) {
+        seqd_msg r = {.type = MSG_ADVANCED, .reqid = a->reqid};
+        r.u.advanced.next = next;
+        conn_send(a->c, &r);
+    } else {
+        reply_err(a->c, a->reqid, err, "%s", seqd_err_str(err));
+    }
+    conn_unref(a->c);
+    free(a);
+}
+
+/* An admin request: only from a connection trusted as init's are. */
+static void front_advance(front_bin *f, const front_conn *fc, const seqd_msg *msg)
+{
+    conn *c = fc->c;
+    if (!front_require_trust(f, fc, "an advance"))
+        return;
+    if (member_stopping(f->m)) {
+        reply_err(c, msg->reqid, ERR_SHUTDOWN, "%s", refusal_text(ERR_SHUTDOWN));
+        return;
+    }
+    const struct seqd_name *name = &msg->u.advance.name;
+    if (!seqd_name_valid(name->s, name->len)) {
+        reply_err(c, msg->reqid, ERR_BAD_NAME,
+                  "bad sequence name: want 1 to %u bytes of [A-Za-z0-9._-]", SEQD_NAME_MAX);
+        return;
+    }
+    if (msg->u.advance.value < 1) {
+        reply_err(c, msg->reqid, ERR_BAD_COUNT, "bad value 0: IDs start at 1");
+        return;
+    }
+    advance_req *a = malloc(sizeof *a);
+    if (!a) {
+        reply_err(c, msg->reqid, ERR_TIMEOUT, "out of memory");
+        return;
+    }
+    *a = (advance_req){.c = c, .reqid = msg->reqid};
+    conn_ref(c);
+    int err = member_advance(f->m, name, msg->u.advance.value, msg->u.advance.timeout_ms,
+                             advance_done, a);
+    if (err) {
+        conn_unref(c);
+        free(a);
+        reply_err(c, msg->reqid, err, "%s", refusal_text(err));
+    }
+}
+
 static void front_status(front_bin *f, conn *c, uint64_t reqid)
 {
     seqd_msg r = {.type = MSG_STATUS_REPLY, .reqid = reqid};
@@ -281,6 +365,12 @@ static void front_on_msg(conn *c, const seqd_msg *msg, void *arg)
         break;
     case MSG_INIT:
         front_init(f, fc, msg);
+        break;
+    case MSG_ADVANCE:
+        front_advance(f, fc, msg);
+        break;
+    case MSG_LIST:
+        front_list(f, c, msg);
         break;
     case MSG_STOPPED:
         if (conn_peer(c) >= 0)   /* one-way; from anyone else it means nothing */

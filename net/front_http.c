@@ -12,6 +12,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "../core/headroom.h"
 #include "../core/histogram.h"
 #include "../core/member.h"
 #include "../core/statusfmt.h"
@@ -77,6 +78,42 @@ static void metric(struct evbuffer *b, const char *name, const char *type, const
     evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, v);
 }
 
+/* The exhaustion alarm (core/headroom.h): how many sequences passed the
+ * configured share of 2^64, the least headroom of any sequence as a
+ * share, and a labelled series only for the few past the alarm — so a
+ * million sequences cost no series, and the alert `seqd_sequences_past_alarm
+ * > 0` names the sequences in the samples it fires on. */
+static void metrics_headroom(struct evbuffer *b, const headroom *h)
+{
+    evbuffer_add_printf(b, "# HELP seqd_exhaustion_alarm_ratio The share of 2^64 past which a "
+                           "sequence counts as near exhaustion (--exhaustion-alarm).\n"
+                           "# TYPE seqd_exhaustion_alarm_ratio gauge\n"
+                           "seqd_exhaustion_alarm_ratio %g\n",
+                        h->share);
+    metric(b, "seqd_sequences_past_alarm", "gauge",
+           "Sequences whose NEXT passed the exhaustion alarm on this member.", h->past);
+    evbuffer_add_printf(b, "# HELP seqd_headroom_min_ratio IDs left below 2^64-1 of the fullest "
+                           "sequence, as a share of 2^64.\n"
+                           "# TYPE seqd_headroom_min_ratio gauge\n"
+                           "seqd_headroom_min_ratio %.17g\n",
+                        (double)headroom_left(h->max_value) / 18446744073709551616.0);
+    evbuffer_add_printf(b, "# HELP seqd_sequence_headroom_ids IDs left below 2^64-1, for the "
+                           "first %d sequences past the alarm.\n"
+                           "# TYPE seqd_sequence_headroom_ids gauge\n", HEADROOM_NAMES);
+    for (int i = 0; i < h->nnames; i++)   /* names are [A-Za-z0-9._-]: no escaping needed */
+        evbuffer_add_printf(b, "seqd_sequence_headroom_ids{sequence=\"%s\"} %llu\n",
+                            h->names[i].name.s, (unsigned long long)headroom_left(h->names[i].value));
+}
+
+static void metrics_histogram(struct evbuffer *b, const histogram *h, const char *name,
+                              const char *help)
+{
+    char hist[HIST_EXPOSE_MAX];
+    size_t used = hist_expose(h, name, help, hist, 0, sizeof hist);
+    assert(used < sizeof hist);
+    evbuffer_add(b, hist, used);
+}
+
 /* The names are the contract with dashboards: base units, counters end in
  * _total (https://prometheus.io/docs/practices/naming/). */
 static void http_metrics(front_http *f, struct evhttp_request *req)
@@ -93,7 +130,13 @@ static void http_metrics(front_http *f, struct evhttp_request *req)
     metric(b, "seqd_ids_total", "counter", "IDs handed out by this coordinator.", st->ids);
     metric(b, "seqd_rounds_total", "counter", "ACCEPT rounds this coordinator started.", st->rounds);
     metric(b, "seqd_round_conflicts_total", "counter", "Rounds that lost to another coordinator and were retried.", mm.round_conflicts);
-    metric(b, "seqd_round_timeouts_total", "counter", "Rounds that found no quorum within R.", mm.round_timeouts);
+    evbuffer_add_printf(b, "# HELP seqd_rounds_ended_total Rounds this coordinator finished, by outcome.\n"
+                           "# TYPE seqd_rounds_ended_total counter\n"
+                           "seqd_rounds_ended_total{outcome=\"committed\"} %llu\n"
+                           "seqd_rounds_ended_total{outcome=\"failed\"} %llu\n",
+                        (unsigned long long)mm.rounds_committed, (unsigned long long)mm.rounds_failed);
+    metric(b, "seqd_fetch_timeouts_total", "counter", "Fetches that passed their deadline before a round served them.", mm.round_timeouts);
+    metric(b, "seqd_advances_total", "counter", "Floors (seqd advance) this coordinator committed.", mm.floors);
     metric(b, "seqd_reads_total", "counter", "Read (recovery) phases this coordinator ran.", st->reads);
     metric(b, "seqd_nacks_total", "counter", "NACKs this coordinator received.", st->nacks);
     metric(b, "seqd_fsyncs_total", "counter", "fsyncs of this member's log.", st->fsyncs);
@@ -108,12 +151,13 @@ static void http_metrics(front_http *f, struct evhttp_request *req)
     metric(b, "seqd_members", "gauge", "Members in the cluster (N).", st->n_members);
     metric(b, "seqd_peers_up", "gauge", "Links to other members that are up.", (unsigned long long)mm.peers_up);
     metric(b, "seqd_sequences", "gauge", "Sequences held in this member's table.", mm.sequences);
-    char hist[HIST_EXPOSE_MAX];
-    size_t used = hist_expose(mm.fetch_latency, "seqd_fetch_duration_seconds",
-                              "Time from a fetch's arrival at the member to its reply.", hist, 0,
-                              sizeof hist);
-    assert(used < sizeof hist);
-    evbuffer_add(b, hist, used);
+    metrics_headroom(b, mm.headroom);
+    metrics_histogram(b, mm.fetch_latency, "seqd_fetch_duration_seconds",
+                      "Time from a fetch's arrival at the member to its reply.");
+    metrics_histogram(b, mm.round_latency, "seqd_round_duration_seconds",
+                      "Time from a round's first message to its commit or failure.");
+    metrics_histogram(b, mm.fsync_latency, "seqd_fsync_duration_seconds",
+                      "Time of each fdatasync of this member's log.");
     http_reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
     evbuffer_free(b);
 }

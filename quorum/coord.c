@@ -90,7 +90,10 @@
 typedef struct creq {
     struct creq *next;
     uint64_t arrival;       /* order of submission, kept when a batch returns */
-    uint32_t count;
+    uint32_t count;         /* a fetch's IDs; 0 for a floor request */
+    uint64_t floor;         /* a floor request (coord_submit_floor): its V; else 0 */
+    uint64_t span;          /* IDs of the round it is in: count, or for a floor
+                               request V - h (1 when h >= V), set at ACCEPT */
     uint64_t deadline;
     bool storage;           /* a round of it failed on members' disk errors */
     coord_done_fn done;
@@ -153,6 +156,7 @@ typedef struct cseq {
 struct coord {
     q_env env;
     bool fast_path, coalescing;
+    bool floor_trusts_reads;    /* mutation (coord.h) */
     int pipeline;
     coord_stats st;
     coord_round_fn observe;     /* NULL: nobody measures rounds */
@@ -189,6 +193,8 @@ void coord_set_pipeline(coord *c, int depth)
 }
 
 static uint64_t coord_now(const coord *c) { return c->env.now_us(c->env.ctx); }
+
+void coord_set_floor_trusts_reads(coord *c, bool on) { c->floor_trusts_reads = on; }
 
 void coord_set_round_observer(coord *c, coord_round_fn fn, void *arg)
 {
@@ -283,6 +289,31 @@ static void seq_finish(cseq *s, creq_list l, int err)
 
 static uint64_t list_sum(const creq_list *l)
 {
+    uint64_t sum = 0;
+    for (const creq *r = l->head; r; r = r->next)
+        sum += r->span;
+    return sum;
+}
+
+/* What a request needs of a round that starts at h. A floor request is
+ * alone in its batch (seq_take_batch) and needs [h, V), or, when the
+ * sequence is already at or past V, one ID: the floor holds once a
+ * quorum durably holds cur >= V, and seeing h >= V (learned, or the
+ * largest VALUE of a read) does not show that — the value read may be a
+ * round that never reached a quorum. Committing [h, h+1) does show it. */
+static uint64_t req_need(const creq *r, uint64_t h)
+{
+    if (!r->floor)
+        return r->count;
+    return r->floor > h ? r->floor - h : 1;
+}
+
+/* A batch's IDs if its round starts at h: the floor request's need, or
+ * the fetches' counts. */
+static uint64_t batch_need(const creq_list *l, uint64_t h)
+{
+    if (l->head && l->head->floor)
+        return req_need(l->head, h);
     uint64_t sum = 0;
     for (const creq *r = l->head; r; r = r->next)
         sum += r->count;
@@ -432,7 +463,9 @@ static void seq_take_batch(cseq *s, creq_list *batch)
     uint64_t sum = 0;
     while (s->queue.head) {
         creq *r = s->queue.head;
-        if (batch->head && (sum + r->count > SEQD_COUNT_MAX || !s->c->coalescing))
+        /* A floor request rounds alone: its span depends on h. */
+        if (batch->head && (sum + r->count > SEQD_COUNT_MAX || !s->c->coalescing || r->floor ||
+                            batch->head->floor))
             break;
         s->queue.head = r->next;
         if (!s->queue.head)
@@ -457,15 +490,29 @@ static bool round_send_accept(cround *r, uint64_t h)
     creq_list all = list_take(&r->batch), rest = {0}, exhausted = {0};
     for (creq *q = all.head, *next; q; q = next) {
         next = q->next;
-        if (q->count > room)
+        uint64_t need = req_need(q, h);
+        if (need > room)
             list_push(&exhausted, q);
-        else if (!rest.head && sum + q->count <= room) {
+        else if (!rest.head && sum + need <= room) {
+            q->span = need;
             list_push(&r->batch, q);
-            sum += q->count;
+            sum += need;
         } else
             list_push(&rest, q);
     }
     list_merge(&s->queue, &rest);
+    if (c->floor_trusts_reads && r->batch.head && r->batch.head->floor &&
+        h >= r->batch.head->floor) {   /* the mutation: no round */
+        creq_list f = list_take(&r->batch);
+        round_end(r);
+        c->st.floors++;
+        s->busy++;
+        f.head->done(f.head->arg, 0, h, 0);
+        free(f.head);
+        s->busy--;
+        seq_finish(s, exhausted, ERR_EXHAUSTED);
+        return false;
+    }
     if (!r->batch.head) {
         round_end(r);
         seq_finish(s, exhausted, ERR_EXHAUSTED);
@@ -526,8 +573,7 @@ static bool seq_start_one(cseq *s)
         return false;
     creq_list batch = {0};
     seq_take_batch(s, &batch);
-    uint64_t sum = list_sum(&batch);
-    if (!idle && sum > UINT64_MAX - s->head) {
+    if (!idle && batch_need(&batch, s->head) > UINT64_MAX - s->head) {
         list_merge(&s->queue, &batch);   /* waits for the pipeline to drain */
         return false;
     }
@@ -538,7 +584,8 @@ static bool seq_start_one(cseq *s)
     assert(s->nflight <= c->pipeline && c->pipeline <= COORD_PIPELINE_MAX);
     if (!idle)
         round_send_accept(r, s->head);   /* fits: always sends */
-    else if (c->fast_path && s->learned_ok && sum <= UINT64_MAX - s->learned)
+    else if (c->fast_path && s->learned_ok &&
+             batch_need(&r->batch, s->learned) <= UINT64_MAX - s->learned)
         round_send_accept(r, s->learned);
     else
         round_send_read(r);
@@ -625,16 +672,23 @@ static void round_commit(cround *r)
     s->busy++;
     for (creq *q = done.head, *next; q; q = next) {
         next = q->next;
-        assert(q->count >= 1 && first >= r->h && q->count <= end - first);   /* slice within */
+        assert(q->span >= 1 && first >= r->h && q->span <= end - first);   /* slice within */
+        assert(q->floor ? q->span == req_need(q, r->h) : q->span == q->count);
         if (q->deadline <= now) {
             c->st.timeouts++;
             q->done(q->arg, ERR_TIMEOUT, 0, 0);
+        } else if (q->floor) {
+            /* Q members durably hold cur >= first + span >= V: every
+             * round started from now on has h >= V (coord.h). */
+            assert(first + q->span >= q->floor);
+            c->st.floors++;
+            q->done(q->arg, 0, first + q->span, 0);
         } else {
             c->st.fetches++;
             c->st.ids += q->count;
             q->done(q->arg, 0, first, q->count);
         }
-        first += q->count;
+        first += q->span;
         free(q);
     }
     /* The slices tile [h, first) within the committed range; any rest was
@@ -852,13 +906,14 @@ static cseq *coord_seq(coord *c, const struct seqd_name *name)
     return s;
 }
 
-void coord_submit(coord *c, const struct seqd_name *name, uint32_t count, uint64_t deadline_us,
-                  coord_done_fn done, void *arg)
+static void coord_enqueue(coord *c, const struct seqd_name *name, uint32_t count, uint64_t floor,
+                          uint64_t deadline_us, coord_done_fn done, void *arg)
 {
     cseq *s = coord_seq(c, name);
     creq *r = q_xcalloc(1, sizeof *r);
     r->arrival = ++c->next_arrival;
     r->count = count;
+    r->floor = floor;
     r->deadline = deadline_us;
     r->done = done;
     r->arg = arg;
@@ -870,6 +925,20 @@ void coord_submit(coord *c, const struct seqd_name *name, uint32_t count, uint64
      * draining or with the pipeline full, the end of a round pumps. */
     if (!s->busy && !s->step_timer && !s->draining && s->nflight < c->pipeline)
         s->step_timer = coord_timer(c, 0, seq_step_fire, s);
+}
+
+void coord_submit(coord *c, const struct seqd_name *name, uint32_t count, uint64_t deadline_us,
+                  coord_done_fn done, void *arg)
+{
+    assert(count >= 1 && count <= SEQD_COUNT_MAX);
+    coord_enqueue(c, name, count, 0, deadline_us, done, arg);
+}
+
+void coord_submit_floor(coord *c, const struct seqd_name *name, uint64_t floor,
+                        uint64_t deadline_us, coord_done_fn done, void *arg)
+{
+    assert(floor >= 1);
+    coord_enqueue(c, name, 0, floor, deadline_us, done, arg);
 }
 
 void coord_fail_all(coord *c, int err)

@@ -27,6 +27,7 @@ typedef void (*coord_done_fn)(void *arg, int err, uint64_t first, uint32_t count
 
 typedef struct coord_stats {
     uint64_t fetches, ids, rounds, reads, nacks, conflicts, timeouts;
+    uint64_t floors;          /* floor requests committed (coord_submit_floor) */
 } coord_stats;
 
 coord *coord_new(const q_env *env);
@@ -39,6 +40,19 @@ void coord_free(coord *c);   /* fails every pending request with ERR_SHUTDOWN */
  * not coord_fail_all or coord_free. */
 void coord_submit(coord *c, const struct seqd_name *name, uint32_t count,
                   uint64_t deadline_us, coord_done_fn done, void *arg);
+
+/* A floor (DESIGN.md §5, `seqd advance NAME V`): a round of its own that
+ * commits [h, V), or [h, h+1) when h >= V already, so that once done
+ * reports success Q members durably hold cur >= V and, by the same
+ * intersection as every commit, each round started afterwards has h >= V:
+ * no ID below V is handed out by a fetch that starts after it. A value
+ * read or learned >= V is not enough: it may come from a round that never
+ * reached a quorum, and the members that did not see it could still make
+ * one below V. done gets err = 0 with first = the sequence's NEXT after
+ * the round (>= V) and count = 0; errors as for fetches. Floor requests
+ * queue with fetches in arrival order and never share a round. */
+void coord_submit_floor(coord *c, const struct seqd_name *name, uint64_t floor,
+                        uint64_t deadline_us, coord_done_fn done, void *arg);
 
 /* A reply (VALUE, ACK, NACK, REPLY_ERR) from member i to a request this
  * coordinator sent. Unknown or late reqids are ignored. */
@@ -53,6 +67,11 @@ void coord_fail_all(coord *c, int err);
 typedef void (*coord_round_fn)(void *arg, bool committed, uint64_t us);
 void coord_set_round_observer(coord *c, coord_round_fn fn, void *arg);
 void coord_get_stats(const coord *c, coord_stats *s);
+
+/* Mutation, for the simulator only: a floor request whose h (learned or
+ * read) is already >= V ends at once with no round — the rule the comment
+ * on coord_submit_floor says is not enough. */
+void coord_set_floor_trusts_reads(coord *c, bool on);
 
 /* Disables the fast path (every round reads first); for measurements. */
 void coord_set_fast_path(coord *c, bool on);

@@ -136,7 +136,8 @@ typedef struct sim_member {
 
 typedef struct sim_op {
     int client, member, name;
-    uint32_t count;
+    uint32_t count;          /* 0 for a floor (advance) op */
+    uint64_t floor;          /* a floor op's V: coord_submit_floor */
     uint64_t invoke, deadline;
     bool probe, submitted, coord_done, client_done, gave_up;
     int coord_err, client_err;
@@ -666,6 +667,7 @@ static void member_start(sim *s, sim_member *me)
     if (me->initialized)
         acc_set_cid(me->acc, &me->cid);
     me->coord = coord_new(&me->env);
+    coord_set_floor_trusts_reads(me->coord, s->cfg.floor_trusts_reads);
     coord_set_fast_path(me->coord, s->cfg.fast_path);
     coord_set_coalescing(me->coord, s->cfg.coalescing);
     if (s->cfg.pipeline)
@@ -836,6 +838,22 @@ static void client_next(sim *s, int client, uint64_t after_us)
     heap_push(s, e);
 }
 
+/* A floor (`seqd advance`) near where the name is: from a little below
+ * the highest ID handed out so far (an advance that changes nothing but
+ * one ID) to a few thousand above it — close enough that rounds in flight,
+ * NACKed and learned values straddle it. */
+static uint64_t sim_floor_value(sim *s, int name)
+{
+    uint64_t top = 1;
+    size_t n = s->ncommitted[name];
+    if (n > 0)
+        top = s->committed[name][n - 1].last + 1;
+    uint64_t v = top + sim_rand(s) % 4000u;
+    uint64_t below = sim_rand(s) % 1500u;
+    v = v > below ? v - below : 1;
+    return v < 1 ? 1 : v;
+}
+
 static void client_invoke(sim *s, int client)
 {
     if (s->now >= s->cfg.duration_us)
@@ -845,7 +863,10 @@ static void client_invoke(sim *s, int client)
         member = 0;
     int name = (int)(sim_rand(s) % (uint64_t)s->cfg.names);
     uint32_t count = sim_counts[sim_rand(s) % (sizeof sim_counts / sizeof sim_counts[0])];
-    size_t i = op_new(s, client, member, name, count, s->now + s->cfg.deadline_us);
+    bool floor = s->cfg.floor_ppm && sim_rand(s) % 1000000u < s->cfg.floor_ppm;
+    size_t i = op_new(s, client, member, name, floor ? 0 : count, s->now + s->cfg.deadline_us);
+    if (floor)
+        s->ops[i].floor = sim_floor_value(s, name);
     op_send(s, i);
     sim_ev *g = ev_new(s, EV_GIVEUP, s->cfg.deadline_us + SIM_GIVEUP_GRACE_US);
     g->op = i;
@@ -923,9 +944,16 @@ static void sim_fetch_done(void *arg, int err, uint64_t first, uint32_t count)
     op->coord_first = first;
     op->coord_t = s->now;
     op->stall_end_at_done = s->m[op->member].last_stall_end;
-    if (err == 0 && count != op->count)
+    if (op->floor) {
+        /* A floor reports the NEXT it left (>= V), no IDs. */
+        if (err == 0 && (count != 0 || first < op->floor))
+            sim_fail(s, "op %zu: floor %llu done with NEXT %llu, count %u", f->op,
+                     (unsigned long long)op->floor, (unsigned long long)first, count);
+        if (err == 0)
+            s->res->floors_ok++;
+    } else if (err == 0 && count != op->count)
         sim_fail(s, "op %zu asked %u IDs, got %u", f->op, op->count, count);
-    if (err == 0)
+    if (err == 0 && !op->floor)
         sim_check_commit(s, f->op, first, op->count);
     if (!s->m[op->member].dying)
         fetch_reply(s, f->op, err, first);
@@ -947,7 +975,10 @@ static void on_fetch(sim *s, sim_ev *e)
     sim_fetch_ctx *f = q_xcalloc(1, sizeof *f);
     f->s = s;
     f->op = e->op;
-    coord_submit(me->coord, &s->names[op->name], op->count, op->deadline, sim_fetch_done, f);
+    if (op->floor)
+        coord_submit_floor(me->coord, &s->names[op->name], op->floor, op->deadline, sim_fetch_done, f);
+    else
+        coord_submit(me->coord, &s->names[op->name], op->count, op->deadline, sim_fetch_done, f);
 }
 
 static void on_fetch_reply(sim *s, sim_ev *e)
@@ -1662,7 +1693,7 @@ static void check_overlaps(sim *s, sim_range *r)
         size_t k = 0;
         for (size_t i = 0; i < s->nops; i++) {
             const sim_op *op = &s->ops[i];
-            if (op->name != name || !op->coord_done || op->coord_err != 0)
+            if (op->name != name || !op->coord_done || op->coord_err != 0 || op->floor)
                 continue;
             if (op->coord_first < 1 || op->coord_first > UINT64_MAX - op->count) {
                 sim_fail(s, "op %zu: range [%llu, +%u) is out of bounds", i,
@@ -1702,7 +1733,7 @@ static void check_order(sim *s, sim_range *byinv, sim_range *bydone)
         size_t k = 0;
         for (size_t i = 0; i < s->nops; i++) {
             const sim_op *op = &s->ops[i];
-            if (op->name != name || !op->client_done || op->client_err != 0)
+            if (op->name != name || !op->client_done || op->client_err != 0 || op->floor)
                 continue;
             byinv[k] = (sim_range){op->client_first, op->client_first + op->count - 1,
                                    op->invoke, op->client_t, i};
@@ -1732,13 +1763,38 @@ static void check_order(sim *s, sim_range *byinv, sim_range *bydone)
     }
 }
 
+/* A floor holds for what comes after it: once an advance to V completed
+ * (as its client saw it), every fetch invoked later got IDs >= V. The
+ * sweep is check_order's, with the floors as the completed ops. */
+static void check_floors(sim *s)
+{
+    for (size_t i = 0; i < s->nops; i++) {
+        const sim_op *f = &s->ops[i];
+        if (!f->floor || !f->client_done || f->client_err != 0)
+            continue;
+        s->res->floors++;
+        for (size_t j = 0; j < s->nops; j++) {
+            const sim_op *op = &s->ops[j];
+            if (op->floor || op->name != f->name || !op->client_done || op->client_err != 0 ||
+                op->invoke <= f->client_t || op->client_first >= f->floor)
+                continue;
+            s->res->floor_violations++;
+            sim_fail(s, "floor on %s: op %zu (invoked at %llu) got %llu, but op %zu had raised "
+                     "the floor to %llu at %llu", s->names[f->name].s, j,
+                     (unsigned long long)op->invoke, (unsigned long long)op->client_first, i,
+                     (unsigned long long)f->floor, (unsigned long long)f->client_t);
+            break;
+        }
+    }
+}
+
 /* Every request ended once, by its deadline (a stall of its coordinator
  * excepted: a stopped process cannot answer), and every probe succeeded. */
 static void check_ends(sim *s)
 {
     for (size_t i = 0; i < s->nops; i++) {
         const sim_op *op = &s->ops[i];
-        if (op->client_done && op->client_err == 0) {
+        if (op->client_done && op->client_err == 0 && !op->floor) {
             s->res->ok++;
             s->res->ok_ids += op->count;
         }
@@ -1772,6 +1828,7 @@ static void sim_check(sim *s)
     sim_range *a = q_xcalloc(n, sizeof *a), *b = q_xcalloc(n, sizeof *b);
     check_overlaps(s, a);
     check_order(s, a, b);
+    check_floors(s);
     check_ends(s);
     free(a);
     free(b);

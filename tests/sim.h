@@ -97,6 +97,12 @@ typedef struct sim_cfg {
     bool one_coordinator;    /* every client asks member 0 (measurements) */
     bool unsafe_recovery;    /* recovery reads before it waits */
     uint64_t start_value;    /* > 1: every name starts there on every disk */
+    uint32_t floor_ppm;      /* client ops that are floors (`seqd advance`), per
+                                million; checked: every fetch invoked after a
+                                floor completed got IDs >= it */
+    bool floor_trusts_reads; /* mutation: a floor whose h (learned or read) is
+                                already >= V ends at once, with no round
+                                (coord_set_floor_trusts_reads) */
 } sim_cfg;
 
 typedef struct sim_result {
@@ -126,6 +132,7 @@ typedef struct sim_result {
     uint64_t rollbacks_caught, restores_caught, restores_done;
     uint64_t clean_stops, clean_restarts;   /* SIGTERMs; restarts that took the clean path */
     uint64_t broken_at_us;
+    uint64_t floors, floors_ok, floor_violations;   /* floor ops seen ok by clients, by coordinators */
 } sim_result;
 
 /* Defaults: R = 10 ms, 300 ms of load from 6 clients on 2 names, deadline

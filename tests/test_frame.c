@@ -157,6 +157,26 @@ static void tf_msg_eq(const seqd_msg *a, const seqd_msg *b)
         cr_assert_eq(a->u.init_reply.state, b->u.init_reply.state);
         cr_assert(seqd_cid_eq(&a->u.init_reply.cid, &b->u.init_reply.cid));
         break;
+    case MSG_ADVANCE:
+        cr_assert_eq(a->u.advance.timeout_ms, b->u.advance.timeout_ms);
+        cr_assert_eq(a->u.advance.value, b->u.advance.value);
+        tf_name_eq(&a->u.advance.name, &b->u.advance.name);
+        break;
+    case MSG_ADVANCED:
+        cr_assert_eq(a->u.advanced.next, b->u.advanced.next);
+        break;
+    case MSG_LIST:
+        cr_assert_eq(a->u.list.start, b->u.list.start);
+        cr_assert_eq(a->u.list.prefix_len, b->u.list.prefix_len);
+        tf_bytes_eq(a->u.list.prefix, b->u.list.prefix, a->u.list.prefix_len);
+        break;
+    case MSG_LIST_CHUNK:
+        cr_assert_eq(a->u.list_chunk.next, b->u.list_chunk.next);
+        cr_assert_eq(a->u.list_chunk.flags, b->u.list_chunk.flags);
+        cr_assert_eq(a->u.list_chunk.n, b->u.list_chunk.n);
+        cr_assert_eq(a->u.list_chunk.entries_len, b->u.list_chunk.entries_len);
+        tf_bytes_eq(a->u.list_chunk.entries, b->u.list_chunk.entries, a->u.list_chunk.entries_len);
+        break;
     default:
         break;  /* STATUS, HELLO_OK: header only */
     }
@@ -276,6 +296,22 @@ static int tf_samples(seqd_msg *ms, uint8_t *pool)
     ms[k++].u.auth.mac[31] = 0x5a;
     ms[k] = (seqd_msg){ .type = MSG_STOPPED, .reqid = 0 };
     ms[k++].u.stopped.inc = (struct seqd_inc){ 4, 0xfeed, 1234 };
+    ms[k] = (seqd_msg){ .type = MSG_ADVANCE, .reqid = 20 };
+    ms[k].u.advance.timeout_ms = 5000;
+    ms[k].u.advance.value = UINT64_MAX;
+    ms[k++].u.advance.name = tf_name("orders");
+    ms[k] = (seqd_msg){ .type = MSG_ADVANCED, .reqid = 21 };
+    ms[k++].u.advanced.next = UINT64_C(48213378);
+    ms[k] = (seqd_msg){ .type = MSG_LIST, .reqid = 22 };
+    ms[k].u.list.start = 6500;
+    ms[k].u.list.prefix = "ord";
+    ms[k++].u.list.prefix_len = 3;
+    ms[k] = (seqd_msg){ .type = MSG_LIST_CHUNK, .reqid = 23 };
+    ms[k].u.list_chunk.next = 3;
+    ms[k].u.list_chunk.flags = LIST_DONE;
+    ms[k].u.list_chunk.n = 3;
+    ms[k].u.list_chunk.entries = pool;
+    ms[k++].u.list_chunk.entries_len = (uint32_t)tf_entries(pool, names, curs, 3);
     return k;
 }
 
@@ -342,7 +378,7 @@ Test(frame_wire, range_and_snapshot_golden_bytes, .timeout = 10)
 
 Test(frame_rt, every_type, .timeout = 10)
 {
-    seqd_msg ms[20];
+    seqd_msg ms[MSG_TYPE_MAX];
     uint8_t pool[512];
     int k = tf_samples(ms, pool);
     cr_assert_eq(k, MSG_TYPE_MAX);
@@ -679,7 +715,7 @@ Test(frame_reject, checks_in_contract_order, .timeout = 10)
 
 Test(frame_reject, every_type_one_byte_short_or_long, .timeout = 10)
 {
-    seqd_msg ms[20];
+    seqd_msg ms[MSG_TYPE_MAX];
     uint8_t pool[512];
     int k = tf_samples(ms, pool);
     uint8_t b[SEQD_MAX_FRAME];

@@ -118,6 +118,25 @@ static int msg_eq(const seqd_msg *a, const seqd_msg *b)
                a->u.snap.n == b->u.snap.n && a->u.snap.entries_len == b->u.snap.entries_len &&
                (a->u.snap.entries_len == 0 ||
                 memcmp(a->u.snap.entries, b->u.snap.entries, a->u.snap.entries_len) == 0);
+    case MSG_ADVANCE:
+        return a->u.advance.timeout_ms == b->u.advance.timeout_ms &&
+               a->u.advance.value == b->u.advance.value &&
+               a->u.advance.name.len == b->u.advance.name.len &&
+               memcmp(a->u.advance.name.s, b->u.advance.name.s, a->u.advance.name.len) == 0;
+    case MSG_ADVANCED:
+        return a->u.advanced.next == b->u.advanced.next;
+    case MSG_LIST:
+        return a->u.list.start == b->u.list.start && a->u.list.prefix_len == b->u.list.prefix_len &&
+               (a->u.list.prefix_len == 0 ||
+                memcmp(a->u.list.prefix, b->u.list.prefix, a->u.list.prefix_len) == 0);
+    case MSG_LIST_CHUNK:
+        return a->u.list_chunk.next == b->u.list_chunk.next &&
+               a->u.list_chunk.flags == b->u.list_chunk.flags &&
+               a->u.list_chunk.n == b->u.list_chunk.n &&
+               a->u.list_chunk.entries_len == b->u.list_chunk.entries_len &&
+               (a->u.list_chunk.entries_len == 0 ||
+                memcmp(a->u.list_chunk.entries, b->u.list_chunk.entries,
+                       a->u.list_chunk.entries_len) == 0);
     default:
         return 0;
     }
@@ -153,6 +172,26 @@ static void check_bounds(const seqd_msg *m, const uint8_t *frame, size_t flen)
     case MSG_HELLO:
         CHECK(in_frame(m->u.hello.addr, m->u.hello.addr_len, frame, flen));
         break;
+    case MSG_ADVANCE:
+        CHECK(m->u.advance.name.len <= SEQD_NAME_MAX &&
+              m->u.advance.name.s[m->u.advance.name.len] == 0);
+        break;
+    case MSG_LIST:
+        CHECK(m->u.list.prefix_len <= SEQD_NAME_MAX);
+        CHECK(in_frame(m->u.list.prefix, m->u.list.prefix_len, frame, flen));
+        break;
+    case MSG_LIST_CHUNK: {
+        CHECK(in_frame(m->u.list_chunk.entries, m->u.list_chunk.entries_len, frame, flen));
+        const uint8_t *p = m->u.list_chunk.entries, *end = p + m->u.list_chunk.entries_len;
+        struct seqd_name name;
+        uint64_t cur;
+        unsigned n = 0;
+        while (m->u.list_chunk.entries_len && snap_entry_next(&p, end, &name, &cur))
+            n++;
+        CHECK(n == m->u.list_chunk.n);
+        CHECK(m->u.list_chunk.entries_len == 0 || p == end);
+        break;
+    }
     case MSG_SNAP_CHUNK: {
         CHECK(in_frame(m->u.snap.entries, m->u.snap.entries_len, frame, flen));
         const uint8_t *p = m->u.snap.entries, *end = p + m->u.snap.entries_len;

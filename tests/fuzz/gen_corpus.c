@@ -92,6 +92,17 @@ static size_t frames(uint8_t *stream)
     m[MSG_ERROR].u.err.code = FERR_TYPE;
     m[MSG_ERROR].u.err.text = "unknown message type";
     m[MSG_ERROR].u.err.len = 20;
+    m[MSG_ADVANCE].u.advance.timeout_ms = 5000;
+    m[MSG_ADVANCE].u.advance.value = 48213378;
+    m[MSG_ADVANCE].u.advance.name = nm("orders");
+    m[MSG_ADVANCED].u.advanced.next = 48213378;
+    m[MSG_LIST].u.list.prefix = "ord";
+    m[MSG_LIST].u.list.prefix_len = 3;
+    m[MSG_LIST_CHUNK].u.list_chunk.flags = LIST_DONE;
+    m[MSG_LIST_CHUNK].u.list_chunk.next = 2;
+    m[MSG_LIST_CHUNK].u.list_chunk.n = 2;
+    m[MSG_LIST_CHUNK].u.list_chunk.entries = ents;
+    m[MSG_LIST_CHUNK].u.list_chunk.entries_len = (uint32_t)elen;
 
     size_t off = 0;
     uint8_t buf[SEQD_MAX_FRAME];
