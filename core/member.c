@@ -366,6 +366,21 @@ int member_advance(member *m, const struct seqd_name *name, uint64_t floor, uint
     return 0;
 }
 
+int member_read(member *m, const struct seqd_name *name, uint32_t timeout_ms, member_fetch_fn done,
+                void *arg)
+{
+    assert(seqd_name_valid(name->s, name->len));
+    if (m->stopping)
+        return ERR_SHUTDOWN;
+    if (!acc_ready(m->acc))
+        return ERR_RECOVERING;
+    uint32_t ms = timeout_ms ? timeout_ms : MEMBER_DEFAULT_TIMEOUT_MS;
+    if (ms > MEMBER_MAX_TIMEOUT_MS)
+        ms = MEMBER_MAX_TIMEOUT_MS;
+    coord_submit_read(m->coord, name, env_now_us(m) + (uint64_t)ms * 1000u, done, arg);
+    return 0;
+}
+
 static bool has_prefix(const char *name, uint8_t len, const char *prefix, uint8_t plen)
 {
     return len >= plen && memcmp(name, prefix, plen) == 0;

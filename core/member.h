@@ -125,6 +125,11 @@ int member_fetch(member *m, const struct seqd_name *name, uint32_t count, uint32
 int member_advance(member *m, const struct seqd_name *name, uint64_t floor, uint32_t timeout_ms,
                    member_fetch_fn done, void *arg);
 
+/* GET /v1/sequences/NAME: the sequence's NEXT as a read quorum sees it
+ * (coord_submit_read), in done's first; count = 0. As member_fetch. */
+int member_read(member *m, const struct seqd_name *name, uint32_t timeout_ms, member_fetch_fn done,
+                void *arg);
+
 /* `seqd list`: one chunk of this member's table, from entry `start` in
  * insertion order (a stable cursor: entries are never removed), names
  * starting with prefix (plen 0: all), packed as snapshot entries (u8 len |

@@ -92,6 +92,7 @@ typedef struct creq {
     uint64_t arrival;       /* order of submission, kept when a batch returns */
     uint32_t count;         /* a fetch's IDs; 0 for a floor request */
     uint64_t floor;         /* a floor request (coord_submit_floor): its V; else 0 */
+    bool read;              /* a read request (coord_submit_read) */
     uint64_t span;          /* IDs of the round it is in: count, or for a floor
                                request V - h (1 when h >= V), set at ACCEPT */
     uint64_t deadline;
@@ -463,9 +464,10 @@ static void seq_take_batch(cseq *s, creq_list *batch)
     uint64_t sum = 0;
     while (s->queue.head) {
         creq *r = s->queue.head;
-        /* A floor request rounds alone: its span depends on h. */
+        /* Floor and read requests round alone: a floor's span depends on
+         * h, and a read ends after its READ phase. */
         if (batch->head && (sum + r->count > SEQD_COUNT_MAX || !s->c->coalescing || r->floor ||
-                            batch->head->floor))
+                            r->read || batch->head->floor || batch->head->read))
             break;
         s->queue.head = r->next;
         if (!s->queue.head)
@@ -573,7 +575,8 @@ static bool seq_start_one(cseq *s)
         return false;
     creq_list batch = {0};
     seq_take_batch(s, &batch);
-    if (!idle && batch_need(&batch, s->head) > UINT64_MAX - s->head) {
+    bool read = batch.head && batch.head->read;
+    if (!idle && (read || batch_need(&batch, s->head) > UINT64_MAX - s->head)) {
         list_merge(&s->queue, &batch);   /* waits for the pipeline to drain */
         return false;
     }
@@ -582,7 +585,9 @@ static bool seq_start_one(cseq *s)
     r->start_us = coord_now(c);
     s->nflight++;
     assert(s->nflight <= c->pipeline && c->pipeline <= COORD_PIPELINE_MAX);
-    if (!idle)
+    if (read)
+        round_send_read(r);   /* a read is a READ phase, never the learned value */
+    else if (!idle)
         round_send_accept(r, s->head);   /* fits: always sends */
     else if (c->fast_path && s->learned_ok &&
              batch_need(&r->batch, s->learned) <= UINT64_MAX - s->learned)
@@ -793,6 +798,37 @@ static void round_count_bad(cround *r)
         round_failed(r);
 }
 
+/* A read request's round ends with its READ phase: h is the largest of Q
+ * members' values, what the next round would start from. Nothing was
+ * written, so nothing is learned beyond what a READ may teach (h as the
+ * fast path's start is safe: any h is). */
+static void round_read_done(cround *r)
+{
+    cseq *s = r->s;
+    coord *c = s->c;
+    assert(r->phase == CR_READ && r->oks >= q_quorum(c->env.n));
+    creq_list done = list_take(&r->batch);
+    assert(done.head && done.head == done.tail && done.head->read);
+    uint64_t h = r->h, now = coord_now(c);
+    round_observe(r, true);
+    round_end(r);
+    if (!s->learned_ok || h > s->learned) {
+        s->learned = h;
+        s->learned_ok = true;
+    }
+    creq *q = done.head;
+    s->busy++;
+    if (q->deadline <= now) {
+        c->st.timeouts++;
+        q->done(q->arg, ERR_TIMEOUT, 0, 0);
+    } else {
+        q->done(q->arg, 0, h, 0);
+    }
+    free(q);
+    s->busy--;
+    seq_after_round(s);
+}
+
 static void round_on_read_reply(cround *r, const seqd_msg *m, bool fresh)
 {
     cseq *s = r->s;
@@ -813,6 +849,10 @@ static void round_on_read_reply(cround *r, const seqd_msg *m, bool fresh)
         return;
     if (r->h < 1)
         r->h = 1;   /* a member never reports less than 1; be strict anyway */
+    if (r->batch.head && r->batch.head->read) {
+        round_read_done(r);
+        return;
+    }
     if (!round_send_accept(r, r->h))
         seq_after_round(s);   /* all exhausted: next batch, if any */
     else
@@ -907,13 +947,14 @@ static cseq *coord_seq(coord *c, const struct seqd_name *name)
 }
 
 static void coord_enqueue(coord *c, const struct seqd_name *name, uint32_t count, uint64_t floor,
-                          uint64_t deadline_us, coord_done_fn done, void *arg)
+                          bool read, uint64_t deadline_us, coord_done_fn done, void *arg)
 {
     cseq *s = coord_seq(c, name);
     creq *r = q_xcalloc(1, sizeof *r);
     r->arrival = ++c->next_arrival;
     r->count = count;
     r->floor = floor;
+    r->read = read;
     r->deadline = deadline_us;
     r->done = done;
     r->arg = arg;
@@ -931,14 +972,20 @@ void coord_submit(coord *c, const struct seqd_name *name, uint32_t count, uint64
                   coord_done_fn done, void *arg)
 {
     assert(count >= 1 && count <= SEQD_COUNT_MAX);
-    coord_enqueue(c, name, count, 0, deadline_us, done, arg);
+    coord_enqueue(c, name, count, 0, false, deadline_us, done, arg);
 }
 
 void coord_submit_floor(coord *c, const struct seqd_name *name, uint64_t floor,
                         uint64_t deadline_us, coord_done_fn done, void *arg)
 {
     assert(floor >= 1);
-    coord_enqueue(c, name, 0, floor, deadline_us, done, arg);
+    coord_enqueue(c, name, 0, floor, false, deadline_us, done, arg);
+}
+
+void coord_submit_read(coord *c, const struct seqd_name *name, uint64_t deadline_us,
+                       coord_done_fn done, void *arg)
+{
+    coord_enqueue(c, name, 0, 0, true, deadline_us, done, arg);
 }
 
 void coord_fail_all(coord *c, int err)

@@ -54,6 +54,12 @@ void coord_submit(coord *c, const struct seqd_name *name, uint32_t count,
 void coord_submit_floor(coord *c, const struct seqd_name *name, uint64_t floor,
                         uint64_t deadline_us, coord_done_fn done, void *arg);
 
+/* The sequence's NEXT as a read quorum sees it (GET /v1/sequences/NAME):
+ * a READ phase alone, done with err = 0, first = the largest value of Q
+ * members, count = 0. It writes nothing and hands out nothing. */
+void coord_submit_read(coord *c, const struct seqd_name *name, uint64_t deadline_us,
+                       coord_done_fn done, void *arg);
+
 /* A reply (VALUE, ACK, NACK, REPLY_ERR) from member i to a request this
  * coordinator sent. Unknown or late reqids are ignored. */
 void coord_on_reply(coord *c, int member, const seqd_msg *reply);

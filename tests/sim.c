@@ -138,6 +138,7 @@ typedef struct sim_op {
     int client, member, name;
     uint32_t count;          /* 0 for a floor (advance) op */
     uint64_t floor;          /* a floor op's V: coord_submit_floor */
+    bool read;               /* a read op: coord_submit_read (count 0) */
     uint64_t invoke, deadline;
     bool probe, submitted, coord_done, client_done, gave_up;
     int coord_err, client_err;
@@ -864,9 +865,12 @@ static void client_invoke(sim *s, int client)
     int name = (int)(sim_rand(s) % (uint64_t)s->cfg.names);
     uint32_t count = sim_counts[sim_rand(s) % (sizeof sim_counts / sizeof sim_counts[0])];
     bool floor = s->cfg.floor_ppm && sim_rand(s) % 1000000u < s->cfg.floor_ppm;
-    size_t i = op_new(s, client, member, name, floor ? 0 : count, s->now + s->cfg.deadline_us);
+    bool read = !floor && s->cfg.read_ppm && sim_rand(s) % 1000000u < s->cfg.read_ppm;
+    size_t i = op_new(s, client, member, name, floor || read ? 0 : count,
+                      s->now + s->cfg.deadline_us);
     if (floor)
         s->ops[i].floor = sim_floor_value(s, name);
+    s->ops[i].read = read;
     op_send(s, i);
     sim_ev *g = ev_new(s, EV_GIVEUP, s->cfg.deadline_us + SIM_GIVEUP_GRACE_US);
     g->op = i;
@@ -951,9 +955,13 @@ static void sim_fetch_done(void *arg, int err, uint64_t first, uint32_t count)
                      (unsigned long long)op->floor, (unsigned long long)first, count);
         if (err == 0)
             s->res->floors_ok++;
+    } else if (op->read) {
+        if (err == 0 && (count != 0 || first < 1))
+            sim_fail(s, "op %zu: read done with %llu, count %u", f->op, (unsigned long long)first,
+                     count);
     } else if (err == 0 && count != op->count)
         sim_fail(s, "op %zu asked %u IDs, got %u", f->op, op->count, count);
-    if (err == 0 && !op->floor)
+    if (err == 0 && !op->floor && !op->read)
         sim_check_commit(s, f->op, first, op->count);
     if (!s->m[op->member].dying)
         fetch_reply(s, f->op, err, first);
@@ -975,7 +983,9 @@ static void on_fetch(sim *s, sim_ev *e)
     sim_fetch_ctx *f = q_xcalloc(1, sizeof *f);
     f->s = s;
     f->op = e->op;
-    if (op->floor)
+    if (op->read)
+        coord_submit_read(me->coord, &s->names[op->name], op->deadline, sim_fetch_done, f);
+    else if (op->floor)
         coord_submit_floor(me->coord, &s->names[op->name], op->floor, op->deadline, sim_fetch_done, f);
     else
         coord_submit(me->coord, &s->names[op->name], op->count, op->deadline, sim_fetch_done, f);
@@ -1693,7 +1703,7 @@ static void check_overlaps(sim *s, sim_range *r)
         size_t k = 0;
         for (size_t i = 0; i < s->nops; i++) {
             const sim_op *op = &s->ops[i];
-            if (op->name != name || !op->coord_done || op->coord_err != 0 || op->floor)
+            if (op->name != name || !op->coord_done || op->coord_err != 0 || op->floor || op->read)
                 continue;
             if (op->coord_first < 1 || op->coord_first > UINT64_MAX - op->count) {
                 sim_fail(s, "op %zu: range [%llu, +%u) is out of bounds", i,
@@ -1733,7 +1743,7 @@ static void check_order(sim *s, sim_range *byinv, sim_range *bydone)
         size_t k = 0;
         for (size_t i = 0; i < s->nops; i++) {
             const sim_op *op = &s->ops[i];
-            if (op->name != name || !op->client_done || op->client_err != 0 || op->floor)
+            if (op->name != name || !op->client_done || op->client_err != 0 || op->floor || op->read)
                 continue;
             byinv[k] = (sim_range){op->client_first, op->client_first + op->count - 1,
                                    op->invoke, op->client_t, i};
@@ -1775,7 +1785,7 @@ static void check_floors(sim *s)
         s->res->floors++;
         for (size_t j = 0; j < s->nops; j++) {
             const sim_op *op = &s->ops[j];
-            if (op->floor || op->name != f->name || !op->client_done || op->client_err != 0 ||
+            if (op->floor || op->read || op->name != f->name || !op->client_done || op->client_err != 0 ||
                 op->invoke <= f->client_t || op->client_first >= f->floor)
                 continue;
             s->res->floor_violations++;
@@ -1788,13 +1798,41 @@ static void check_floors(sim *s)
     }
 }
 
+/* A read (GET /v1/sequences/NAME) is a READ quorum's largest value: it is
+ * above every ID handed out by a fetch that completed before the read was
+ * invoked (that fetch's round left a quorum with cur above its IDs, and
+ * the read's quorum meets it). */
+static void check_reads(sim *s)
+{
+    for (size_t i = 0; i < s->nops; i++) {
+        const sim_op *rd = &s->ops[i];
+        if (!rd->read || !rd->client_done || rd->client_err != 0)
+            continue;
+        s->res->reads_ok++;
+        for (size_t j = 0; j < s->nops; j++) {
+            const sim_op *op = &s->ops[j];
+            if (op->floor || op->read || op->name != rd->name || !op->client_done ||
+                op->client_err != 0 || op->client_t >= rd->invoke ||
+                op->client_first + op->count - 1 < rd->client_first)
+                continue;
+            s->res->read_violations++;
+            sim_fail(s, "read on %s: op %zu (invoked at %llu) read NEXT %llu, but op %zu had "
+                     "completed with %llu at %llu", s->names[rd->name].s, i,
+                     (unsigned long long)rd->invoke, (unsigned long long)rd->client_first, j,
+                     (unsigned long long)(op->client_first + op->count - 1),
+                     (unsigned long long)op->client_t);
+            break;
+        }
+    }
+}
+
 /* Every request ended once, by its deadline (a stall of its coordinator
  * excepted: a stopped process cannot answer), and every probe succeeded. */
 static void check_ends(sim *s)
 {
     for (size_t i = 0; i < s->nops; i++) {
         const sim_op *op = &s->ops[i];
-        if (op->client_done && op->client_err == 0 && !op->floor) {
+        if (op->client_done && op->client_err == 0 && !op->floor && !op->read) {
             s->res->ok++;
             s->res->ok_ids += op->count;
         }
@@ -1829,6 +1867,7 @@ static void sim_check(sim *s)
     check_overlaps(s, a);
     check_order(s, a, b);
     check_floors(s);
+    check_reads(s);
     check_ends(s);
     free(a);
     free(b);

@@ -100,6 +100,9 @@ typedef struct sim_cfg {
     uint32_t floor_ppm;      /* client ops that are floors (`seqd advance`), per
                                 million; checked: every fetch invoked after a
                                 floor completed got IDs >= it */
+    uint32_t read_ppm;       /* client ops that are reads (GET /v1/sequences/NAME),
+                                per million; checked: NEXT read is above every ID
+                                of a fetch completed before the read started */
     bool floor_trusts_reads; /* mutation: a floor whose h (learned or read) is
                                 already >= V ends at once, with no round
                                 (coord_set_floor_trusts_reads) */
@@ -132,7 +135,8 @@ typedef struct sim_result {
     uint64_t rollbacks_caught, restores_caught, restores_done;
     uint64_t clean_stops, clean_restarts;   /* SIGTERMs; restarts that took the clean path */
     uint64_t broken_at_us;
-    uint64_t floors, floors_ok, floor_violations;   /* floor ops seen ok by clients, by coordinators */
+    uint64_t floors, floors_ok, floor_violations;
+    uint64_t reads_ok, read_violations;   /* floor ops seen ok by clients, by coordinators */
 } sim_result;
 
 /* Defaults: R = 10 ms, 300 ms of load from 6 clients on 2 names, deadline

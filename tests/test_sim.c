@@ -70,6 +70,7 @@ static void test_sim_add(sim_result *sum, const sim_result *r)
     sum->order_violations += r->order_violations;
     sum->floors += r->floors;
     sum->floors_ok += r->floors_ok;
+    sum->reads_ok += r->reads_ok;
     test_sim_add_restores(sum, r);
 }
 
@@ -675,17 +676,18 @@ static void shape_floors(sim_cfg *c, int n, uint64_t seed)
 {
     shape_faults(c, n, seed);
     c->floor_ppm = 100000;
+    c->read_ppm = 100000;
 }
 
-Test(sim, floors_under_faults, .timeout = 120)
+Test(sim, floors_and_reads_under_faults, .timeout = 120)
 {
     for (int n = 3; n <= 5; n += 2) {
         sim_result t = {0};
-        int ran = test_sim_batch("floors_under_faults", n, 12000, 600, shape_floors, &t);
+        int ran = test_sim_batch("floors_and_reads_under_faults", n, 12000, 600, shape_floors, &t);
         test_sim_log_faults(n, ran, &t);
-        cr_log_info("n=%d: %" PRIu64 " floors committed, %" PRIu64 " seen done by their clients",
-                    n, t.floors_ok, t.floors);
-        cr_assert(t.crashes > 0 && t.ok > 0 && t.floors > 100);
+        cr_log_info("n=%d: %" PRIu64 " floors committed, %" PRIu64 " seen done by their clients, "
+                    "%" PRIu64 " reads", n, t.floors_ok, t.floors, t.reads_ok);
+        cr_assert(t.crashes > 0 && t.ok > 0 && t.floors > 100 && t.reads_ok > 100);
     }
 }
 
