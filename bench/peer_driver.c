@@ -440,9 +440,6 @@ static bool pd_etcd_reply(pd_run *r, pd_client *c, size_t *used)
             pd_fail(r, "etcd: cannot read the failed txn's range: %.200s", body);
             return true;
         }
-        if (getenv("PD_DEBUG"))
-            fprintf(stderr, "fail: val=%llu rev=%llu body=%s\n", (unsigned long long)c->val,
-                    (unsigned long long)c->rev, body);
         pd_etcd_txn(r, c);   /* a retry of the same ID: it finishes even past the deadline */
     }
     return true;

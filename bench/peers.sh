@@ -99,7 +99,10 @@ stop_pids() {
         [ -n "$alive" ] || break
         sleep 0.1
     done
-    for p in "${EXTRA_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    for p in "${EXTRA_PIDS[@]}"; do
+        kill -9 "$p" 2>/dev/null
+        { wait "$p"; } 2>/dev/null   # reaped quietly, no "Killed" line
+    done
     EXTRA_PIDS=()
 }
 # A cluster directory made under /tmp (pg_dir_for_postgres) goes at exit.
@@ -452,10 +455,13 @@ for k in $(seq "$RUNS"); do
     OUT=$DIR/run$k.txt
     : >"$OUT"
     # Not a pipeline: the runs must stay in this shell, where the exit
-    # trap can see what they started.
-    { run_seqd; run_disk; run_redis; run_postgres; run_etcd; run_redis_repl; } \
-        > >(sed "s/^/run$k /") 2>&1
-    wait $!
+    # trap can see what they started. The prefixing sed's pid is taken at
+    # once: the runs start servers in the background, which resets $!.
+    exec 3> >(sed -u "s/^/run$k /")
+    SED_PID=$!
+    { run_seqd; run_disk; run_redis; run_postgres; run_etcd; run_redis_repl; } >&3 2>&3
+    exec 3>&-
+    wait "$SED_PID"
 done
 OUT=$DIR/results.txt
 : >"$OUT"
