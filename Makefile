@@ -126,23 +126,29 @@ test: tools
 # ---- end faults ----
 
 # ---- bench: rr_seq's matrix on a local cluster, and seqd beside its peers ----
-# (bench/bench_cluster.c, bench/peers.sh). `make bench BENCH_ARGS="--seconds 2"`.
+# (bench/bench_cluster.c, bench/peers.sh, bench/peer_driver.c: the etcd and
+# replicated-Redis load). `make bench BENCH_ARGS="--seconds 2"`;
+# `make bench-peers PEERS_RUNS=1 PEERS_SECONDS=3` for a quick look.
 .PHONY: bench bench-peers deps-peers
-PEERS_PKGS := redis-server postgresql
+PEERS_PKGS := redis-server postgresql etcd-server etcd-client
 BENCH_CLUSTER := $(BUILD)/bench/bench_cluster
+PEER_DRIVER := $(BUILD)/bench/peer_driver
 
 bench: check-deps $(BIN) $(BENCH_CLUSTER)
 	$(BENCH_CLUSTER) --seqd ./$(BIN) --dir $(BUILD)/bench-data $(BENCH_ARGS)
 
-bench-peers: check-deps $(BIN) $(BENCH_CLUSTER)
-	SEQD_BIN=$(CURDIR)/$(BIN) BENCH_BIN=$(CURDIR)/$(BENCH_CLUSTER) \
+bench-peers: check-deps $(BIN) $(BENCH_CLUSTER) $(PEER_DRIVER)
+	SEQD_BIN=$(CURDIR)/$(BIN) BENCH_BIN=$(CURDIR)/$(BENCH_CLUSTER) PEER_DRIVER=$(CURDIR)/$(PEER_DRIVER) \
 	  BENCH_DIR=$(CURDIR)/$(BUILD)/bench-data bash bench/peers.sh
 
-# Redis and PostgreSQL from Debian packages (redis-benchmark and pgbench come
-# with them); nothing is installed when they are present.
+# Redis, PostgreSQL and etcd from Debian packages (redis-benchmark, pgbench
+# and etcdctl come with them); nothing is installed when they are present.
+# The packages do not start their own services here (no init system); if a
+# host's policy does, those listen on the default ports, not the bench's.
 deps-peers:
 	@if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null && \
-	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v pgbench >/dev/null; then \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v pgbench >/dev/null && \
+	  command -v etcd >/dev/null && command -v etcdctl >/dev/null; then \
 	  echo "deps-peers: all present"; else \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(PEERS_PKGS); fi

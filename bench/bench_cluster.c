@@ -33,6 +33,7 @@
  *         clients=<single|shared32|indep32|spread32|threads32> ids_per_s=<n> ns_per_id=<n>
  *         p50_us=<n> p99_us=<n> rounds_per_s=<n>
  *         [stalls_per_1e6=<n>] [nacks_per_s=<n> fsyncs_per_s=<n>] [dups=<n>]
+ *         [member_cpu_ns_per_id=<n> cpu_us_per_id=<x.y>]
  * p50/p99: one source call (a fetch round trip; `-` for the baseline);
  * rounds_per_s: the members' ACCEPT rounds, summed, over the case;
  * stalls_per_1e6: stream_next calls that had to wait, per million IDs
@@ -49,8 +50,12 @@
  * turn; the BENCH lines then say secret=off|on, and a MACCOST line per case
  * gives the ratios with/without of the members' CPU per ID and of IDs/s.
  * member_cpu_ns_per_id (every BENCH line of a cluster this bench started):
- * the members' user+system CPU over the case (/proc/PID/stat), summed,
- * per ID handed out.
+ * the members' user+system CPU over the case (/proc/PID/stat utime+stime,
+ * every thread, the log's sync thread included), summed, per ID handed
+ * out; cpu_us_per_id is the same figure in µs (one decimal, three below
+ * 1 µs), the unit the PEER lines of bench/peers.sh use for their servers.
+ * Clock ticks are 10 ms: over a few seconds of a busy case the error is
+ * well under 1%.
  *
  * `--servers A,B,C --fsync MODE` measures a running three-member cluster
  * instead (nothing started or stopped): handy under perf or strace.
@@ -896,7 +901,8 @@ static void bench_print(const bench_result *r)
     if (r->dups >= 0)
         printf(" dups=%lld", (long long)r->dups);
     if (!isnan(r->cpu_id))
-        printf(" member_cpu_ns_per_id=%s", bench_fmt(a, sizeof a, r->cpu_id));
+        printf(" member_cpu_ns_per_id=%s cpu_us_per_id=%.*f", bench_fmt(a, sizeof a, r->cpu_id),
+               r->cpu_id < 1e3 ? 3 : 1, r->cpu_id / 1e3);
     printf("\n");
     fflush(stdout);
 }

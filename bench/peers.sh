@@ -14,13 +14,29 @@
 #      `redis-cli INCR` timed as a process like `seqd fetch`;
 #   4. PostgreSQL, a private cluster (initdb/pg_ctl, unix socket under the
 #      bench directory, run as user postgres when we are root): pgbench with
-#      `SELECT nextval('s');` from 1 and 32 clients.
+#      `SELECT nextval('s');` from 1 and 32 clients;
+#   5. etcd v3 (Debian's etcd-server), three members on loopback, data
+#      under the bench directory: a counter allocated by compare-and-swap
+#      (Txn If(mod_revision==r) Then(Put v+1) Else(Range), retried on
+#      conflict) over its HTTP/JSON gateway, from 1 and 32 clients
+#      (bench/peer_driver.c: one thread, one request in flight on each
+#      connection, client i on member i%3);
+#   6. replicated Redis: a master and two replicas, appendonly yes +
+#      appendfsync always on all three; each ID is INCR then WAIT 1 1000
+#      (durable on the master and acknowledged by one replica, no
+#      pipelining), from 1 and 32 clients (bench/peer_driver.c).
 # Each peer prints one line:
-#   PEER system=<redis-always|postgres|fdatasync|redis-cli> clients=<1|32>
-#        ids_per_s=<n> p50_us=<n> p99_us=<n>
-# then RATIO lines put seqd's figures beside theirs. A peer that is missing
-# or does not start is reported (SKIP ...) and skipped; no figure is made up.
-# Everything started here is stopped on exit, also on failure or Ctrl-C.
+#   PEER system=<redis-always|postgres|fdatasync|redis-cli|etcd3|redis-repl>
+#        clients=<1|32> ids_per_s=<n> p50_us=<n> p99_us=<n> [cpu_us_per_id=<x>]
+# cpu_us_per_id: user+system CPU of the server processes (/proc/PID/stat,
+# every thread) during the case, per ID: redis-server for redis-always, the
+# three etcd members for etcd3, the three redis-servers for redis-repl
+# (driver_cpu_us_per_id beside it is the driver's own, to show that the
+# figure is not client-bound). seqd's BENCH lines carry the same figure for
+# its three members. Then RATIO lines put seqd's figures beside theirs. A
+# peer that is missing or does not start is reported (SKIP ...) and
+# skipped; no figure is made up. Everything started here is stopped on
+# exit, also on failure or Ctrl-C.
 #
 # The whole set runs PEERS_RUNS times (default 3), the systems interleaved;
 # the lines above are then the medians of the runs, figure by figure (the
@@ -28,8 +44,10 @@
 #
 # Environment: PEERS_SECONDS (per measured case, default 5), BENCH_DIR
 # (default build/bench-data; must be on the same disk as seqd's data, and
-# not a tmpfs), SEQD_BIN (default ./seqd), PEERS_REDIS_PORT (19511),
-# PEERS_PG_PORT (19521), PEERS_SEQD_PORT (19501).
+# not a tmpfs), SEQD_BIN (default ./seqd), PEER_DRIVER (default
+# build/bench/peer_driver), PEERS_REDIS_PORT (19511; the replicated Redis
+# takes the next three), PEERS_PG_PORT (19521), PEERS_ETCD_PORT (19531:
+# client ports 19531-19533, peer ports 19541-19543), PEERS_SEQD_PORT (19501).
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,12 +60,15 @@ DIR=$(mkdir -p "$DIR" && cd "$DIR" && pwd)/peers
 REDIS_PORT=${PEERS_REDIS_PORT:-19511}
 PG_PORT=${PEERS_PG_PORT:-19521}
 SEQD_PORT=${PEERS_SEQD_PORT:-19501}
+ETCD_PORT=${PEERS_ETCD_PORT:-19531}
+DRIVER=${PEER_DRIVER:-$ROOT/build/bench/peer_driver}
 OUT=$DIR/results.txt
 
 REDIS_PID=
 PG_DATA=
 PG_BIN=
 PG_AS=()
+EXTRA_PIDS=()   # the etcd members and the replicated Redis servers
 
 log() { echo "peers: $*" >&2; }
 
@@ -64,6 +85,25 @@ cleanup() {
             kill -9 "$(head -1 "$PG_DATA/postmaster.pid")" 2>/dev/null
     fi
     PG_DATA=
+    stop_pids
+}
+
+# SIGTERM to each of EXTRA_PIDS, SIGKILL to what is left after 5 s.
+stop_pids() {
+    local p
+    [ "${#EXTRA_PIDS[@]}" -gt 0 ] || return 0
+    for p in "${EXTRA_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for _ in $(seq 50); do
+        local alive=
+        for p in "${EXTRA_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ -n "$alive" ] || break
+        sleep 0.1
+    done
+    for p in "${EXTRA_PIDS[@]}"; do
+        kill -9 "$p" 2>/dev/null
+        { wait "$p"; } 2>/dev/null   # reaped quietly, no "Killed" line
+    done
+    EXTRA_PIDS=()
 }
 # A cluster directory made under /tmp (pg_dir_for_postgres) goes at exit.
 PG_TMP=
@@ -83,6 +123,21 @@ field() { grep -E -- "$1" "$OUT" | head -1 | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 emit() { echo "$*" | tee -a "$OUT"; }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# User + system CPU seconds of the given processes so far (all threads;
+# fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends the
+# command name); empty when one is gone.
+TICK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+proc_cpu() {
+    local p t=0 f
+    for p in "$@"; do
+        f=$(cat "/proc/$p/stat" 2>/dev/null) || return 1
+        f=${f##*) }
+        set -- $f
+        t=$((t + ${12} + ${13}))
+    done
+    calc "$t / $TICK" 3
+}
 
 rm -rf "$DIR"
 mkdir -p "$DIR" || exit 1
@@ -111,16 +166,19 @@ run_disk() {
 # ---- 3. Redis ----
 # One redis-benchmark line of CSV -> PEER line. Its latencies are in ms.
 redis_case() {
-    local clients=$1 n=$2 line
+    local clients=$1 n=$2 line c0 c1 cpu=-
+    c0=$(proc_cpu "$REDIS_PID")
     line=$(redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$clients" -n "$n" --csv \
         INCRBY peers.k 1 2>/dev/null | tail -1)
+    c1=$(proc_cpu "$REDIS_PID")
+    [ -z "$c0" ] || [ -z "$c1" ] || cpu=$(calc "($c1 - $c0) * 1e6 / $n" 1)
     IFS=, read -r _ rps _ _ p50 _ p99 _ <<<"$(echo "$line" | tr -d '"')"
     if [ -z "${rps:-}" ] || [ -z "${p99:-}" ]; then
         log "redis-benchmark -c $clients gave no result: $line"
         return 1
     fi
     emit "PEER system=redis-always clients=$clients ids_per_s=$(calc "$rps" 0)" \
-        "p50_us=$(calc "$p50*1000" 0) p99_us=$(calc "$p99*1000" 0)"
+        "p50_us=$(calc "$p50*1000" 0) p99_us=$(calc "$p99*1000" 0) cpu_us_per_id=$cpu"
     [ "$clients" = 1 ] || emit "NOTE redis: appendfsync always writes and fsyncs once per event-loop" \
         "turn for every command of that turn (group commit), on one node"
 }
@@ -250,8 +308,101 @@ run_postgres() {
     cleanup
 }
 
+# ---- 5. etcd v3, three members ----
+# Fresh members each run (data under $DIR/etcd, the bench's file system),
+# then the CAS counter from 1 and 32 clients on fresh keys.
+run_etcd() {
+    command -v etcd >/dev/null || { emit "SKIP etcd3: not installed (make deps-peers)"; return; }
+    [ -x "$DRIVER" ] || { emit "SKIP etcd3: no $DRIVER (make $DRIVER)"; return; }
+    local i cp pp ic= eps= up= pids=
+    for i in 0 1 2; do
+        cp=$((ETCD_PORT + i)); pp=$((ETCD_PORT + 10 + i))
+        port_busy "$cp" || port_busy "$pp" && { emit "SKIP etcd3: port $cp or $pp busy"; return; }
+        ic+="${ic:+,}e$i=http://127.0.0.1:$pp"
+        eps+="${eps:+,}127.0.0.1:$cp"
+    done
+    rm -rf "$DIR/etcd"
+    mkdir -p "$DIR/etcd"
+    for i in 0 1 2; do
+        cp=$((ETCD_PORT + i)); pp=$((ETCD_PORT + 10 + i))
+        etcd --name "e$i" --data-dir "$DIR/etcd/e$i" \
+            --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
+            --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+            --initial-cluster "$ic" --initial-cluster-state new --initial-cluster-token seqd-peers \
+            --logger zap --log-outputs stderr >"$DIR/etcd/e$i.log" 2>&1 &
+        EXTRA_PIDS+=($!)
+    done
+    pids=$(IFS=,; echo "${EXTRA_PIDS[*]}")
+    for _ in $(seq 150); do
+        if command -v etcdctl >/dev/null; then
+            ETCDCTL_API=3 etcdctl --endpoints "$eps" --command-timeout 1s endpoint health \
+                >/dev/null 2>&1 && { up=1; break; }
+        elif [ "$(curl -s "http://127.0.0.1:$ETCD_PORT/health" 2>/dev/null)" = '{"health":"true"}' ]; then
+            up=1; break
+        fi
+        sleep 0.1
+    done
+    [ -n "$up" ] || { emit "SKIP etcd3: did not start (see $DIR/etcd/e*.log)"; stop_pids; return; }
+    log "etcd $(etcd --version | awk '/^etcd Version/ {print $3}') on $eps"
+    local c line
+    for c in 1 32; do
+        if line=$("$DRIVER" --system etcd3 --etcd "$eps" --clients "$c" --seconds "$SECS" \
+            --key "peers.c$c" --pids "$pids"); then
+            emit "$line"
+        else
+            emit "SKIP etcd3 clients=$c: the driver failed: $line"
+        fi
+    done
+    emit "NOTE etcd3: one ID = one successful compare-and-swap Txn; with 32 clients on one key" \
+        "most attempts conflict (attempts_per_id), each attempt a Raft write all the same"
+    stop_pids
+}
+
+# ---- 6. Redis, a master and two replicas ----
+run_redis_repl() {
+    command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
+        { emit "SKIP redis-repl: not installed (make deps-peers)"; return; }
+    [ -x "$DRIVER" ] || { emit "SKIP redis-repl: no $DRIVER (make $DRIVER)"; return; }
+    local m=$((REDIS_PORT + 1)) i p up= pids
+    for p in $m $((m + 1)) $((m + 2)); do
+        port_busy "$p" && { emit "SKIP redis-repl: port $p busy"; return; }
+    done
+    rm -rf "$DIR/redis-repl"
+    for i in 0 1 2; do
+        p=$((m + i))
+        mkdir -p "$DIR/redis-repl/r$i"
+        redis-server --port "$p" --bind 127.0.0.1 --dir "$DIR/redis-repl/r$i" \
+            --appendonly yes --appendfsync always --save '' --daemonize no \
+            --protected-mode no --logfile "$DIR/redis-repl/r$i.log" \
+            $([ "$i" = 0 ] || echo --replicaof 127.0.0.1 "$m") &
+        EXTRA_PIDS+=($!)
+    done
+    pids=$(IFS=,; echo "${EXTRA_PIDS[*]}")
+    # Up when both replicas are online (synced): WAIT means something then.
+    for _ in $(seq 150); do
+        [ "$(redis-cli -p "$m" info replication 2>/dev/null | grep -c 'state=online')" = 2 ] &&
+            { up=1; break; }
+        sleep 0.1
+    done
+    [ -n "$up" ] || { emit "SKIP redis-repl: replicas not online (see $DIR/redis-repl/r*.log)"; stop_pids; return; }
+    log "redis-repl: master on $m, replicas on $((m + 1)) and $((m + 2)), appendfsync always on all"
+    local c line
+    for c in 1 32; do
+        if line=$("$DRIVER" --system redis-repl --redis "127.0.0.1:$m" --clients "$c" \
+            --seconds "$SECS" --key "peers.c$c" --pids "$pids" --wait-replicas 1 --wait-timeout 1000); then
+            emit "$line"
+        else
+            emit "SKIP redis-repl clients=$c: the driver failed: $line"
+        fi
+    done
+    emit "NOTE redis-repl: INCR then WAIT 1 1000 per ID: durable on the master (appendfsync" \
+        "always) and acknowledged by one replica, which fsyncs its AOF before it acks"
+    stop_pids
+}
+
 # ---- the runs, then the median of each figure over them ----
-# Runs interleave the systems (seqd, disk, Redis, PostgreSQL, then again),
+# Runs interleave the systems (seqd, disk, Redis, PostgreSQL, etcd,
+# replicated Redis, then again),
 # so that a noisy minute on this shared machine hits all of them alike.
 # Each run's lines are kept in run<k>.txt and shown prefixed "run<k>";
 # results.txt gets one line per case with the median of every figure (and
@@ -260,6 +411,7 @@ median_lines() {
     awk '
     BEGIN { split("target fsync buf clients system", w, " "); for (j in w) what[w[j]] = 1 }
     /^(BENCH|PEER|FETCHPROC|FLOOR) / {
+        if ($0 ~ / check=FAILED/) next
         key = $1; nnum = 0
         for (i = 2; i <= NF; i++) {
             split($i, kv, "=")
@@ -270,7 +422,11 @@ median_lines() {
         n[key]++
         for (i = 2; i <= NF; i++) {
             split($i, kv, "=")
-            if (!(kv[1] in what) && kv[2] ~ /^[0-9.]+$/) val[key, i, n[key]] = kv[2] + 0
+            if (!(kv[1] in what) && kv[2] ~ /^[0-9.]+$/) {
+                val[key, i, n[key]] = kv[2] + 0
+                d = index(kv[2], ".") ? length(kv[2]) - index(kv[2], ".") : 0
+                if (d > dec[key, i]) dec[key, i] = d   # a median keeps the decimals given
+            }
         }
     }
     function total(key, i,    j, t) { for (j = 1; j <= n[key]; j++) t += val[key, i, j]; return t }
@@ -285,7 +441,7 @@ median_lines() {
             key = order[o]; nf = split(line[key], f, " "); out = f[1]
             for (i = 2; i <= nf; i++) {
                 split(f[i], kv, "=")
-                if (!(kv[1] in what) && kv[2] ~ /^[0-9.]+$/ && (key, i, 1) in val) out = out " " kv[1] "=" sprintf("%.0f", kv[1] == "failures" ? total(key, i) : median(key, i))
+                if (!(kv[1] in what) && kv[2] ~ /^[0-9.]+$/ && (key, i, 1) in val) out = out " " kv[1] "=" sprintf("%." (dec[key, i] + 0) "f", kv[1] == "failures" ? total(key, i) : median(key, i))
                 else out = out " " f[i]
             }
             print out
@@ -299,9 +455,13 @@ for k in $(seq "$RUNS"); do
     OUT=$DIR/run$k.txt
     : >"$OUT"
     # Not a pipeline: the runs must stay in this shell, where the exit
-    # trap can see what they started.
-    { run_seqd; run_disk; run_redis; run_postgres; } > >(sed "s/^/run$k /") 2>&1
-    wait $!
+    # trap can see what they started. The prefixing sed's pid is taken at
+    # once: the runs start servers in the background, which resets $!.
+    exec 3> >(sed -u "s/^/run$k /")
+    SED_PID=$!
+    { run_seqd; run_disk; run_redis; run_postgres; run_etcd; run_redis_repl; } >&3 2>&3
+    exec 3>&-
+    wait "$SED_PID"
 done
 OUT=$DIR/results.txt
 : >"$OUT"
@@ -332,6 +492,14 @@ P32=$(num '^PEER system=postgres clients=32' ids_per_s)
 FD=$(num '^PEER system=fdatasync' p50_us)
 FQ=$(num '^FLOOR system=fdatasync-2of3' p50_us)
 RC=$(num '^PEER system=redis-cli' p50_us)
+E1=$(num '^PEER system=etcd3 clients=1 ' ids_per_s)
+E32=$(num '^PEER system=etcd3 clients=32 ' ids_per_s)
+RR1=$(num '^PEER system=redis-repl clients=1 ' ids_per_s)
+RR32=$(num '^PEER system=redis-repl clients=32 ' ids_per_s)
+SICPU=$(num 'target=cluster fsync=always buf=0 clients=indep32' cpu_us_per_id)
+R32CPU=$(num '^PEER system=redis-always clients=32' cpu_us_per_id)
+E32CPU=$(num '^PEER system=etcd3 clients=32 ' cpu_us_per_id)
+RR32CPU=$(num '^PEER system=redis-repl clients=32 ' cpu_us_per_id)
 echo
 ratio seqd_buf0_indep32_vs_redis_always_32 "$SI" "$R32" "ids/s; above 1: seqd hands out more"
 ratio seqd_buf0_threads32_vs_redis_always_32 "$ST" "$R32" "ids/s; a thread and a blocking client each"
@@ -341,7 +509,15 @@ ratio seqd_buf0_single_p50_vs_fdatasync_p50 "$S0P50" "$FD" "latency; the disk's 
 ratio seqd_buf0_single_p50_vs_quorum_floor "$S0P50" "$FQ" "latency; 2 of 3 fdatasyncs on this one disk is 1"
 ratio seqd_fetch_process_vs_redis_cli "$FP" "$RC" "median latency of one command run"
 ratio seqd_buf1024_indep32_vs_baseline "$SB" "$BB" "ids/s; the in-process counter is 1"
+ratio seqd_buf0_indep32_vs_etcd3_32 "$SI" "$E32" "ids/s; aim >= 10"
+ratio seqd_buf0_single_vs_etcd3_1 "$S0" "$E1" "ids/s"
+ratio seqd_buf0_indep32_vs_redis_repl_32 "$SI" "$RR32" "ids/s; aim >= 1.0"
+ratio seqd_buf0_single_vs_redis_repl_1 "$S0" "$RR1" "ids/s"
+ratio seqd_cpu_per_id_indep32_vs_redis_always_32 "$SICPU" "$R32CPU" \
+    "server CPU per ID, three members vs one redis-server; aim <= 2.0"
+ratio seqd_cpu_per_id_indep32_vs_redis_repl_32 "$SICPU" "$RR32CPU" "server CPU per ID, both three processes"
+ratio etcd3_32_cpu_per_id_vs_seqd_indep32 "$E32CPU" "$SICPU" "server CPU per ID, both three processes: etcd's over seqd's"
 # The data of the peers is big and useless once measured; logs stay.
-rm -rf "$DIR/pg/data" "$DIR/redis/appendonlydir"
+rm -rf "$DIR/pg/data" "$DIR/redis/appendonlydir" "$DIR"/etcd/e*/ "$DIR"/redis-repl/r*/
 log "all figures in $OUT"
 exit "$SEQD_RC"
