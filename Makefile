@@ -134,8 +134,10 @@ PEERS_PKGS := redis-server postgresql etcd-server etcd-client
 BENCH_CLUSTER := $(BUILD)/bench/bench_cluster
 PEER_DRIVER := $(BUILD)/bench/peer_driver
 
-bench: check-deps $(BIN) $(BENCH_CLUSTER)
+bench: check-deps $(BIN) $(BENCH_CLUSTER) $(PEER_DRIVER)
 	$(BENCH_CLUSTER) --seqd ./$(BIN) --dir $(BUILD)/bench-data $(BENCH_ARGS)
+	SEQD_BIN=$(CURDIR)/$(BIN) BENCH_BIN=$(CURDIR)/$(BENCH_CLUSTER) PEER_DRIVER=$(CURDIR)/$(PEER_DRIVER) \
+	  BENCH_DIR=$(CURDIR)/$(BUILD)/bench-data bash bench/http.sh
 
 bench-peers: check-deps $(BIN) $(BENCH_CLUSTER) $(PEER_DRIVER)
 	SEQD_BIN=$(CURDIR)/$(BIN) BENCH_BIN=$(CURDIR)/$(BENCH_CLUSTER) PEER_DRIVER=$(CURDIR)/$(PEER_DRIVER) \
@@ -258,7 +260,7 @@ INSTALL ?= install
 
 # The library is the client and what it needs (client_admin.h's calls stay
 # inside: not in the map); nothing of the member.
-LIBSEQD_SRC := client/client.c client/client_async.c client/policy.c client/stream.c \
+LIBSEQD_SRC := client/client.c client/client_async.c client/policy.c client/stream.c client/token.c \
   net/addr.c net/auth.c net/conn.c net/frame.c net/mac.c
 LIBSEQD_HDRS := client/client.h client/client_async.h client/stream.h proto.h
 LIBSEQD_MAP := client/libseqd.map
@@ -349,6 +351,11 @@ endif
 test-metrics: $(BIN)
 	SEQD_BIN=$(CURDIR)/$(BIN) /usr/bin/python3 tests/test_metrics.py
 test: test-metrics
+# The HTTP/JSON API and client tokens (issue 12) against real members, the
+# README's Python and Node examples run as written.
+test-http-api: $(BIN)
+	SEQD_BIN=$(CURDIR)/$(BIN) /usr/bin/python3 tests/test_http_api.py
+test: test-http-api
 # ---- end install ----
 
 # ---- deb: the Debian packages (debian/), and lintian on them ----

@@ -161,6 +161,12 @@
  *              start of the following chunk, LIST_DONE marks the last one.
  *              `seqd list` merges the chunks of a quorum of members, the
  *              largest cur per name: what a READ would see.
+ * TOKEN        client -> member, one-way, the first frame of a client
+ *              connection to a member run with --client-token-file (issue
+ *              12; client/token.h): u8 len | token. No reply: a wrong or
+ *              missing token gets ERROR "not authenticated" and the
+ *              connection is closed at its first request. A member without
+ *              a client token ignores it.
  *
  * One line per type: X(NAME, number). The enum and the names logs print
  * both come from this list. */
@@ -187,11 +193,12 @@
     X(ADVANCE, 20)        \
     X(ADVANCED, 21)       \
     X(LIST, 22)           \
-    X(LIST_CHUNK, 23)
+    X(LIST_CHUNK, 23)     \
+    X(TOKEN, 24)
 
 #define SEQD_MSG_ENUM(name, num) MSG_##name = num,
 #define SEQD_ONE2(a, b) +1
-enum seqd_msg_type { SEQD_MSG_TYPES(SEQD_MSG_ENUM) MSG_TYPE_MAX = 23 };
+enum seqd_msg_type { SEQD_MSG_TYPES(SEQD_MSG_ENUM) MSG_TYPE_MAX = 24 };
 /* The codec takes 1..MAX as the known types: the list has no gaps. */
 _Static_assert(MSG_TYPE_MAX == 0 SEQD_MSG_TYPES(SEQD_ONE2), "message types 1..MAX, no gaps");
 #undef SEQD_MSG_ENUM
@@ -354,6 +361,7 @@ typedef struct seqd_msg {
         struct { uint8_t state; struct seqd_cid cid; } init_reply;
         struct { uint8_t step; uint8_t nonce[SEQD_NONCE_LEN], mac[SEQD_MAC_LEN]; } auth;
         struct { uint32_t timeout_ms; uint64_t value; struct seqd_name name; } advance;
+        struct { uint8_t len; const char *token; } token;
         struct { uint64_t next; } advanced;
         struct { uint32_t start; uint8_t prefix_len; const char *prefix; } list;
         struct {

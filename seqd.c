@@ -21,6 +21,7 @@
 #include "net/auth.h"
 #include "client/client_admin.h"
 #include "client/stream.h"
+#include "client/token.h"
 #include "core/member.h"
 #include "net/frame.h"
 #include "net/front_bin.h"
@@ -45,7 +46,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
  * the defaults of all commands can live side by side. */
 typedef struct opts {
     const char *listen, *data, *peers, *servers, *name, *secret_file, *http;
-    const char *log_level, *log_format, *prefix;
+    const char *log_level, *log_format, *prefix, *client_token_file, *token_file;
     const char *value;   /* advance's VALUE, the second positional */
     double exhaustion_alarm;
     bool insecure, json;
@@ -63,7 +64,7 @@ enum {
     OPT_LISTEN = 256, OPT_DATA, OPT_PEERS, OPT_SERVERS, OPT_FSYNC, OPT_COUNT,
     OPT_RANGE, OPT_ROUND_TIMEOUT, OPT_BUFFER, OPT_INTERVAL, OPT_TIMEOUT, OPT_SECRET_FILE,
     OPT_INSECURE, OPT_HTTP, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_JSON, OPT_PREFIX,
-    OPT_EXHAUSTION_ALARM,
+    OPT_EXHAUSTION_ALARM, OPT_CLIENT_TOKEN_FILE, OPT_TOKEN_FILE,
 };
 
 /* An option as getopt_long wants it, with the words `CMD --help` shows for
@@ -113,8 +114,15 @@ static const cmd_opt serve_options[] = {
             "text (default) or json (one object per line)"),
     CMD_OPT("exhaustion-alarm", required_argument, OPT_EXHAUSTION_ALARM, "SHARE",
             "/metrics names the sequences past this share of 2^64\n(default 0.5)"),
+    CMD_OPT("client-token-file", required_argument, OPT_CLIENT_TOKEN_FILE, "PATH",
+            "clients must present this token (binary and HTTP\nBearer); default: none"),
     {{0}, 0, 0, 0},
 };
+
+#define TOKEN_OPT                                                                 \
+    CMD_OPT("token-file", required_argument, OPT_TOKEN_FILE, "PATH",                 \
+            "the client token, for members that require one\n"              \
+            "(default: $SEQD_TOKEN_FILE)")
 
 static const cmd_opt fetch_options[] = {
     CMD_OPT("servers", required_argument, OPT_SERVERS, "LIST", SERVERS_HELP),
@@ -122,6 +130,7 @@ static const cmd_opt fetch_options[] = {
     /* optional: "--range=anything" has always been accepted, the value ignored. */
     CMD_OPT("range", optional_argument, OPT_RANGE, NULL, "print FIRST LAST (inclusive) on one line instead"),
     CMD_OPT("timeout", required_argument, OPT_TIMEOUT, "MS", "deadline for the whole call (default 5000)"),
+    TOKEN_OPT,
     {{0}, 0, 0, 0},
 };
 
@@ -130,6 +139,7 @@ static const cmd_opt fetch_options[] = {
 static const cmd_opt status_options[] = {
     {{"servers", required_argument, NULL, OPT_SERVERS}, "LIST", SERVERS_HELP, true},
     CMD_OPT("json", no_argument, OPT_JSON, NULL, "print one JSON document instead"),
+    TOKEN_OPT,
     {{0}, 0, 0, 0},
 };
 
@@ -147,6 +157,7 @@ static const cmd_opt advance_options[] = {
     CMD_OPT("secret-file", required_argument, OPT_SECRET_FILE, "PATH",
             "the cluster secret, when the members have one"),
     CMD_OPT("timeout", required_argument, OPT_TIMEOUT, "MS", "deadline for the whole call (default 5000)"),
+    TOKEN_OPT,
     {{0}, 0, 0, 0},
 };
 
@@ -154,6 +165,7 @@ static const cmd_opt list_options[] = {
     CMD_OPT("servers", required_argument, OPT_SERVERS, "LIST", SERVERS_HELP),
     CMD_OPT("prefix", required_argument, OPT_PREFIX, "P", "only the names that start with P"),
     CMD_OPT("timeout", required_argument, OPT_TIMEOUT, "MS", "per member and chunk (default 5000)"),
+    TOKEN_OPT,
     {{0}, 0, 0, 0},
 };
 
@@ -162,6 +174,7 @@ static const cmd_opt stream_options[] = {
     CMD_OPT("buffer", required_argument, OPT_BUFFER, "N",
             "IDs per range, 0 to 1000000 (default 1024; 0 = a fetch per ID)"),
     CMD_OPT("interval", required_argument, OPT_INTERVAL, "MS", "pause between IDs (default 0)"),
+    TOKEN_OPT,
     {{0}, 0, 0, 0},
 };
 
@@ -172,6 +185,12 @@ static int cmd_status(const opts *o, const cmd_entry *cmd);
 static int cmd_stream(const opts *o, const cmd_entry *cmd);
 static int cmd_advance(const opts *o, const cmd_entry *cmd);
 static int cmd_list(const opts *o, const cmd_entry *cmd);
+static int cmd_admin_token(const opts *o, const cmd_entry *cmd);
+
+static const cmd_opt admin_token_options[] = {
+    CMD_OPT("secret-file", required_argument, OPT_SECRET_FILE, "PATH", "the cluster secret"),
+    {{0}, 0, 0, 0},
+};
 
 static const cmd_entry commands[] = {
     {"serve", cmd_serve, "run a cluster member",
@@ -179,7 +198,7 @@ static const cmd_entry commands[] = {
      "                  [--fsync always|never] [--round-timeout MS]\n"
      "                  [--secret-file PATH | --insecure] [--http HOST:PORT]\n"
      "                  [--log-level LEVEL] [--log-format text|json]\n"
-     "                  [--exhaustion-alarm SHARE]\n",
+     "                  [--exhaustion-alarm SHARE] [--client-token-file PATH]\n",
      "Runs one member. The member set is --listen plus --peers (the other members);\n"
      "every member must be given the same set and the same --round-timeout.\n"
      "It logs to stderr; SIGHUP is logged and ignored (there is no file to reopen).\n",
@@ -196,20 +215,22 @@ static const cmd_entry commands[] = {
      "message names it), 2 usage error.\n",
      false, false},
     {"fetch", cmd_fetch, "allocate IDs of a sequence",
-     "fetch [--servers HOST:PORT,...] [--count N] [--range] [--timeout MS] NAME\n",
+     "fetch [--servers HOST:PORT,...] [--count N] [--range] [--timeout MS]\n"
+     "                  [--token-file PATH] NAME\n",
      "Allocates N consecutive IDs of sequence NAME and prints them, one per line.\n",
      fetch_options, 18,
      "NAME is 1 to 128 bytes of [A-Za-z0-9._-].\n"
      "Exit status: 0 ok, 1 the cluster could not serve, 2 usage error.\n",
      true, false},
     {"status", cmd_status, "show every member's state",
-     "status [--servers HOST:PORT,...] [--json]\n",
+     "status [--servers HOST:PORT,...] [--json] [--token-file PATH]\n",
      "Prints one line per member: address, ready / recovering / down, counters;\n"
      "with --json, one document {\"members\":[{\"address\":...,\"state\":...,\n"
      "\"counters\":{...}},...],\"ready\":BOOL}. Exits 0 only when every member is ready.\n",
      status_options, 12, NULL, false, false},
     {"stream", cmd_stream, "print IDs from a buffered stream until interrupted",
-     "stream [--servers HOST:PORT,...] [--buffer N] [--interval MS] NAME\n",
+     "stream [--servers HOST:PORT,...] [--buffer N] [--interval MS]\n"
+     "                  [--token-file PATH] NAME\n",
      "Prints IDs of sequence NAME from a buffered stream, one per line, until\n"
      "interrupted (SIGINT, or the reader going away: `seqd stream x | head -5`).\n"
      "The stream fetches ranges of N IDs in the background, refilling when half\n"
@@ -217,7 +238,8 @@ static const cmd_entry commands[] = {
      "quorum is up, and says on stderr when it has to wait for the cluster.\n",
      stream_options, 18, NULL, true, false},
     {"advance", cmd_advance, "raise a sequence's floor (moving from another system)",
-     "advance [--servers HOST:PORT,...] [--secret-file PATH] [--timeout MS] NAME VALUE\n",
+     "advance [--servers HOST:PORT,...] [--secret-file PATH] [--timeout MS]\n"
+     "                  [--token-file PATH] NAME VALUE\n",
      "Makes every ID of sequence NAME handed out after it returns be >= VALUE, by a\n"
      "quorum round (the floor survives every crash the guarantees cover). It never\n"
      "lowers anything: when NAME is already past VALUE it succeeds and changes\n"
@@ -230,12 +252,19 @@ static const cmd_entry commands[] = {
      "serve or refused (no quorum, timeout, not authenticated), 2 usage error.\n",
      true, true},
     {"list", cmd_list, "print every sequence and its NEXT",
-     "list [--servers HOST:PORT,...] [--prefix P] [--timeout MS]\n",
+     "list [--servers HOST:PORT,...] [--prefix P] [--timeout MS] [--token-file PATH]\n",
      "Prints `NAME NEXT` per sequence, sorted by name, NEXT being the lowest ID not\n"
      "yet handed out as a read quorum sees it: the largest a majority of the members\n"
      "hold. Each member sends its table in chunks of at most one frame.\n",
      list_options, 18,
      "Exit status: 0 ok, 1 fewer than a quorum of members answered, 2 usage error.\n",
+     false, false},
+    {"admin-token", cmd_admin_token, "print the HTTP API's admin bearer token",
+     "admin-token --secret-file PATH\n",
+     "Prints HMAC-SHA256(secret, \"admin\") in hex: the bearer token of the HTTP\n"
+     "advance (POST /v1/sequences/NAME/advance) on a cluster with a secret. It is\n"
+     "derived from the secret and cannot give the secret back.\n",
+     admin_token_options, 22, "Exit status: 0 ok, 1 the secret cannot be read, 2 usage error.\n",
      false, false},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -250,7 +279,7 @@ static void print_main_usage(FILE *f)
           "\n"
           "commands:\n", f);
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
     fputs("\n`seqd COMMAND --help` describes a command; `seqd --version` prints the version.\n", f);
 }
 
@@ -464,6 +493,8 @@ static int set_opt(const cmd_entry *cmd, opts *o, int key, const char *v)
     case OPT_LOG_FORMAT: o->log_format = v; break;
     case OPT_JSON: o->json = true; break;
     case OPT_PREFIX: o->prefix = v; break;
+    case OPT_CLIENT_TOKEN_FILE: o->client_token_file = v; break;
+    case OPT_TOKEN_FILE: o->token_file = v; break;
     case OPT_EXHAUSTION_ALARM: {
         char *end;
         errno = 0;
@@ -660,6 +691,7 @@ typedef struct serve_plan {
     enum recovery_mode mode;   /* IDENTITY, PREPARED or neither */
     struct seqd_cid cid;
     const auth_secret *secret;   /* NULL: protected mode */
+    const char *client_token;    /* --client-token-file's, NULL: none */
 } serve_plan;
 
 /* The member set is --listen plus --peers; its digest is compared in peer
@@ -863,13 +895,20 @@ static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
         fprintf(stderr, "seqd: %s\n", base ? err : "cannot create the event loop");
         return EXIT_FAIL;
     }
-    running_front = front_bin_new(base, running, o->listen, p->secret, o->insecure, err, sizeof err);
+    running_front = front_bin_new(base, running, o->listen, p->secret, o->insecure, p->client_token,
+                                  err, sizeof err);
     if (!running_front) {
         fprintf(stderr, "seqd: %s\n", err);
         return EXIT_FAIL;
     }
     if (o->http) {
-        running_http = front_http_new(base, running, o->http, err, sizeof err);
+        static char admin_token[2 * SEQD_MAC_LEN + 1];
+        front_http_opts ho = {.insecure = o->insecure, .client_token = p->client_token};
+        if (p->secret) {
+            auth_admin_token(p->secret, admin_token);
+            ho.admin_token = admin_token;
+        }
+        running_http = front_http_new(base, running, o->http, &ho, err, sizeof err);
         if (!running_http) {
             fprintf(stderr, "seqd: %s\n", err);
             return EXIT_FAIL;
@@ -927,6 +966,15 @@ static int cmd_serve(const opts *o, const cmd_entry *cmd)
     serve_plan p = {0};
     if (member_set(o, &p, err, sizeof err) < 0)
         return usage_error(cmd, "%s", err);
+    static char client_token[SEQD_TOKEN_MAX + 1];
+    if (o->client_token_file) {
+        char terr[512];
+        if (seqd_token_load(o->client_token_file, client_token, terr, sizeof terr) < 0) {
+            fprintf(stderr, "seqd: %s\n", terr);
+            return EXIT_FAIL;
+        }
+        p.client_token = client_token;
+    }
     if ((rc = serve_load_secret(o, &p, cmd, &p.secret)) != EXIT_OK)
         return rc;
     member_log_setup((enum member_log_level)member_log_level_parse(o->log_level),
@@ -1321,6 +1369,21 @@ static int list_add(void *arg, const struct seqd_name *name, uint64_t next)
     return 0;
 }
 
+static int cmd_admin_token(const opts *o, const cmd_entry *cmd)
+{
+    if (!o->secret_file)
+        return usage_error(cmd, "%s", "missing --secret-file");
+    static auth_secret secret;
+    char err[512], tok[2 * SEQD_MAC_LEN + 1];
+    if (auth_load_secret(o->secret_file, &secret, err, sizeof err) < 0) {
+        fprintf(stderr, "seqd: %s\n", err);
+        return EXIT_FAIL;
+    }
+    auth_admin_token(&secret, tok);
+    printf("%s\n", tok);
+    return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
 static const char *list_names;   /* for the qsort comparator */
 
 static int list_cmp(const void *pa, const void *pb)
@@ -1438,6 +1501,10 @@ static int run_command(const cmd_entry *cmd, int argc, char **argv)
         print_cmd_usage(stdout, cmd);
         return EXIT_OK;
     }
+    /* The client library reads $SEQD_TOKEN_FILE itself (client/token.h):
+     * --token-file is that variable for this one command. */
+    if (o.token_file && setenv("SEQD_TOKEN_FILE", o.token_file, 1) != 0)
+        return EXIT_FAIL;
     return cmd->run(&o, cmd);
 }
 

@@ -18,6 +18,14 @@
  *       INCR k, then WAIT <replicas> <timeout>, then the next INCR (RESP over
  *       raw sockets; a WAIT that returns fewer replicas than asked counts
  *       in unacked=, and such an ID is not counted as acknowledged).
+ *   peer_driver --seqd-http HOST:PORT,... --clients N --seconds S --key NAME
+ *               [--pids ...] [--bench-shape single|indep32]
+ *       seqd's own HTTP API (issue 12): POST /v1/sequences/NAME/ids?count=1
+ *       per ID on keep-alive connections, client i to member i % count;
+ *       with --bench-shape it prints bench_cluster's line instead,
+ *       BENCH target=http fsync=always buf=0 clients=SHAPE ids_per_s=...
+ *       p50_us=... p99_us=... cpu_us_per_id=... (IDs may have gaps: a
+ *       retried round leaves one; the check is per-client order).
  *
  * Prints one line (bench/peers.sh's PEER shape):
  *   PEER system=NAME clients=N ids_per_s=<n> p50_us=<n> p99_us=<n>
@@ -120,8 +128,8 @@ static int pd_b64_dec(const char *in, char *out, size_t cap)
 
 /* ---- one connection ---- */
 
-enum pd_kind { PD_ETCD, PD_REDIS };
-enum pd_state { ST_RANGE, ST_TXN, ST_INCR, ST_WAIT, ST_DONE };
+enum pd_kind { PD_ETCD, PD_REDIS, PD_SEQD_HTTP };
+enum pd_state { ST_RANGE, ST_TXN, ST_INCR, ST_WAIT, ST_DONE, ST_IDS };
 
 typedef struct pd_client {
     int fd;
@@ -225,6 +233,18 @@ static void pd_http(pd_client *c, const char *path, const char *body)
     c->outlen = (size_t)n;
 }
 
+static void pd_seqd_ids(pd_run *r, pd_client *c)
+{
+    int n = snprintf(c->out, sizeof c->out,
+                     "POST /v1/sequences/%s/ids?count=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Content-Length: 0\r\n\r\n", r->key);
+    if (n < 0 || (size_t)n >= sizeof c->out)
+        pd_die("request too long");
+    c->outlen = (size_t)n;
+    c->state = ST_IDS;
+    pd_send(r, c);
+}
+
 static void pd_etcd_range(pd_run *r, pd_client *c)
 {
     char body[512];
@@ -291,6 +311,8 @@ static void pd_next(pd_run *r, pd_client *c)
     c->t_id = pd_now();
     if (r->kind == PD_ETCD)
         pd_etcd_txn(r, c);
+    else if (r->kind == PD_SEQD_HTTP)
+        pd_seqd_ids(r, c);
     else
         pd_redis_incr(r, c);
 }
@@ -445,6 +467,29 @@ static bool pd_etcd_reply(pd_run *r, pd_client *c, size_t *used)
     return true;
 }
 
+static bool pd_seqd_reply(pd_run *r, pd_client *c, size_t *used)
+{
+    char *body;
+    int status = 0;
+    size_t n = pd_http_parse(r, c, &body, &status);
+    if (n == (size_t)-1) {
+        pd_fail(r, "seqd http: %s", r->err);
+        return false;
+    }
+    if (n == 0)
+        return false;
+    *used = n;
+    c->busy = false;
+    uint64_t first;
+    if (status != 200 || !pd_json_u64(body, "first", &first)) {
+        pd_fail(r, "seqd http: HTTP %d: %.200s", status, body);
+        return true;
+    }
+    pd_got_id(r, c, first);
+    pd_next(r, c);
+    return true;
+}
+
 static bool pd_redis_reply(pd_run *r, pd_client *c, size_t *used)
 {
     c->in[c->inlen] = '\0';
@@ -493,7 +538,9 @@ static void pd_readable(pd_run *r, pd_client *c)
     }
     size_t used = 0;
     while (c->inlen > 0 &&
-           (r->kind == PD_ETCD ? pd_etcd_reply(r, c, &used) : pd_redis_reply(r, c, &used))) {
+           (r->kind == PD_ETCD        ? pd_etcd_reply(r, c, &used)
+            : r->kind == PD_SEQD_HTTP ? pd_seqd_reply(r, c, &used)
+                                      : pd_redis_reply(r, c, &used))) {
         memmove(c->in, c->in + used, c->inlen - used);
         c->inlen -= used;
         used = 0;
@@ -556,7 +603,7 @@ int main(int argc, char **argv)
 {
     static pd_run run;
     pd_run *r = &run;
-    const char *etcd = NULL, *redis = NULL, *pids = NULL;
+    const char *etcd = NULL, *redis = NULL, *seqd_http = NULL, *pids = NULL, *shape = NULL;
     r->nclients = 1;
     r->secs = 5;
     r->wait_replicas = 1;
@@ -569,6 +616,10 @@ int main(int argc, char **argv)
             etcd = v;
         else if (strcmp(a, "--redis") == 0)
             redis = v;
+        else if (strcmp(a, "--seqd-http") == 0)
+            seqd_http = v;
+        else if (strcmp(a, "--bench-shape") == 0)
+            shape = v;
         else if (strcmp(a, "--clients") == 0)
             r->nclients = atoi(v);
         else if (strcmp(a, "--seconds") == 0)
@@ -586,12 +637,13 @@ int main(int argc, char **argv)
         else
             pd_usage();
     }
-    if ((etcd == NULL) == (redis == NULL) || r->key == NULL || strlen(r->key) > 100 ||
+    if ((etcd != NULL) + (redis != NULL) + (seqd_http != NULL) != 1 || r->key == NULL ||
+        strlen(r->key) > 100 ||
         r->nclients < 1 || r->nclients > PD_MAX_CLIENTS || r->secs <= 0)
         pd_usage();
-    r->kind = etcd ? PD_ETCD : PD_REDIS;
+    r->kind = etcd ? PD_ETCD : seqd_http ? PD_SEQD_HTTP : PD_REDIS;
     if (r->system == NULL)
-        r->system = etcd ? "etcd3" : "redis-repl";
+        r->system = etcd ? "etcd3" : seqd_http ? "seqd-http" : "redis-repl";
     pd_b64_enc(r->key, strlen(r->key), r->key64);
     for (const char *p = pids; p && *p && r->npids < PD_MAX_PIDS;) {
         r->pids[r->npids++] = atoi(p);
@@ -602,7 +654,7 @@ int main(int argc, char **argv)
     /* The endpoints: etcd's list rotates over the clients. */
     char eps[PD_MAX_CLIENTS][64];
     int neps = 0;
-    const char *list = etcd ? etcd : redis;
+    const char *list = etcd ? etcd : seqd_http ? seqd_http : redis;
     for (const char *p = list; p && *p && neps < PD_MAX_CLIENTS;) {
         const char *q = strchr(p, ',');
         size_t n = q ? (size_t)(q - p) : strlen(p);
@@ -698,9 +750,18 @@ int main(int argc, char **argv)
         pd_die("no ID at all in %.1f s", el);
     /* Fresh key: the IDs handed out are exactly 1..max; an unacked Redis
      * INCR still took a number, so those count towards max too. */
-    bool ok = r->bad_order == 0 && r->max_id <= ids + r->unacked &&
-              (r->kind == PD_REDIS || r->max_id == ids);
+    bool ok = r->bad_order == 0 && (r->kind == PD_SEQD_HTTP || r->max_id <= ids + r->unacked) &&
+              (r->kind != PD_ETCD || r->max_id == ids);
     qsort(r->lat, r->nlat, sizeof *r->lat, pd_cmp);
+    if (shape) {
+        printf("BENCH target=http fsync=always buf=0 clients=%s ids_per_s=%.0f p50_us=%.0f "
+               "p99_us=%.0f cpu_us_per_id=%.1f driver_cpu_us_per_id=%.1f check=%s\n", shape,
+               (double)ids / el, pd_pct(r, 0.5), pd_pct(r, 0.99),
+               r->npids > 0 ? (cpu1 - cpu0) * 1e6 / (double)ids : NAN,
+               (self1 - self0) * 1e6 / (double)ids, ok ? "ok" : "FAILED");
+        free(r->lat);
+        return ok ? 0 : 1;
+    }
     printf("PEER system=%s clients=%d ids_per_s=%.0f p50_us=%.0f p99_us=%.0f", r->system,
            r->nclients, (double)ids / el, pd_pct(r, 0.5), pd_pct(r, 0.99));
     if (r->npids > 0 && !isnan(cpu0) && !isnan(cpu1))

@@ -31,6 +31,7 @@
 #include "../net/frame.h"
 #include "../net/mac.h"
 #include "policy.h"
+#include "token.h"
 
 #define CLIENT_WHY_MAX 160
 /* A frame and, on an authenticated connection, its tag. */
@@ -52,7 +53,12 @@ struct client {
     uint64_t next_reqid;
     uint8_t *buf;                   /* CLIENT_UNIT_MAX: packing and replies */
     struct client_conn *m;
+    char token[SEQD_TOKEN_MAX + 1]; /* sent first on each connection; "" for none */
 };
+
+static void client_conn_close(struct client_conn *m);
+static int client_send_all(struct client_conn *m, const uint8_t *buf, size_t len,
+                           int64_t deadline);
 
 /* Outcome of waiting for one reply. */
 enum { WAIT_OK = 0, WAIT_CONN = -1, WAIT_TIMEOUT = -2 };
@@ -123,7 +129,40 @@ client *client_new(const char *servers, char *err, size_t errlen)
         c->m[i].srv = &c->list.s[i];
     }
     c->next_reqid = 1;
+    if (seqd_token_from_env(c->token, err, errlen) < 0) {
+        client_free(c);
+        return NULL;
+    }
     return c;
+}
+
+int client_set_token(client *c, const char *token, char *err, size_t errlen)
+{
+    size_t len = token ? strlen(token) : 0;
+    if (len && !seqd_token_valid(token, len)) {
+        policy_seterr(err, errlen, "bad token: want %d to %d printable characters without blanks",
+                      SEQD_TOKEN_MIN, SEQD_TOKEN_MAX);
+        return CLIENT_EUSAGE;
+    }
+    memcpy(c->token, token ? token : "", len + 1);
+    for (int i = 0; i < c->n; i++)
+        client_conn_close(&c->m[i]);   /* the next connections present it */
+    return CLIENT_OK;
+}
+
+/* The token, one-way, ahead of the first request on a new connection: a
+ * member without one ignores it, a member with another closes the
+ * connection after its ERROR, which the request's wait then reports. */
+static int client_send_token(client *c, struct client_conn *m, int64_t deadline)
+{
+    if (!c->token[0])
+        return 0;
+    uint8_t buf[SEQD_HDR_LEN + 1 + SEQD_TOKEN_MAX];
+    seqd_msg t = {.type = MSG_TOKEN};
+    t.u.token.token = c->token;
+    t.u.token.len = (uint8_t)strlen(c->token);
+    size_t n = frame_pack(&t, buf);
+    return n && client_send_all(m, buf, n, deadline) == 0 ? 0 : -1;
 }
 
 /* Forgets a connection after any error: its byte stream can no longer be
@@ -448,6 +487,10 @@ static int client_exchange(client *c, int i, seqd_msg *req, int64_t deadline,
         bool reused = m->fd >= 0;
         if (!reused && client_connect(m, deadline) != 0)
             return WAIT_CONN;
+        if (!reused && client_send_token(c, m, deadline) != 0) {
+            client_conn_close(m);
+            return WAIT_CONN;
+        }
         size_t out = len;   /* a reconnected connection has no tags */
         if (m->mac) {
             mac_seal(m->mac, c->buf, len, c->buf + len);

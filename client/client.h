@@ -38,7 +38,8 @@ typedef struct client client;
 #define CLIENT_EUSAGE 2      /* bad name / count: refused before connecting */
 #define CLIENT_EFAIL 1       /* the cluster could not serve: err says why */
 
-/* servers: comma-separated HOST:PORT list. NULL with a message on error. */
+/* servers: comma-separated HOST:PORT list. NULL with a message on error
+ * (also when $SEQD_TOKEN_FILE is set but cannot be read). */
 client *client_new(const char *servers, char *err, size_t errlen);
 void client_free(client *c);
 
@@ -55,6 +56,12 @@ const char *client_server(const client *c, int i);
 /* Status of member i: CLIENT_OK and *st filled, or CLIENT_EFAIL (down). */
 int client_status(client *c, int i, uint32_t timeout_ms, struct seqd_status *st,
                   char *err, size_t errlen);
+
+/* The client token of members run with --client-token-file (client_new
+ * takes $SEQD_TOKEN_FILE's by itself): presented on every connection
+ * before its first request. NULL or "" for none. CLIENT_EUSAGE for a bad
+ * one (16 to 255 printable characters without blanks). */
+int client_set_token(client *c, const char *token, char *err, size_t errlen);
 
 /* client_raw and client_set_mac, for seqd's admin commands and tests
  * only, are in client/client_admin.h (not installed). */

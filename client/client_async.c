@@ -20,6 +20,7 @@
 #include "../net/conn.h"
 #include "../net/frame.h"
 #include "policy.h"
+#include "token.h"
 
 /* Attempt budgets, pauses, verdicts and range checks are client/policy.h's,
  * the same as the blocking client's. */
@@ -33,6 +34,7 @@ typedef struct ac_member {
     bool open;
     int64_t avoid_until_ms;
     ac_call *calls;             /* calls attempting this member */
+    char refused[160];          /* the member's ERROR text on this connection */
 } ac_member;
 
 struct aclient {
@@ -44,6 +46,7 @@ struct aclient {
     bool oneshot;               /* client_fetch_async: free after the call */
     bool closing;               /* in aclient_free: no new fetches */
     struct event *reaper;       /* frees a oneshot client from the loop */
+    char token[SEQD_TOKEN_MAX + 1];   /* sent first on each connection; "" for none */
 };
 
 struct ac_call {
@@ -190,6 +193,10 @@ static ac_call *ca_find(ac_member *m, uint64_t reqid)
 static void ca_on_msg(conn *c, const seqd_msg *msg, void *arg)
 {
     ac_member *m = arg;
+    if (msg->type == MSG_ERROR) {   /* the member closes the connection after it */
+        snprintf(m->refused, sizeof m->refused, "%.*s", (int)msg->u.err.len, msg->u.err.text);
+        return;
+    }
     ac_call *f = ca_find(m, msg->reqid);
     if (!f)
         return;   /* an attempt that already gave up */
@@ -216,8 +223,14 @@ static void ca_on_msg(conn *c, const seqd_msg *msg, void *arg)
 static void ca_on_open(conn *c, void *arg)
 {
     ac_member *m = arg;
-    (void)c;
     m->open = true;
+    m->refused[0] = '\0';
+    if (m->ac->token[0]) {   /* one-way, ahead of every request (client/token.h) */
+        seqd_msg t = {.type = MSG_TOKEN};
+        t.u.token.token = m->ac->token;
+        t.u.token.len = (uint8_t)strlen(m->ac->token);
+        conn_send(c, &t);
+    }
     for (ac_call *f = m->calls; f; f = f->next)
         if (f->reqid == 0)
             ca_send(f);
@@ -235,12 +248,14 @@ static void ca_on_end(conn *c, void *arg, const char *why)
     m->open = false;
     ac_call *list = m->calls;
     m->calls = NULL;
+    char reason[200];
+    snprintf(reason, sizeof reason, "%s", m->refused[0] ? m->refused : why);
     while (list) {
         ac_call *f = list;
         list = f->next;
         f->prev = f->next = NULL;
         ca_link(m, f);   /* so that ca_next's unlink finds it */
-        ca_next(f, why);
+        ca_next(f, reason);
     }
 }
 
@@ -319,7 +334,23 @@ aclient *aclient_new(struct event_base *base, const char *servers, char *err, si
     }
     for (int i = 0; i < ac->n; i++)
         ac->m[i] = (ac_member){ .ac = ac, .index = i };
+    if (seqd_token_from_env(ac->token, err, errlen) < 0) {
+        aclient_free(ac);
+        return NULL;
+    }
     return ac;
+}
+
+int aclient_set_token(aclient *ac, const char *token, char *err, size_t errlen)
+{
+    size_t len = token ? strlen(token) : 0;
+    if (len && !seqd_token_valid(token, len)) {
+        snprintf(err, errlen, "bad token: want %d to %d printable characters without blanks",
+                 SEQD_TOKEN_MIN, SEQD_TOKEN_MAX);
+        return CLIENT_EUSAGE;
+    }
+    memcpy(ac->token, token ? token : "", len + 1);   /* for connections opened from now on */
+    return CLIENT_OK;
 }
 
 void aclient_free(aclient *ac)

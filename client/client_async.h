@@ -51,6 +51,10 @@ aclient *aclient_new(struct event_base *base, const char *servers, char *err, si
  * then frees. Not from inside a done callback of this aclient. */
 void aclient_free(aclient *ac);
 
+/* The client token (client.h, client_set_token; aclient_new takes
+ * $SEQD_TOKEN_FILE's by itself), for connections opened from now on. */
+int aclient_set_token(aclient *ac, const char *token, char *err, size_t errlen);
+
 /* Starts a fetch. Returns 0, or CLIENT_EUSAGE with a message (bad name or
  * count, out of memory: done is then not called). */
 int aclient_fetch(aclient *ac, const char *name, uint32_t count, uint32_t timeout_ms,

@@ -256,6 +256,9 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
     case MSG_LIST_CHUNK:
         pack_list_chunk(w, m);
         break;
+    case MSG_TOKEN:
+        wr_lenbytes(w, m->u.token.token, m->u.token.len, 1, 255);
+        break;
     default:
         w->bad = true;
         break;
@@ -533,6 +536,10 @@ static void parse_payload(struct rd *r, seqd_msg *m)
         break;
     case MSG_LIST_CHUNK:
         parse_list_chunk(r, m);
+        break;
+    case MSG_TOKEN:
+        m->u.token.token = rd_lenbytes(r, 1, 255, &len);
+        m->u.token.len = (uint8_t)len;
         break;
     case MSG_AUTH: {
         m->u.auth.step = (uint8_t)rd_uint(r, 1);

@@ -30,6 +30,7 @@ typedef struct front_conn {
     size_t idx;                   /* in f->conns */
     uint64_t accepted_ms;
     bool spoke;                   /* a whole frame arrived */
+    bool token_ok;                /* presented the client token (MSG_TOKEN) */
     auth_exchange ax;             /* the challenge-response (AUTH_X_IDLE: a client) */
 } front_conn;
 
@@ -47,6 +48,7 @@ struct front_bin {
     member *m;
     const auth_secret *secret;    /* NULL: protected mode */
     bool insecure;                /* no secret, and peers beyond loopback */
+    const char *client_token;     /* --client-token-file's, NULL: none */
     struct evconnlistener *listener;
     front_conn **conns;           /* accepted connections still open */
     size_t nconns, capconns;
@@ -347,6 +349,35 @@ static void front_init(front_bin *f, const front_conn *fc, const seqd_msg *msg)
     conn_send(c, &r);
 }
 
+/* A client token (client/token.h): compared without an early exit. A
+ * member without one ignores it, so a client configured for a cluster
+ * with tokens still talks to one without. */
+static void front_token(front_bin *f, front_conn *fc, const seqd_msg *msg)
+{
+    if (!f->client_token)
+        return;
+    size_t want = strlen(f->client_token);
+    unsigned char d = (unsigned char)(msg->u.token.len != want);
+    for (size_t i = 0; i < want && i < msg->u.token.len; i++)
+        d |= (unsigned char)(msg->u.token.token[i] ^ f->client_token[i]);
+    if (d) {
+        front_refuse(f, fc->c, "a client token");
+        return;
+    }
+    fc->token_ok = true;
+}
+
+/* Client requests on a member with a client token: only after the token,
+ * or on a link that proved it holds the cluster secret (peers, admins). A
+ * refusal closes the connection and says only "not authenticated". */
+static bool front_client_allowed(front_bin *f, const front_conn *fc, const char *what)
+{
+    if (!f->client_token || fc->token_ok || auth_done(&fc->ax))
+        return true;
+    front_refuse(f, fc->c, what);
+    return false;
+}
+
 static void front_on_msg(conn *c, const seqd_msg *msg, void *arg)
 {
     front_conn *fc = arg;
@@ -354,11 +385,16 @@ static void front_on_msg(conn *c, const seqd_msg *msg, void *arg)
     assert(fc->c == c);
     fc->spoke = true;
     switch (msg->type) {
+    case MSG_TOKEN:
+        front_token(f, fc, msg);
+        break;
     case MSG_FETCH:
-        front_fetch(f, c, msg);
+        if (front_client_allowed(f, fc, "a fetch without the client token"))
+            front_fetch(f, c, msg);
         break;
     case MSG_STATUS:
-        front_status(f, c, msg->reqid);
+        if (front_client_allowed(f, fc, "a status without the client token"))
+            front_status(f, c, msg->reqid);
         break;
     case MSG_HELLO:
         front_hello(f, fc, msg);
@@ -367,10 +403,12 @@ static void front_on_msg(conn *c, const seqd_msg *msg, void *arg)
         front_init(f, fc, msg);
         break;
     case MSG_ADVANCE:
-        front_advance(f, fc, msg);
+        if (front_client_allowed(f, fc, "an advance without the client token"))
+            front_advance(f, fc, msg);
         break;
     case MSG_LIST:
-        front_list(f, c, msg);
+        if (front_client_allowed(f, fc, "a list without the client token"))
+            front_list(f, c, msg);
         break;
     case MSG_STOPPED:
         if (conn_peer(c) >= 0)   /* one-way; from anyone else it means nothing */
@@ -496,7 +534,8 @@ static void front_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct
 /* ---- lifecycle ---------------------------------------------------------- */
 
 front_bin *front_bin_new(struct event_base *base, member *m, const char *addr,
-                         const auth_secret *secret, bool insecure, char *err, size_t errlen)
+                         const auth_secret *secret, bool insecure, const char *client_token,
+                         char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     int sslen;
@@ -507,7 +546,8 @@ front_bin *front_bin_new(struct event_base *base, member *m, const char *addr,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    *f = (front_bin){.base = base, .m = m, .secret = secret, .insecure = insecure};
+    *f = (front_bin){.base = base, .m = m, .secret = secret, .insecure = insecure,
+                     .client_token = client_token};
     /* Below the descriptor limit, so that the cap, not EMFILE, refuses
      * clients first and peers and the log still get descriptors. */
     struct rlimit rl;

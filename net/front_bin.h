@@ -28,11 +28,16 @@ struct auth_secret;
 typedef struct front_bin front_bin;
 
 /* Listens on addr (HOST:PORT). With a secret (kept by the caller), peer
- * hellos and init's messages are taken only on connections that proved
- * they hold it (net/auth.h); without one (protected mode) only from
- * loopback, or from anywhere with insecure. NULL with a message. */
+ * hellos and the admin messages (init, advance) are taken only on
+ * connections that proved they hold it (net/auth.h); without one
+ * (protected mode) only from loopback, or from anywhere with insecure.
+ * With a client_token (kept by the caller; client/token.h), FETCH, STATUS,
+ * LIST and ADVANCE are served only on connections that presented it
+ * (MSG_TOKEN) or authenticated with the secret; others are refused "not
+ * authenticated" and closed. NULL with a message. */
 front_bin *front_bin_new(struct event_base *base, struct member *m, const char *addr,
-                         const struct auth_secret *secret, bool insecure, char *err, size_t errlen);
+                         const struct auth_secret *secret, bool insecure, const char *client_token,
+                         char *err, size_t errlen);
 void front_bin_stop(front_bin *f);
 void front_bin_free(front_bin *f);
 

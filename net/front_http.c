@@ -17,11 +17,17 @@
 #include "../core/member.h"
 #include "../core/statusfmt.h"
 #include "addr.h"
+#include "auth.h"
+#include "http_seq.h"
 
 struct front_http {
     member *m;
+    front_http_opts opts;
     struct evhttp *http;
     struct evhttp_bound_socket *sock;   /* NULL once stopped */
+    http_seq *seq;                      /* /v1/sequences/ */
+    void **conns;                       /* connections that sent a request (a set) */
+    size_t nconns, conns_cap;           /* conns_cap: a power of two, > 2x the cap */
 };
 
 static void http_reply(struct evhttp_request *req, int code, const char *reason, const char *type,
@@ -170,23 +176,162 @@ static void http_healthz(front_http *f, struct evhttp_request *req)
     http_text(req, 200, "OK", "ok");
 }
 
+/* Who may ask what: probes need nothing (a load balancer's health check
+ * learns only up / ready); reads and fetches the client token when the
+ * member has one; an advance the admin token (DESIGN.md §3). */
+enum http_guard { GUARD_PROBE, GUARD_CLIENT, GUARD_ADMIN };
+
 static const struct {
     const char *path;
     http_handler fn;
+    enum http_guard guard;
 } http_routes[] = {
-    {"/healthz", http_healthz},
-    {"/readyz", http_readyz},
-    {"/v1/status", http_status},
-    {"/metrics", http_metrics},
+    {"/healthz", http_healthz, GUARD_PROBE},
+    {"/readyz", http_readyz, GUARD_PROBE},
+    {"/v1/status", http_status, GUARD_CLIENT},
+    {"/metrics", http_metrics, GUARD_CLIENT},
 };
+
+/* ---- connections: counted from their first request, capped --------------- */
+
+/* An open-addressing set of the evhttp connections that sent a request
+ * (evhttp 2.1 has no accept hook, and a connection's close callback is the
+ * only way to learn it went). Backward-shift deletion keeps probes short. */
+static size_t conns_slot(const front_http *f, const void *p)
+{
+    uintptr_t x = (uintptr_t)p;
+    x ^= x >> 17;
+    x *= (uintptr_t)0x9E3779B97F4A7C15u;
+    return (size_t)(x >> 7) & (f->conns_cap - 1);
+}
+
+static bool conns_has(const front_http *f, const void *p)
+{
+    for (size_t i = conns_slot(f, p);; i = (i + 1) & (f->conns_cap - 1)) {
+        if (f->conns[i] == p)
+            return true;
+        if (!f->conns[i])
+            return false;
+    }
+}
+
+static void conns_add(front_http *f, void *p)
+{
+    size_t i = conns_slot(f, p);
+    while (f->conns[i])
+        i = (i + 1) & (f->conns_cap - 1);
+    f->conns[i] = p;
+    f->nconns++;
+}
+
+static void conns_del(front_http *f, const void *p)
+{
+    size_t mask = f->conns_cap - 1, i = conns_slot(f, p);
+    while (f->conns[i] != p) {
+        if (!f->conns[i])
+            return;
+        i = (i + 1) & mask;
+    }
+    f->conns[i] = NULL;
+    f->nconns--;
+    for (size_t j = (i + 1) & mask; f->conns[j]; j = (j + 1) & mask) {
+        size_t home = conns_slot(f, f->conns[j]);
+        /* Move j back into the hole if its home is not in (i, j]. */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            f->conns[i] = f->conns[j];
+            f->conns[j] = NULL;
+            i = j;
+        }
+    }
+}
+
+static void http_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+    conns_del(arg, evcon);
+}
+
+/* Counts the request's connection; false (503, connection closed after
+ * it) when FRONT_HTTP_MAX_CONNS others are open. */
+static bool http_admit(front_http *f, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (!evcon || conns_has(f, evcon))
+        return true;
+    if (f->nconns >= FRONT_HTTP_MAX_CONNS) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        http_json_error(req, 503, "too_many_connections", "too many connections");
+        return false;
+    }
+    conns_add(f, evcon);
+    evhttp_connection_set_closecb(evcon, http_conn_closed, f);
+    return true;
+}
+
+/* ---- authentication -------------------------------------------------------- */
+
+static bool token_eq(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d = (unsigned char)(la != lb);
+    for (size_t i = 0; i < la && i < lb; i++)   /* no early exit on a difference */
+        d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+static bool http_bearer_is(struct evhttp_request *req, const char *token)
+{
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    return h && strncmp(h, "Bearer ", 7) == 0 && token_eq(h + 7, token);
+}
+
+static bool http_from_loopback(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (!evcon)
+        return false;
+    evhttp_connection_get_peer(evcon, &addr, &port);
+    char hp[300];
+    snprintf(hp, sizeof hp, strchr(addr ? addr : "", ':') ? "[%s]:%u" : "%s:%u", addr ? addr : "",
+             (unsigned)port);
+    return addr && auth_addr_loopback(hp);
+}
+
+/* Refuses (401 / 403, saying nothing else) unless the guard is met. */
+static bool http_authorized(front_http *f, struct evhttp_request *req, enum http_guard g)
+{
+    if (g == GUARD_PROBE)
+        return true;
+    if (g == GUARD_ADMIN && f->opts.admin_token) {
+        if (http_bearer_is(req, f->opts.admin_token))
+            return true;
+    } else if (g == GUARD_ADMIN && !f->opts.insecure && !http_from_loopback(req)) {
+        http_json_error(req, 403, "forbidden",
+                        "admin requests come from loopback only when the cluster has no secret");
+        return false;
+    } else if (!f->opts.client_token || http_bearer_is(req, f->opts.client_token)) {
+        return true;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+    http_json_error(req, 401, "unauthorized", "not authenticated");
+    return false;
+}
 
 static void http_dispatch(struct evhttp_request *req, void *arg)
 {
     front_http *f = arg;
+    if (!http_admit(f, req))
+        return;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path) {
         http_text(req, 400, "Bad Request", "bad request URI");
+        return;
+    }
+    if (strncmp(path, HTTP_SEQ_PREFIX, strlen(HTTP_SEQ_PREFIX)) == 0) {
+        if (http_authorized(f, req, http_seq_is_admin(path) ? GUARD_ADMIN : GUARD_CLIENT))
+            http_seq_handle(f->seq, req, path);
         return;
     }
     for (size_t i = 0; i < sizeof http_routes / sizeof http_routes[0]; i++) {
@@ -198,14 +343,15 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
             http_text(req, 405, "Method Not Allowed", "method not allowed");
             return;
         }
-        http_routes[i].fn(f, req);
+        if (http_authorized(f, req, http_routes[i].guard))
+            http_routes[i].fn(f, req);
         return;
     }
     http_text(req, 404, "Not Found", "not found");
 }
 
-front_http *front_http_new(struct event_base *base, member *m, const char *addr, char *err,
-                           size_t errlen)
+front_http *front_http_new(struct event_base *base, member *m, const char *addr,
+                           const front_http_opts *opts, char *err, size_t errlen)
 {
     char host[SEQD_ADDR_MAX + 1];
     uint16_t port;
@@ -214,12 +360,23 @@ front_http *front_http_new(struct event_base *base, member *m, const char *addr,
         return NULL;
     }
     front_http *f = calloc(1, sizeof *f);
-    if (!f || !(f->http = evhttp_new(base))) {
+    if (f) {
+        f->conns_cap = 2 * FRONT_HTTP_MAX_CONNS_POW2;
+        f->conns = calloc(f->conns_cap, sizeof *f->conns);
+        f->seq = http_seq_new(m);
+    }
+    if (!f || !f->conns || !f->seq || !(f->http = evhttp_new(base))) {
+        if (f) {
+            http_seq_free(f->seq);
+            free(f->conns);
+        }
         free(f);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     f->m = m;
+    if (opts)
+        f->opts = *opts;
     /* Every method reaches http_dispatch, so that a known path answers 405
      * rather than evhttp's 501. */
     evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
@@ -232,8 +389,7 @@ front_http *front_http_new(struct event_base *base, member *m, const char *addr,
     f->sock = evhttp_bind_socket_with_handle(f->http, host, port);
     if (!f->sock) {
         snprintf(err, errlen, "cannot listen on --http %s (address in use, or not local?)", addr);
-        evhttp_free(f->http);
-        free(f);
+        front_http_free(f);
         return NULL;
     }
     return f;
@@ -247,10 +403,15 @@ void front_http_stop(front_http *f)
     }
 }
 
+/* The requests still waiting for the member are orphaned first (their
+ * callbacks then touch nothing), then evhttp goes with its connections,
+ * whose close callbacks still find the set. */
 void front_http_free(front_http *f)
 {
     if (!f)
         return;
+    http_seq_free(f->seq);
     evhttp_free(f->http);
+    free(f->conns);
     free(f);
 }

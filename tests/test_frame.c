@@ -170,6 +170,10 @@ static void tf_msg_eq(const seqd_msg *a, const seqd_msg *b)
         cr_assert_eq(a->u.list.prefix_len, b->u.list.prefix_len);
         tf_bytes_eq(a->u.list.prefix, b->u.list.prefix, a->u.list.prefix_len);
         break;
+    case MSG_TOKEN:
+        cr_assert_eq(a->u.token.len, b->u.token.len);
+        tf_bytes_eq(a->u.token.token, b->u.token.token, a->u.token.len);
+        break;
     case MSG_LIST_CHUNK:
         cr_assert_eq(a->u.list_chunk.next, b->u.list_chunk.next);
         cr_assert_eq(a->u.list_chunk.flags, b->u.list_chunk.flags);
@@ -312,6 +316,9 @@ static int tf_samples(seqd_msg *ms, uint8_t *pool)
     ms[k].u.list_chunk.n = 3;
     ms[k].u.list_chunk.entries = pool;
     ms[k++].u.list_chunk.entries_len = (uint32_t)tf_entries(pool, names, curs, 3);
+    ms[k] = (seqd_msg){ .type = MSG_TOKEN, .reqid = 0 };
+    ms[k].u.token.token = "s3cr3t-t0ken-0123456789";
+    ms[k++].u.token.len = 23;
     return k;
 }
 

@@ -125,6 +125,9 @@ static int msg_eq(const seqd_msg *a, const seqd_msg *b)
                memcmp(a->u.advance.name.s, b->u.advance.name.s, a->u.advance.name.len) == 0;
     case MSG_ADVANCED:
         return a->u.advanced.next == b->u.advanced.next;
+    case MSG_TOKEN:
+        return a->u.token.len == b->u.token.len &&
+               (a->u.token.len == 0 || memcmp(a->u.token.token, b->u.token.token, a->u.token.len) == 0);
     case MSG_LIST:
         return a->u.list.start == b->u.list.start && a->u.list.prefix_len == b->u.list.prefix_len &&
                (a->u.list.prefix_len == 0 ||
@@ -175,6 +178,9 @@ static void check_bounds(const seqd_msg *m, const uint8_t *frame, size_t flen)
     case MSG_ADVANCE:
         CHECK(m->u.advance.name.len <= SEQD_NAME_MAX &&
               m->u.advance.name.s[m->u.advance.name.len] == 0);
+        break;
+    case MSG_TOKEN:
+        CHECK(in_frame(m->u.token.token, m->u.token.len, frame, flen));
         break;
     case MSG_LIST:
         CHECK(m->u.list.prefix_len <= SEQD_NAME_MAX);

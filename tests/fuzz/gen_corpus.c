@@ -96,6 +96,8 @@ static size_t frames(uint8_t *stream)
     m[MSG_ADVANCE].u.advance.value = 48213378;
     m[MSG_ADVANCE].u.advance.name = nm("orders");
     m[MSG_ADVANCED].u.advanced.next = 48213378;
+    m[MSG_TOKEN].u.token.token = "s3cr3t-t0ken-0123456789";
+    m[MSG_TOKEN].u.token.len = 23;
     m[MSG_LIST].u.list.prefix = "ord";
     m[MSG_LIST].u.list.prefix_len = 3;
     m[MSG_LIST_CHUNK].u.list_chunk.flags = LIST_DONE;
