@@ -329,12 +329,10 @@ static void member_fetch_done(void *arg, int err, uint64_t first, uint32_t count
     done(darg, err, first, count);
 }
 
-int member_fetch(member *m, const struct seqd_name *name, uint32_t count, uint32_t timeout_ms,
-                 member_fetch_fn done, void *arg)
+/* What every client request of the coordinator is refused with now (0:
+ * none), and its deadline: timeout_ms, 0 meaning the default, capped. */
+static int member_admit(member *m, uint32_t timeout_ms, uint64_t *deadline)
 {
-    /* Pair assertions: the front end refused bad input with a reply. */
-    assert(seqd_name_valid(name->s, name->len));
-    assert(seqd_count_valid(count));
     if (m->stopping)
         return ERR_SHUTDOWN;
     if (!acc_ready(m->acc))
@@ -342,11 +340,25 @@ int member_fetch(member *m, const struct seqd_name *name, uint32_t count, uint32
     uint32_t ms = timeout_ms ? timeout_ms : MEMBER_DEFAULT_TIMEOUT_MS;
     if (ms > MEMBER_MAX_TIMEOUT_MS)
         ms = MEMBER_MAX_TIMEOUT_MS;
+    *deadline = env_now_us(m) + (uint64_t)ms * 1000u;
+    return 0;
+}
+
+int member_fetch(member *m, const struct seqd_name *name, uint32_t count, uint32_t timeout_ms,
+                 member_fetch_fn done, void *arg)
+{
+    /* Pair assertions: the front end refused bad input with a reply. */
+    assert(seqd_name_valid(name->s, name->len));
+    assert(seqd_count_valid(count));
+    uint64_t deadline;
+    int refused = member_admit(m, timeout_ms, &deadline);
+    if (refused)
+        return refused;
     member_fetch_op *op = malloc(sizeof *op);
     if (!op)
         return ERR_TIMEOUT;   /* out of memory, as member.h says */
     *op = (member_fetch_op){.m = m, .done = done, .arg = arg, .start_us = env_now_us(m)};
-    coord_submit(m->coord, name, count, op->start_us + (uint64_t)ms * 1000u, member_fetch_done, op);
+    coord_submit(m->coord, name, count, deadline, member_fetch_done, op);
     return 0;
 }
 
@@ -355,14 +367,11 @@ int member_advance(member *m, const struct seqd_name *name, uint64_t floor, uint
 {
     assert(seqd_name_valid(name->s, name->len));
     assert(floor >= 1);
-    if (m->stopping)
-        return ERR_SHUTDOWN;
-    if (!acc_ready(m->acc))
-        return ERR_RECOVERING;
-    uint32_t ms = timeout_ms ? timeout_ms : MEMBER_DEFAULT_TIMEOUT_MS;
-    if (ms > MEMBER_MAX_TIMEOUT_MS)
-        ms = MEMBER_MAX_TIMEOUT_MS;
-    coord_submit_floor(m->coord, name, floor, env_now_us(m) + (uint64_t)ms * 1000u, done, arg);
+    uint64_t deadline;
+    int refused = member_admit(m, timeout_ms, &deadline);
+    if (refused)
+        return refused;
+    coord_submit_floor(m->coord, name, floor, deadline, done, arg);
     return 0;
 }
 
@@ -370,14 +379,11 @@ int member_read(member *m, const struct seqd_name *name, uint32_t timeout_ms, me
                 void *arg)
 {
     assert(seqd_name_valid(name->s, name->len));
-    if (m->stopping)
-        return ERR_SHUTDOWN;
-    if (!acc_ready(m->acc))
-        return ERR_RECOVERING;
-    uint32_t ms = timeout_ms ? timeout_ms : MEMBER_DEFAULT_TIMEOUT_MS;
-    if (ms > MEMBER_MAX_TIMEOUT_MS)
-        ms = MEMBER_MAX_TIMEOUT_MS;
-    coord_submit_read(m->coord, name, env_now_us(m) + (uint64_t)ms * 1000u, done, arg);
+    uint64_t deadline;
+    int refused = member_admit(m, timeout_ms, &deadline);
+    if (refused)
+        return refused;
+    coord_submit_read(m->coord, name, deadline, done, arg);
     return 0;
 }
 

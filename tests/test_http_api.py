@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,32 +27,15 @@ import tempfile
 import threading
 import time
 
-SEQD = os.environ.get("SEQD_BIN", os.path.join(os.path.dirname(__file__), "..", "seqd"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pylib import SEQD, check, fail, free_ports  # noqa: E402
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": "Bearer " + TOKEN}
 
 
-def fail(msg):
-    print("test_http_api: FAIL: " + msg, file=sys.stderr)
-    sys.exit(1)
 
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-
-
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 class Cluster:

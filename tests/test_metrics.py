@@ -17,31 +17,11 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pylib import SEQD, check, fail, free_ports  # noqa: E402
+
 from prometheus_client.parser import text_string_to_metric_families
 
-SEQD = os.environ.get("SEQD_BIN", os.path.join(os.path.dirname(__file__), "..", "seqd"))
-
-
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
-def fail(msg):
-    print("test_metrics: FAIL: " + msg, file=sys.stderr)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
 
 
 def seqd(*args, expect=0):
