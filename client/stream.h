@@ -7,21 +7,35 @@
  * It holds at most two ranges: the one being consumed and the one fetched
  * ahead.
  *
- * Guarantees: the IDs one stream hands out are unique and increasing (in
- * the order stream_next returns them, whatever the thread). Two streams of
- * the same sequence interleave: they do not follow real time between each
- * other. IDs buffered in a stream that is freed are lost (gaps are normal,
- * duplicates never happen). A range from the source that is not above
- * every range it gave before is refused (counted as a failure), so that a
- * misbehaving source cannot make the stream repeat or go back.
+ * Guarantees: the IDs one stream hands out are unique, each from a range
+ * the source committed, and increasing: each thread sees its own IDs
+ * increase, and a stream_next that starts after another one returned
+ * (whatever the threads) gets a higher ID; calls that overlap may return
+ * in either order. Two streams of the same sequence interleave: they do
+ * not follow real time between each other. IDs buffered in a stream that
+ * is freed are lost (gaps are normal, duplicates never happen). A range
+ * from the source that is not above every range it gave before is refused
+ * (counted as a failure), so that a misbehaving source cannot make the
+ * stream repeat or go back.
  *
- * buffer 0 means no buffering: every stream_next is a direct fetch of one
- * ID, made by the calling thread while other callers wait their turn, so
- * real-time order holds as for any direct fetch (an ID from a call that
- * started after another returned is higher). With buffer > 0 only the
- * refill thread calls the source, and a stream's IDs may be older than
- * another client's later fetch: buffering trades real-time order for
- * speed.
+ * Callers that find the stream empty wait together and are served by one
+ * source call: it fetches one ID per waiter (plus, with buffer > 0, the
+ * range that refills the buffer, when more wait than one range would
+ * serve), and the range is split among them in arrival order. So 32
+ * threads sharing a stream cost about one round trip per round of
+ * waiters, not one each.
+ *
+ * buffer 0 means no buffering: every ID comes from a direct fetch made
+ * after its stream_next was called (the first waiter makes it, for all
+ * those waiting then; later callers wait for the next one), so real-time
+ * order holds as for any direct fetch (an ID from a call that started
+ * after another client's fetch returned is higher); the IDs of a waiter
+ * that gave up while its fetch was in flight are dropped, never kept for
+ * a later caller. With buffer > 0 the refill thread fetches ahead, and a
+ * caller that finds the stream empty while no fetch is in flight fetches
+ * for the waiters itself (instead of waking the refill thread and waiting
+ * for it to be scheduled); a stream's IDs may then be older than another
+ * client's later fetch: buffering trades real-time order for speed.
  *
  * When the source fails (cluster down), the refill thread keeps retrying
  * with a short capped backoff; stream_next waits up to its timeout and then
@@ -31,12 +45,14 @@
  * Sizing: one stream delivers at most about `buffer` IDs per source round
  * trip (the refill starts at half, one range is fetched ahead), e.g. 1024
  * IDs per ~0.5 ms fetch is ~2M IDs/s; a consumer faster than that stalls
- * once per range (stream_stats.stalls). Each refill is a hand-off to the
- * refill thread (two wake-ups, tens of µs on a small VM), which is why
- * buffers 1 and 2 are slower than 0 over a local source.
+ * once per range (stream_stats.stalls). A refill ahead is a hand-off to
+ * the refill thread (a wake-up, tens of µs on a small VM, more on a busy
+ * one); a caller that stalls fetches itself instead.
  *
  * Thread-safe: any number of threads may call stream_next and stream_stats
- * on one stream. stream_free must not race with the other calls.
+ * on one stream. An ID of the current range is taken without a lock (one
+ * compare-and-swap); the lock is only for swapping ranges and waiting.
+ * stream_free must not race with the other calls.
  *
  *   char err[256];
  *   stream *s = stream_new_client("127.0.0.1:19001,127.0.0.1:19002,127.0.0.1:19003",
@@ -63,14 +79,16 @@ typedef struct stream stream;
 /* Where a stream gets its ranges: allocates `count` consecutive IDs and
  * stores the first in *first (IDs [*first, *first+count)). Returns 0, or
  * non-zero with a message in err. Called by one thread at a time per
- * stream (never concurrently for one ctx). */
+ * stream (never concurrently for one ctx), not always the same thread
+ * (the refill thread, or a caller waiting for IDs). */
 typedef int (*stream_source_fn)(void *ctx, uint32_t count, uint64_t *first, char *err,
                                 size_t errlen);
 
 /* Counters of one stream (a consistent snapshot). */
 struct stream_stats {
     uint64_t ids;        /* IDs handed out by stream_next */
-    uint64_t refills;    /* successful source calls (buffer 0: one per ID) */
+    uint64_t refills;    /* successful source calls (buffer 0: one per round
+                          * of waiters; one per ID for a lone caller) */
     uint64_t failures;   /* failed (or refused) source calls */
     uint64_t stalls;     /* stream_next calls that found no ID ready and had
                           * to wait for the source (buffer 0: every call) */

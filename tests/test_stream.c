@@ -8,11 +8,83 @@
  * 15..19, taken through the same lock files as tests/test_faults.c, since
  * procs.h has no free slot of its own left.
  */
+#ifndef SEQD_STREAM_NO_CRITERION
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#else
+/* `make test-tsan` builds this file alone with -fsanitize=thread, and
+ * Criterion cannot start under ThreadSanitizer (its inheritable arena:
+ * Snaipe/Criterion issue 274). This is the part of its API the file uses,
+ * with a main() at the end that runs each test in a child process, under
+ * its timeout, the way Criterion does. A failed assertion ends the child
+ * after the test's .fini (which stops any cluster the test started). */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct ts_test_opts {
+    int timeout;
+    void (*fini)(void);
+};
+static void (*ts_cur_fini)(void);
+
+static void ts_fail(const char *file, int line, const char *what, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s:%d: assertion failed: %s\n", file, line, what);
+    if (fmt[0] != '\0') {
+        fprintf(stderr, "  ");
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "\n");
+    }
+    if (ts_cur_fini != NULL)
+        ts_cur_fini();
+    _exit(1);
+}
+
+#define TS_CHECK(c, what, ...) \
+    do { if (!(c)) ts_fail(__FILE__, __LINE__, what, "" __VA_ARGS__); } while (0)
+#define cr_assert(c, ...) TS_CHECK((c), #c, __VA_ARGS__)
+#define cr_assert_eq(a, b, ...) TS_CHECK((a) == (b), #a " == " #b, __VA_ARGS__)
+#define cr_assert_neq(a, b, ...) TS_CHECK((a) != (b), #a " != " #b, __VA_ARGS__)
+#define cr_assert_gt(a, b, ...) TS_CHECK((a) > (b), #a " > " #b, __VA_ARGS__)
+#define cr_assert_geq(a, b, ...) TS_CHECK((a) >= (b), #a " >= " #b, __VA_ARGS__)
+#define cr_assert_lt(a, b, ...) TS_CHECK((a) < (b), #a " < " #b, __VA_ARGS__)
+#define cr_assert_leq(a, b, ...) TS_CHECK((a) <= (b), #a " <= " #b, __VA_ARGS__)
+#define cr_assert_null(p, ...) TS_CHECK((p) == NULL, #p " == NULL", __VA_ARGS__)
+#define cr_assert_not_null(p, ...) TS_CHECK((p) != NULL, #p " != NULL", __VA_ARGS__)
+#define cr_assert_str_eq(a, b, ...) TS_CHECK(strcmp((a), (b)) == 0, #a " eq " #b, __VA_ARGS__)
+#define cr_log_info(...) (fprintf(stderr, "[----] " __VA_ARGS__), fputc('\n', stderr))
+
+#define TS_MAX_TESTS 64
+static struct ts_test {
+    const char *name;
+    void (*fn)(void);
+    const struct ts_test_opts *opts;
+} ts_tests[TS_MAX_TESTS];
+static int ts_ntests;
+
+#define Test(suite, name, ...)                                                   \
+    static void suite##_##name(void);                                           \
+    static const struct ts_test_opts suite##_##name##_opts = { __VA_ARGS__ };   \
+    __attribute__((constructor)) static void suite##_##name##_reg(void)         \
+    {                                                                           \
+        if (ts_ntests < TS_MAX_TESTS)                                           \
+            ts_tests[ts_ntests++] = (struct ts_test){ #suite "/" #name,         \
+                                                      suite##_##name,           \
+                                                      &suite##_##name##_opts }; \
+    }                                                                           \
+    static void suite##_##name(void)
+#endif
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -611,3 +683,439 @@ Test(stream, adaptive_range_grows_under_stalls, .timeout = 20)
     cr_assert_eq(atomic_load(&g.last_count), 64, "fixed ranges changed size");
     stream_free(s);
 }
+
+/* ---- the lock-free fast path and the coalescing of waiters ---- */
+
+/* A source that records every range it hands out, and leaves a hole of
+ * TS_HOLE IDs after each: an ID the stream made up past the end of a range
+ * (an overshoot of the fast path) lands in a hole and is caught. It also
+ * keeps the largest count asked for, to see waiters coalesce. */
+#define TS_HOLE 7
+#define TS_MAX_RANGES 200000
+
+typedef struct ts_rec {
+    ts_src base;                /* the switches (delay_ms) and counters */
+    pthread_mutex_t mu;         /* the stream calls one at a time; TSan and
+                                 * the assertions need not trust that */
+    uint64_t firsts[TS_MAX_RANGES], counts[TS_MAX_RANGES];
+    size_t n;
+    uint64_t max_count;
+    bool overflow;
+    _Atomic int concurrent;     /* source calls in progress right now */
+    _Atomic int overlapped;     /* ever more than one: the contract broken */
+} ts_rec;
+
+static int ts_rec_source(void *ctx, uint32_t count, uint64_t *first, char *err, size_t errlen)
+{
+    ts_rec *r = ctx;
+    if (atomic_fetch_add(&r->concurrent, 1) != 0)
+        atomic_store(&r->overlapped, 1);
+    int rc = ts_source(&r->base, count, first, err, errlen);
+    if (rc == 0) {
+        atomic_fetch_add(&r->base.next, TS_HOLE);
+        pthread_mutex_lock(&r->mu);
+        if (r->n < TS_MAX_RANGES) {
+            r->firsts[r->n] = *first;
+            r->counts[r->n] = count;
+            r->n++;
+        } else {
+            r->overflow = true;
+        }
+        if (count > r->max_count)
+            r->max_count = count;
+        pthread_mutex_unlock(&r->mu);
+    }
+    atomic_fetch_sub(&r->concurrent, 1);
+    return rc;
+}
+
+static ts_rec *ts_rec_new(uint64_t start)
+{
+    ts_rec *r = calloc(1, sizeof *r);
+    cr_assert_not_null(r);
+    ts_src_init(&r->base, start);
+    pthread_mutex_init(&r->mu, NULL);
+    atomic_init(&r->concurrent, 0);
+    atomic_init(&r->overlapped, 0);
+    return r;
+}
+
+static void ts_rec_free(ts_rec *r)
+{
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+/* Every ID (sorted) lies in a recorded range (in increasing order, since
+ * the fake counts up). */
+static void ts_assert_in_ranges(const ts_rec *r, const uint64_t *sorted, size_t n)
+{
+    cr_assert(!r->overflow, "more ranges than the recorder keeps");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        while (k < r->n && sorted[i] >= r->firsts[k] + r->counts[k])
+            k++;
+        cr_assert(k < r->n && sorted[i] >= r->firsts[k],
+                  "ID %llu is in no range the source handed out", (unsigned long long)sorted[i]);
+    }
+}
+
+typedef struct ts_fworker {
+    stream *s;
+    uint64_t *ids;
+    int count;
+    int fails;
+    int not_increasing;
+    char err[256];
+    pthread_barrier_t *go;
+} ts_fworker;
+
+static void *ts_fworker_main(void *arg)
+{
+    ts_fworker *w = arg;
+    if (w->go != NULL)
+        pthread_barrier_wait(w->go);
+    for (int i = 0; i < w->count; i++) {
+        if (stream_next(w->s, &w->ids[i], 10000, w->err, sizeof w->err) != CLIENT_OK) {
+            w->fails++;
+            w->ids[i] = 0;
+            continue;
+        }
+        if (i > 0 && w->ids[i] <= w->ids[i - 1])
+            w->not_increasing++;
+    }
+    return NULL;
+}
+
+/* 32 threads on one stream, each taking `per` IDs: every call succeeds,
+ * each thread's IDs increase, no ID is handed out twice, and the stats
+ * count exactly the IDs handed out. Returns all IDs, sorted (the caller
+ * frees them). */
+#define TS_FTHREADS 32
+
+static uint64_t *ts_run_32(stream *s, int per, size_t *n_out)
+{
+    size_t n = (size_t)TS_FTHREADS * (size_t)per;
+    uint64_t *all = calloc(n, sizeof *all);
+    cr_assert_not_null(all);
+    ts_fworker w[TS_FTHREADS];
+    pthread_t th[TS_FTHREADS];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, TS_FTHREADS);
+    for (int i = 0; i < TS_FTHREADS; i++) {
+        w[i] = (ts_fworker){ .s = s, .ids = all + (size_t)i * (size_t)per, .count = per,
+                             .go = &go };
+        cr_assert_eq(pthread_create(&th[i], NULL, ts_fworker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < TS_FTHREADS; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&go);
+    for (int i = 0; i < TS_FTHREADS; i++) {
+        cr_assert_eq(w[i].fails, 0, "thread %d: %d calls failed (%s)", i, w[i].fails, w[i].err);
+        cr_assert_eq(w[i].not_increasing, 0, "thread %d: %d IDs not above the one before", i,
+                     w[i].not_increasing);
+    }
+    qsort(all, n, sizeof *all, ts_cmp_u64);
+    for (size_t i = 1; i < n; i++)
+        cr_assert_neq(all[i], all[i - 1], "ID %llu handed out twice", (unsigned long long)all[i]);
+    struct stream_stats st;
+    stream_stats(s, &st);
+    cr_assert_eq(st.ids, n, "stats count %llu IDs, %zu were handed out",
+                 (unsigned long long)st.ids, n);
+    *n_out = n;
+    return all;
+}
+
+Test(stream, fast_path_32_threads_unique_per_thread_order_committed, .timeout = 120)
+{
+    /* Buffer 1024 (fixed and adaptive ranges) and 2: the fast path with
+     * its range swaps, and a buffer too small for 32 threads, where
+     * almost every call waits. */
+    const uint32_t bufs[] = { 1024, 1024, 2 };
+    const int per[] = { 20000, 20000, 1000 };
+    for (int c = 0; c < 3; c++) {
+        ts_rec *r = ts_rec_new(1);
+        char err[256] = "";
+        stream *s = stream_new(ts_rec_source, r, bufs[c], err, sizeof err);
+        cr_assert_not_null(s, "%s", err);
+        if (c == 1)
+            stream_set_adaptive(s, 1024 * 16);
+        size_t n;
+        uint64_t *all = ts_run_32(s, per[c], &n);
+        stream_free(s);
+        ts_assert_in_ranges(r, all, n);
+        cr_assert_eq(atomic_load(&r->overlapped), 0, "buffer %u: two source calls at once",
+                     bufs[c]);
+        free(all);
+        ts_rec_free(r);
+    }
+}
+
+Test(stream, buffer_0_32_threads_unique_per_thread_order_committed, .timeout = 120)
+{
+    ts_rec *r = ts_rec_new(1);
+    char err[256] = "";
+    stream *s = stream_new(ts_rec_source, r, 0, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    size_t n;
+    uint64_t *all = ts_run_32(s, 300, &n);
+    struct stream_stats st;
+    stream_stats(s, &st);
+    stream_free(s);
+    ts_assert_in_ranges(r, all, n);
+    cr_assert_eq(atomic_load(&r->overlapped), 0, "two source calls at once");
+    /* Nobody gave up, so no ID was dropped: every ID fetched was handed
+     * out (the holes aside). */
+    cr_assert_eq(atomic_load(&r->base.next) - 1, n + TS_HOLE * st.refills,
+                 "%llu IDs fetched for %zu handed out",
+                 (unsigned long long)(atomic_load(&r->base.next) - 1 - TS_HOLE * st.refills), n);
+    free(all);
+    ts_rec_free(r);
+}
+
+/* Any two calls of which one returns before the other starts, in two
+ * threads taking turns: the later call's ID is higher (the header's
+ * promise beyond per-thread order). */
+typedef struct ts_turns {
+    stream *s;
+    _Atomic int turn;
+    _Atomic uint64_t last;
+    int fails, bad;
+} ts_turns;
+
+#define TS_TURNS 2000
+
+static void ts_turns_play(ts_turns *t, int me)
+{
+    for (int i = 0; i < TS_TURNS; i++) {
+        while (atomic_load(&t->turn) != me)
+            sched_yield();
+        uint64_t id = 0;
+        char err[128];
+        if (stream_next(t->s, &id, 5000, err, sizeof err) != CLIENT_OK)
+            t->fails++;
+        else if (id <= atomic_load(&t->last))
+            t->bad++;
+        atomic_store(&t->last, id);
+        atomic_store(&t->turn, 1 - me);
+    }
+}
+
+static void *ts_turns_other(void *arg)
+{
+    ts_turns_play(arg, 1);
+    return NULL;
+}
+
+Test(stream, later_call_of_another_thread_gets_a_higher_id, .timeout = 60)
+{
+    const uint32_t bufs[] = { 0, 2, 1024 };
+    for (int c = 0; c < 3; c++) {
+        ts_src f;
+        ts_src_init(&f, 1);
+        stream *s = ts_new(&f, bufs[c]);
+        ts_turns t = { .s = s };
+        atomic_init(&t.turn, 0);
+        atomic_init(&t.last, 0);
+        pthread_t th;
+        cr_assert_eq(pthread_create(&th, NULL, ts_turns_other, &t), 0);
+        ts_turns_play(&t, 0);
+        pthread_join(th, NULL);
+        cr_assert_eq(t.fails, 0, "buffer %u", bufs[c]);
+        cr_assert_eq(t.bad, 0, "buffer %u: %d calls got an ID below the previous call's",
+                     bufs[c], t.bad);
+        stream_free(s);
+    }
+}
+
+/* 32 threads call an empty stream over a slow source at once: one fetch
+ * serves them (two or three, for those that arrive while the first is in
+ * flight), not 32 fetches in turn. */
+static void ts_coalesce(uint32_t buffer)
+{
+    ts_rec *r = ts_rec_new(1);
+    atomic_store(&r->base.delay_ms, 100);
+    char err[256] = "";
+    stream *s = stream_new(ts_rec_source, r, buffer, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    size_t n;
+    uint64_t *all = ts_run_32(s, 1, &n);
+    struct stream_stats st;
+    stream_stats(s, &st);
+    stream_free(s);
+    ts_assert_in_ranges(r, all, n);
+    uint64_t calls = atomic_load(&r->base.calls);
+    cr_log_info("buffer %u: 32 waiters, %llu source calls, largest %llu IDs, %llu stalls", buffer,
+                (unsigned long long)calls, (unsigned long long)r->max_count,
+                (unsigned long long)st.stalls);
+    cr_assert_leq(calls, 5, "buffer %u: %llu source calls for 32 waiters", buffer,
+                  (unsigned long long)calls);
+    cr_assert_geq(r->max_count, 16, "buffer %u: no fetch served more than %llu waiters", buffer,
+                  (unsigned long long)r->max_count);
+    cr_assert_geq(st.stalls, 16, "buffer %u: only %llu of 32 calls waited", buffer,
+                  (unsigned long long)st.stalls);
+    free(all);
+    ts_rec_free(r);
+}
+
+Test(stream, waiters_of_an_empty_stream_share_one_fetch, .timeout = 60)
+{
+    ts_coalesce(0);
+    ts_coalesce(2);
+}
+
+/* A buffer-0 waiter that gives up while its fetch is in flight: the others
+ * of that fetch get their IDs, its own is dropped (a gap), and the next
+ * caller gets an ID from a fetch of its own, above the dropped one. */
+typedef struct ts_one {
+    stream *s;
+    uint32_t timeout_ms;
+    int rc;
+    uint64_t id;
+    char err[256];
+} ts_one;
+
+static void *ts_one_main(void *arg)
+{
+    ts_one *o = arg;
+    o->rc = stream_next(o->s, &o->id, o->timeout_ms, o->err, sizeof o->err);
+    return NULL;
+}
+
+Test(stream, buffer_0_waiter_that_gives_up_drops_its_id, .timeout = 30)
+{
+    ts_rec *r = ts_rec_new(1);
+    char err[256] = "";
+    stream *s = stream_new(ts_rec_source, r, 0, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    /* A slow first fetch (t = 0..400 ms, its caller alone); two callers
+     * queue behind it (t = 100, 120) and form the next batch (400..800),
+     * led by the first of them; the second gives up in it (t = 620). */
+    atomic_store(&r->base.delay_ms, 400);
+    ts_one lead = { .s = s, .timeout_ms = 5000 }, keep = { .s = s, .timeout_ms = 5000 },
+           quit = { .s = s, .timeout_ms = 500 };
+    pthread_t th[3];
+    cr_assert_eq(pthread_create(&th[0], NULL, ts_one_main, &lead), 0);
+    ts_sleep_ms(100);
+    cr_assert_eq(pthread_create(&th[1], NULL, ts_one_main, &keep), 0);
+    ts_sleep_ms(20);
+    cr_assert_eq(pthread_create(&th[2], NULL, ts_one_main, &quit), 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(lead.rc, CLIENT_OK, "%s", lead.err);
+    cr_assert_eq(keep.rc, CLIENT_OK, "%s", keep.err);
+    cr_assert_eq(quit.rc, CLIENT_EFAIL, "the impatient caller got %llu",
+                 (unsigned long long)quit.id);
+    cr_assert_eq(r->n, 2, "%zu fetches", r->n);
+    cr_assert_eq(r->counts[1], 2, "the second fetch asked for %llu, not one per waiter",
+                 (unsigned long long)r->counts[1]);
+    cr_assert_eq(keep.id, r->firsts[1], "the waiter left got %llu", (unsigned long long)keep.id);
+    atomic_store(&r->base.delay_ms, 0);
+    uint64_t id = ts_next_ok(s);
+    cr_assert_eq(r->n, 3);
+    cr_assert_eq(id, r->firsts[2], "a later caller got %llu, left over from an old fetch",
+                 (unsigned long long)id);
+    cr_assert_gt(id, r->firsts[1] + 1);
+    stream_free(s);
+    ts_rec_free(r);
+}
+
+/* ---- 32 threads over a real cluster ---- */
+
+static procs_cluster *ts_pc32;
+
+static void ts_fini32(void)
+{
+    procs_cluster_free(ts_pc32);
+    ts_pc32 = NULL;
+}
+
+Test(stream, real_cluster_32_threads_buffer_0_and_1024, .timeout = 180, .fini = ts_fini32)
+{
+    char why[8192] = "";
+    int slot = ts_slot();
+    cr_assert_geq(slot, 0, "no free port slot in 60 s");
+    ts_pc32 = procs_cluster_new(3, slot, 200, NULL, why, sizeof why);
+    cr_assert_not_null(ts_pc32, "%s", why);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(procs_start(ts_pc32, i, NULL), 0, "start member %d", i);
+    cr_assert(procs_wait_ready(ts_pc32, 20000, why, sizeof why), "%s", why);
+
+    const uint32_t bufs[] = { 0, 1024 };
+    const int per[] = { 60, 3000 };
+    uint64_t hi = 0;
+    for (int c = 0; c < 2; c++) {
+        char err[512] = "";
+        stream *s = stream_new_client(ts_pc32->servers, "ts.real32", bufs[c], 5000, err,
+                                      sizeof err);
+        cr_assert_not_null(s, "%s", err);
+        size_t n;
+        uint64_t *all = ts_run_32(s, per[c], &n);
+        struct stream_stats st;
+        stream_stats(s, &st);
+        stream_free(s);
+        /* The second stream's IDs all lie above the first's: it started
+         * after the first was freed, and the cluster's fetches are in
+         * real-time order. */
+        cr_assert_gt(all[0], hi, "buffer %u: ID %llu not above %llu of the stream before",
+                     bufs[c], (unsigned long long)all[0], (unsigned long long)hi);
+        hi = all[n - 1];
+        cr_log_info("real cluster, buffer %u: %zu IDs by 32 threads, %llu fetches, %llu stalls",
+                    bufs[c], n, (unsigned long long)st.refills, (unsigned long long)st.stalls);
+        if (bufs[c] == 0)
+            cr_assert_leq(st.refills * 4, n, "buffer 0: %llu fetches for %zu IDs: waiters "
+                          "did not share fetches", (unsigned long long)st.refills, n);
+        free(all);
+    }
+}
+
+#ifdef SEQD_STREAM_NO_CRITERION
+#include <fnmatch.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+/* Runs every test whose "suite/name" matches argv[1] (a glob; all if
+ * absent), each in a child process killed at its timeout; exits 1 if any
+ * failed (a ThreadSanitizer report makes the child exit non-zero). */
+int main(int argc, char **argv)
+{
+    const char *glob = argc > 1 ? argv[1] : "*";
+    int run = 0, failed = 0;
+    for (int i = 0; i < ts_ntests; i++) {
+        if (fnmatch(glob, ts_tests[i].name, 0) != 0)
+            continue;
+        run++;
+        int64_t t0 = ts_now_ms();
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("fork");
+            return 1;
+        }
+        if (pid == 0) {
+            ts_cur_fini = ts_tests[i].opts->fini;
+            alarm((unsigned)(ts_tests[i].opts->timeout > 0 ? ts_tests[i].opts->timeout : 60));
+            ts_tests[i].fn();
+            if (ts_cur_fini != NULL)
+                ts_cur_fini();
+            exit(0);
+        }
+        int st = 0;
+        while (waitpid(pid, &st, 0) < 0)
+            ;
+        bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        failed += !ok;
+        if (ok)
+            fprintf(stderr, "[PASS] %s: (%.2fs)\n", ts_tests[i].name,
+                    (double)(ts_now_ms() - t0) / 1000);
+        else if (WIFSIGNALED(st))
+            fprintf(stderr, "[FAIL] %s: killed by signal %d%s\n", ts_tests[i].name,
+                    WTERMSIG(st), WTERMSIG(st) == SIGALRM ? " (timeout)" : "");
+        else
+            fprintf(stderr, "[FAIL] %s: exit %d\n", ts_tests[i].name, WEXITSTATUS(st));
+    }
+    fprintf(stderr, "[====] Synthesis: Tested: %d | Passing: %d | Failing: %d\n", run,
+            run - failed, failed);
+    return failed > 0 || run == 0;
+}
+#endif
