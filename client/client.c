@@ -552,6 +552,16 @@ static int client_take_reply(struct client_conn *m, const seqd_msg *rep, const c
         policy_stop_message(rep, m->srv->addr, name, count, err, errlen);
         return v == POLICY_USAGE ? CLIENT_EUSAGE : CLIENT_EFAIL;
     }
+    if (rep->type == MSG_ERROR && rep->u.err.code == FERR_HELLO && rep->u.err.len == 17 &&
+        memcmp(rep->u.err.text, "not authenticated", 17) == 0) {
+        /* Every member of a cluster has the same token: asking the others
+         * would only wait out the deadline to say the same. */
+        client_conn_close(m);
+        snprintf(err, errlen, "%s: not authenticated: the member requires a client token "
+                              "(--token-file or $SEQD_TOKEN_FILE), or this one is wrong",
+                 m->srv->addr);
+        return CLIENT_EFAIL;
+    }
     if (rep->type == MSG_ERROR) {
         int tl = rep->u.err.len > 100 ? 100 : rep->u.err.len;
         snprintf(m->why, sizeof m->why, "protocol error: %s%s%.*s",
