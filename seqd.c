@@ -1435,7 +1435,8 @@ static int cmd_list(const opts *o, const cmd_entry *cmd)
         return EXIT_FAIL;
     }
     list_names = a.names;
-    qsort(a.e, a.n, sizeof *a.e, list_cmp);
+    if (a.n > 0)   /* qsort's base must not be NULL, even for no entries */
+        qsort(a.e, a.n, sizeof *a.e, list_cmp);
     for (size_t i = 0; i < a.n; i++) {
         const list_entry *e = &a.e[i];
         if (i > 0 && e->len == a.e[i - 1].len &&
