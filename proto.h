@@ -91,20 +91,29 @@
  *              (SEQD_STATUS_COUNTERS) and skips the others, so adding one
  *              changes no layout.
  * HELLO        peer -> member, first frame on a peer link (after AUTH when
- *              there is a secret): u32 round_timeout_ms | u64 cluster_id |
- *              inc (the sender's; counter 0 before it has one) | u8
- *              addr_len | addr (the sender's --listen). Answered with
- *              HELLO_OK (empty), or with ERROR (then close) on any mismatch;
- *              an incarnation that the member recorded as superseded gets
+ *              there is a secret): u32 round_timeout_ms | u64 set digest (of
+ *              the sender's epoch; field cluster_id) | inc (the sender's;
+ *              counter 0 before it has one) | u8 addr_len | addr (the
+ *              sender's --listen) | u64 epoch. Answered with HELLO_OK
+ *              (empty), or with ERROR (then close) on any mismatch; an
+ *              incarnation that the member recorded as superseded gets
  *              "rolled back: recorded incarnation C nonce N position P"
- *              (the sender is rolled back: quorum/incarnation.h).
- * READ         peer -> member: u8 name_len | name. Answered with VALUE: u64 cur
- *              | inc.
- * ACCEPT       peer -> member: u64 expect | u64 new | u8 name_len | name.
+ *              (the sender is rolled back: quorum/incarnation.h); another
+ *              epoch gets "epoch E digest D" and, when the member's epoch
+ *              came from a switch, " switch E-1 SLOT OLD NEW" (DESIGN.md §6,
+ *              quorum/epoch.h): the sender adopts it when it is exactly at
+ *              E-1, and exits when it is OLD.
+ * READ         peer -> member: u64 epoch | u64 digest | u8 name_len | name.
+ *              Answered with VALUE: u64 cur | inc. READ, ACCEPT and SNAP_REQ
+ *              of another (epoch, digest) than the member's are answered
+ *              with REPLY_ERR ERR_EPOCH "epoch E" and change nothing.
+ * ACCEPT       peer -> member: u64 epoch | u64 digest | u64 expect | u64 new
+ *              | u8 name_len | name.
  *              Answered with ACK: u64 new | inc, sent only once the new value
  *              is durable; or NACK: u64 cur (the member's, which was > expect)
  *              | inc.
- * SNAP_REQ     peer -> member: u32 start | inc (the reader's), a snapshot of
+ * SNAP_REQ     peer -> member: u64 epoch | u64 digest | u32 start | inc (the
+ *              reader's), a snapshot of
  *              the live table from entry index `start` (UINT32_MAX: a probe,
  *              no entries). The member durably records the reader's
  *              incarnation before it answers (DESIGN.md §3). Answered with
@@ -168,6 +177,24 @@
  *              connection is closed at its first request. A member without
  *              a client token ignores it.
  *
+ * SWITCH       `seqd serve --replaces OLD` -> member, on an admin connection
+ *              (as INIT; DESIGN.md §6): u8 switch_op | u8 switch_flags | u8
+ *              slot | u64 epoch (the switch's: from which it leads to
+ *              epoch+1) | u64 old_inc (the incarnation counter of OLD it
+ *              replaces) | u8 len | OLD | u8 len | NEW. SWITCH_PROBE
+ *              changes nothing (slot, epoch and old_inc are ignored) and
+ *              asks where the member stands for OLD; SWITCH_RECORD durably
+ *              records the switch if the member is at exactly that epoch
+ *              and OLD holds that slot (refused with ERR_SWITCH_REFUSED when
+ *              OLD was heard from within 2R, unless SWITCH_FORCE, or when
+ *              OLD started an incarnation above old_inc); SWITCH_DROP
+ *              returns a member that holds exactly this switch to the
+ *              epoch before (the new member never voted: §6). Answered
+ *              with SWITCH_REPLY: u8 switch_state | u8 slot (of OLD in the
+ *              member's set; 0xff: not in it) | u8 old_alive (OLD heard
+ *              from within 2R) | u64 epoch | u64 digest (the member's now)
+ *              | u64 old_inc (the highest incarnation counter it recorded
+ *              for that slot).
  * One line per type: X(NAME, number). The enum and the names logs print
  * both come from this list. */
 #define SEQD_MSG_TYPES(X) \
@@ -194,11 +221,13 @@
     X(ADVANCED, 21)       \
     X(LIST, 22)           \
     X(LIST_CHUNK, 23)     \
-    X(TOKEN, 24)
+    X(TOKEN, 24)          \
+    X(SWITCH, 25)         \
+    X(SWITCH_REPLY, 26)
 
 #define SEQD_MSG_ENUM(name, num) MSG_##name = num,
 #define SEQD_ONE2(a, b) +1
-enum seqd_msg_type { SEQD_MSG_TYPES(SEQD_MSG_ENUM) MSG_TYPE_MAX = 24 };
+enum seqd_msg_type { SEQD_MSG_TYPES(SEQD_MSG_ENUM) MSG_TYPE_MAX = 26 };
 /* The codec takes 1..MAX as the known types: the list has no gaps. */
 _Static_assert(MSG_TYPE_MAX == 0 SEQD_MSG_TYPES(SEQD_ONE2), "message types 1..MAX, no gaps");
 #undef SEQD_MSG_ENUM
@@ -256,6 +285,15 @@ static inline bool seqd_cid_none(const struct seqd_cid *a)
 /* fetch_flags */
 #define FETCH_NO_FORWARD 0x01   /* reserved for coordinator forwarding */
 
+/* switch_op, switch_flags and switch_state of MSG_SWITCH / SWITCH_REPLY */
+enum seqd_switch_op { SWITCH_PROBE = 1, SWITCH_RECORD = 2, SWITCH_DROP = 3 };
+#define SWITCH_FORCE 0x01       /* record although OLD was heard from lately */
+enum seqd_switch_state {
+    SWITCH_AT_EPOCH = 1,    /* at the epoch asked about (probe: its own), not switched */
+    SWITCH_RECORDED = 2,    /* holds exactly this switch (epoch+1, its digest) */
+    SWITCH_OTHER = 3        /* holds another set: another switch of that epoch, or later */
+};
+
 /* list_flags */
 #define LIST_DONE 0x01          /* no entries after this chunk */
 
@@ -290,7 +328,9 @@ struct seqd_inc {
     X(STORAGE, 7, "storage error")          /* the log could not be written */     \
     X(SHUTDOWN, 8, "shutting down")         /* the member is stopping */           \
     X(BAD_REQUEST, 9, "bad request")        /* e.g. ACCEPT with new <= expect */   \
-    X(INIT_REFUSED, 10, "init refused")     /* set differs, not empty, ... */
+    X(INIT_REFUSED, 10, "init refused")     /* set differs, not empty, ... */     \
+    X(EPOCH, 11, "other epoch")             /* a peer request of another epoch */   \
+    X(SWITCH_REFUSED, 12, "switch refused") /* --replaces refused (alive, ...) */
 
 /* Framing error codes (MSG_ERROR; the connection is closed), likewise. */
 #define SEQD_FERRS(X)                                                            \
@@ -303,7 +343,7 @@ struct seqd_inc {
     X(HELLO, 7, "hello refused")            /* not authenticated, set or R differ */
 
 #define SEQD_ERR_ENUM(name, num, text) ERR_##name = num,
-enum seqd_err { SEQD_ERRS(SEQD_ERR_ENUM) ERR_MAX = 10 };
+enum seqd_err { SEQD_ERRS(SEQD_ERR_ENUM) ERR_MAX = 12 };
 #undef SEQD_ERR_ENUM
 #define SEQD_FERR_ENUM(name, num, text) FERR_##name = num,
 enum seqd_ferr { SEQD_FERRS(SEQD_FERR_ENUM) FERR_MAX = 7 };
@@ -350,12 +390,22 @@ typedef struct seqd_msg {
         struct {
             uint32_t round_ms; uint64_t cluster_id; struct seqd_inc inc;
             uint8_t addr_len; const char *addr;
+            uint64_t epoch;   /* cluster_id is the digest of that epoch's set */
         } hello;
-        struct { struct seqd_name name; } read;
+        /* READ, ACCEPT and SNAP_REQ carry the sender's (epoch, digest): the
+         * member sets them when it sends (the quorum code leaves them 0). */
+        struct { uint64_t epoch, digest; struct seqd_name name; } read;
         struct { uint64_t cur; struct seqd_inc inc; } value;         /* VALUE, NACK */
-        struct { uint64_t expect, new_; struct seqd_name name; } accept;
+        struct { uint64_t epoch, digest, expect, new_; struct seqd_name name; } accept;
         struct { uint64_t new_; struct seqd_inc inc; } ack;
-        struct { uint32_t start; struct seqd_inc inc; } snap_req;
+        struct { uint64_t epoch, digest; uint32_t start; struct seqd_inc inc; } snap_req;
+        struct {
+            uint8_t op, flags, slot; uint64_t epoch, old_inc;
+            uint8_t old_len, new_len; const char *old_addr, *new_addr;
+        } sw;           /* SWITCH */
+        struct {
+            uint8_t state, slot, old_alive; uint64_t epoch, digest, old_inc;
+        } sw_reply;     /* SWITCH_REPLY */
         struct { struct seqd_inc inc; } stopped;
         struct { uint8_t op; struct seqd_cid cid; uint64_t set_digest; } init;
         struct { uint8_t state; struct seqd_cid cid; } init_reply;

@@ -199,8 +199,11 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
         wr_uint(w, m->u.hello.cluster_id, 8);
         wr_inc(w, &m->u.hello.inc);
         wr_lenbytes(w, m->u.hello.addr, m->u.hello.addr_len, 1, SEQD_ADDR_MAX);
+        wr_uint(w, m->u.hello.epoch, 8);
         break;
     case MSG_READ:
+        wr_uint(w, m->u.read.epoch, 8);
+        wr_uint(w, m->u.read.digest, 8);
         wr_name(w, &m->u.read.name);
         break;
     case MSG_VALUE:
@@ -209,6 +212,8 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
         wr_inc(w, &m->u.value.inc);
         break;
     case MSG_ACCEPT:
+        wr_uint(w, m->u.accept.epoch, 8);
+        wr_uint(w, m->u.accept.digest, 8);
         wr_uint(w, m->u.accept.expect, 8);
         wr_uint(w, m->u.accept.new_, 8);
         wr_name(w, &m->u.accept.name);
@@ -218,6 +223,8 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
         wr_inc(w, &m->u.ack.inc);
         break;
     case MSG_SNAP_REQ:
+        wr_uint(w, m->u.snap_req.epoch, 8);
+        wr_uint(w, m->u.snap_req.digest, 8);
         wr_uint(w, m->u.snap_req.start, 4);
         wr_inc(w, &m->u.snap_req.inc);
         break;
@@ -255,6 +262,23 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
         break;
     case MSG_LIST_CHUNK:
         pack_list_chunk(w, m);
+        break;
+    case MSG_SWITCH:
+        wr_uint(w, m->u.sw.op, 1);
+        wr_uint(w, m->u.sw.flags, 1);
+        wr_uint(w, m->u.sw.slot, 1);
+        wr_uint(w, m->u.sw.epoch, 8);
+        wr_uint(w, m->u.sw.old_inc, 8);
+        wr_lenbytes(w, m->u.sw.old_addr, m->u.sw.old_len, 1, SEQD_ADDR_MAX);
+        wr_lenbytes(w, m->u.sw.new_addr, m->u.sw.new_len, 1, SEQD_ADDR_MAX);
+        break;
+    case MSG_SWITCH_REPLY:
+        wr_uint(w, m->u.sw_reply.state, 1);
+        wr_uint(w, m->u.sw_reply.slot, 1);
+        wr_uint(w, m->u.sw_reply.old_alive, 1);
+        wr_uint(w, m->u.sw_reply.epoch, 8);
+        wr_uint(w, m->u.sw_reply.digest, 8);
+        wr_uint(w, m->u.sw_reply.old_inc, 8);
         break;
     case MSG_TOKEN:
         wr_lenbytes(w, m->u.token.token, m->u.token.len, 1, 255);
@@ -484,8 +508,11 @@ static void parse_payload(struct rd *r, seqd_msg *m)
         rd_inc(r, &m->u.hello.inc);
         m->u.hello.addr = rd_lenbytes(r, 1, SEQD_ADDR_MAX, &len);
         m->u.hello.addr_len = (uint8_t)len;
+        m->u.hello.epoch = rd_uint(r, 8);
         break;
     case MSG_READ:
+        m->u.read.epoch = rd_uint(r, 8);
+        m->u.read.digest = rd_uint(r, 8);
         rd_name(r, &m->u.read.name);
         break;
     case MSG_VALUE:
@@ -494,6 +521,8 @@ static void parse_payload(struct rd *r, seqd_msg *m)
         rd_inc(r, &m->u.value.inc);
         break;
     case MSG_ACCEPT:
+        m->u.accept.epoch = rd_uint(r, 8);
+        m->u.accept.digest = rd_uint(r, 8);
         m->u.accept.expect = rd_uint(r, 8);
         m->u.accept.new_ = rd_uint(r, 8);
         rd_name(r, &m->u.accept.name);
@@ -503,6 +532,8 @@ static void parse_payload(struct rd *r, seqd_msg *m)
         rd_inc(r, &m->u.ack.inc);
         break;
     case MSG_SNAP_REQ:
+        m->u.snap_req.epoch = rd_uint(r, 8);
+        m->u.snap_req.digest = rd_uint(r, 8);
         m->u.snap_req.start = (uint32_t)rd_uint(r, 4);
         rd_inc(r, &m->u.snap_req.inc);
         break;
@@ -536,6 +567,25 @@ static void parse_payload(struct rd *r, seqd_msg *m)
         break;
     case MSG_LIST_CHUNK:
         parse_list_chunk(r, m);
+        break;
+    case MSG_SWITCH:
+        m->u.sw.op = (uint8_t)rd_uint(r, 1);
+        m->u.sw.flags = (uint8_t)rd_uint(r, 1);
+        m->u.sw.slot = (uint8_t)rd_uint(r, 1);
+        m->u.sw.epoch = rd_uint(r, 8);
+        m->u.sw.old_inc = rd_uint(r, 8);
+        m->u.sw.old_addr = rd_lenbytes(r, 1, SEQD_ADDR_MAX, &len);
+        m->u.sw.old_len = (uint8_t)len;
+        m->u.sw.new_addr = rd_lenbytes(r, 1, SEQD_ADDR_MAX, &len);
+        m->u.sw.new_len = (uint8_t)len;
+        break;
+    case MSG_SWITCH_REPLY:
+        m->u.sw_reply.state = (uint8_t)rd_uint(r, 1);
+        m->u.sw_reply.slot = (uint8_t)rd_uint(r, 1);
+        m->u.sw_reply.old_alive = (uint8_t)rd_uint(r, 1);
+        m->u.sw_reply.epoch = rd_uint(r, 8);
+        m->u.sw_reply.digest = rd_uint(r, 8);
+        m->u.sw_reply.old_inc = rd_uint(r, 8);
         break;
     case MSG_TOKEN:
         m->u.token.token = rd_lenbytes(r, 1, 255, &len);
