@@ -72,6 +72,7 @@
 #define SEQD_TEXT_MAX 512u      /* error text in MSG_REPLY_ERR / MSG_ERROR */
 #define SEQD_ADDR_MAX 255u      /* HOST:PORT in a hello */
 #define SEQD_MAX_MEMBERS 15
+#define SEQD_SLOTS_MAX 4096u    /* a comma-joined set in SWITCH_REPLY */
 
 /* Message types and their payloads. Requests are answered with the reply
  * named, or with MSG_REPLY_ERR for that reqid.
@@ -194,7 +195,10 @@
  *              member's set; 0xff: not in it) | u8 old_alive (OLD heard
  *              from within 2R) | u64 epoch | u64 digest (the member's now)
  *              | u64 old_inc (the highest incarnation counter it recorded
- *              for that slot).
+ *              for that slot) | u16 len | the member's slots, comma-joined
+ *              in slot order. switch_state for a probe: RECORDED when the
+ *              member's epoch came from the switch OLD -> NEW, AT_EPOCH
+ *              when OLD is in its set, OTHER when neither.
  * One line per type: X(NAME, number). The enum and the names logs print
  * both come from this list. */
 #define SEQD_MSG_TYPES(X) \
@@ -363,7 +367,8 @@ enum seqd_state { STATE_RECOVERING = 1, STATE_READY = 2, STATE_STOPPING = 3 };
     X(reads)      /* read phases this coordinator ran */                 \
     X(nacks)      /* NACKs this coordinator received */                  \
     X(fsyncs)     /* fsyncs of this member's log */                      \
-    X(records)    /* records appended to this member's log */
+    X(records)    /* records appended to this member's log */            \
+    X(epoch)      /* the member set's epoch (DESIGN.md §6) */
 
 #define SEQD_STATUS_FIELD(name) uint64_t name;
 struct seqd_status {
@@ -405,6 +410,7 @@ typedef struct seqd_msg {
         } sw;           /* SWITCH */
         struct {
             uint8_t state, slot, old_alive; uint64_t epoch, digest, old_inc;
+            uint16_t slots_len; const char *slots;
         } sw_reply;     /* SWITCH_REPLY */
         struct { struct seqd_inc inc; } stopped;
         struct { uint8_t op; struct seqd_cid cid; uint64_t set_digest; } init;

@@ -29,6 +29,8 @@
 #include "core/statusfmt.h"
 #include "net/sdnotify.h"
 #include "proto.h"
+#include "client/replace.h"
+#include "quorum/epoch.h"
 #include "storage/datadir.h"
 #include "storage/log.h"
 #include "storage/table.h"
@@ -48,6 +50,8 @@ typedef struct opts {
     const char *listen, *data, *peers, *servers, *name, *secret_file, *http;
     const char *log_level, *log_format, *prefix, *client_token_file, *token_file;
     const char *value;   /* advance's VALUE, the second positional */
+    const char *replaces;   /* serve --replaces OLD */
+    bool force_replace;
     double exhaustion_alarm;
     bool insecure, json;
     const char *fsync;
@@ -64,7 +68,7 @@ enum {
     OPT_LISTEN = 256, OPT_DATA, OPT_PEERS, OPT_SERVERS, OPT_FSYNC, OPT_COUNT,
     OPT_RANGE, OPT_ROUND_TIMEOUT, OPT_BUFFER, OPT_INTERVAL, OPT_TIMEOUT, OPT_SECRET_FILE,
     OPT_INSECURE, OPT_HTTP, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_JSON, OPT_PREFIX,
-    OPT_EXHAUSTION_ALARM, OPT_CLIENT_TOKEN_FILE, OPT_TOKEN_FILE,
+    OPT_EXHAUSTION_ALARM, OPT_CLIENT_TOKEN_FILE, OPT_TOKEN_FILE, OPT_REPLACES, OPT_FORCE_REPLACE,
 };
 
 /* An option as getopt_long wants it, with the words `CMD --help` shows for
@@ -116,6 +120,10 @@ static const cmd_opt serve_options[] = {
             "/metrics names the sequences past this share of 2^64\n(default 0.5)"),
     CMD_OPT("client-token-file", required_argument, OPT_CLIENT_TOKEN_FILE, "PATH",
             "clients must present this token (binary and HTTP\nBearer); default: none"),
+    CMD_OPT("replaces", required_argument, OPT_REPLACES, "HOST:PORT",
+            "start empty as the member that takes over the slot\nof a dead one (README: Replacing a member)"),
+    CMD_OPT("force-replace", no_argument, OPT_FORCE_REPLACE, NULL,
+            "with --replaces: even if the old member still looks\nalive (it is cut off by the epoch check)"),
     {{0}, 0, 0, 0},
 };
 
@@ -198,7 +206,8 @@ static const cmd_entry commands[] = {
      "                  [--fsync always|never] [--round-timeout MS]\n"
      "                  [--secret-file PATH | --insecure] [--http HOST:PORT]\n"
      "                  [--log-level LEVEL] [--log-format text|json]\n"
-     "                  [--exhaustion-alarm SHARE] [--client-token-file PATH]\n",
+     "                  [--exhaustion-alarm SHARE] [--client-token-file PATH]\n"
+     "                  [--replaces HOST:PORT [--force-replace]]\n",
      "Runs one member. The member set is --listen plus --peers (the other members);\n"
      "every member must be given the same set and the same --round-timeout.\n"
      "It logs to stderr; SIGHUP is logged and ignored (there is no file to reopen).\n",
@@ -495,6 +504,8 @@ static int set_opt(const cmd_entry *cmd, opts *o, int key, const char *v)
     case OPT_PREFIX: o->prefix = v; break;
     case OPT_CLIENT_TOKEN_FILE: o->client_token_file = v; break;
     case OPT_TOKEN_FILE: o->token_file = v; break;
+    case OPT_REPLACES: o->replaces = v; break;
+    case OPT_FORCE_REPLACE: o->force_replace = true; break;
     case OPT_EXHAUSTION_ALARM: {
         char *end;
         errno = 0;
@@ -692,6 +703,13 @@ typedef struct serve_plan {
     struct seqd_cid cid;
     const auth_secret *secret;   /* NULL: protected mode */
     const char *client_token;    /* --client-token-file's, NULL: none */
+    /* The set by slot (quorum/epoch.h), from IDENTITY or a --replaces
+     * exchange; without it the member runs at epoch 0 of `members`, and
+     * `self` indexes them. */
+    bool have_set;
+    q_set set;
+    q_switch sw;
+    const char *listen;
 } serve_plan;
 
 /* The member set is --listen plus --peers; its digest is compared in peer
@@ -727,6 +745,12 @@ static int serve_validate(const opts *o, const cmd_entry *cmd)
     uint16_t port;
     if (o->http && addr_split(o->http, strlen(o->http), host, sizeof host, &port) < 0)
         return usage_error(cmd, "bad --http '%s' (want HOST:PORT)", o->http);
+    if (o->replaces && addr_split(o->replaces, strlen(o->replaces), host, sizeof host, &port) < 0)
+        return usage_error(cmd, "bad --replaces '%s' (want HOST:PORT)", o->replaces);
+    if (o->replaces && strcmp(o->replaces, o->listen) == 0)
+        return usage_error(cmd, "%s", "--replaces names the member this host replaces, not itself");
+    if (o->force_replace && !o->replaces)
+        return usage_error(cmd, "%s", "--force-replace goes with --replaces");
     return EXIT_OK;
 }
 
@@ -763,6 +787,104 @@ static int serve_load_secret(const opts *o, const serve_plan *p, const cmd_entry
     return EXIT_OK;
 }
 
+/* A set's addresses sorted and comma-joined: what the flags name. */
+static void sorted_join(const q_set *set, char *out, size_t outlen)
+{
+    char *v[SEQD_MAX_MEMBERS];
+    q_set copy = *set;
+    for (int i = 0; i < copy.n; i++)
+        v[i] = copy.addr[i];
+    datadir_set_digest(v, copy.n, out, outlen);
+}
+
+/* An initialized member runs with the set its IDENTITY records (DESIGN.md
+ * §6: the data directory is the truth). Its flags may name that set or
+ * the one before the switch that led to it (an operator need not edit the
+ * flags of every member when one is replaced); anything else is refused. */
+static int serve_check_set(const opts *o, serve_plan *p, const datadir_identity *id)
+{
+    q_set rec, prev;
+    char sorted[DATADIR_MEMBERS_MAX];
+    if (replace_parse_set(id->epoch, id->set_digest, id->members, strlen(id->members), &rec) < 0) {
+        fprintf(stderr, "seqd: %s/IDENTITY: its member list does not match its digest\n", o->data);
+        return EXIT_FAIL;
+    }
+    q_switch sw = {.epoch = id->epoch - 1, .slot = id->sw_slot, .old_inc = id->sw_old_inc};
+    snprintf(sw.old_addr, sizeof sw.old_addr, "%s", id->sw_old);
+    snprintf(sw.new_addr, sizeof sw.new_addr, "%s", id->sw_new);
+    sorted_join(&rec, sorted, sizeof sorted);
+    bool same = strcmp(sorted, p->joined) == 0, before = false;
+    if (!same && id->has_switch && epoch_revert(&rec, &sw, &prev) == 0) {
+        char psorted[DATADIR_MEMBERS_MAX];
+        sorted_join(&prev, psorted, sizeof psorted);
+        before = strcmp(psorted, p->joined) == 0;
+    }
+    if (!same && !before) {
+        fprintf(stderr, "seqd: refusing to start: %s belongs to the cluster of members %s (epoch "
+                        "%llu), but --listen/--peers name %s\n",
+                o->data, id->members, (unsigned long long)id->epoch, p->joined);
+        return EXIT_FAIL;
+    }
+    int self = epoch_slot(&rec, o->listen, strlen(o->listen));
+    if (self < 0) {
+        fprintf(stderr, "seqd: refusing to start: %s belongs to the members %s (epoch %llu), which "
+                        "do not include --listen %s\n",
+                o->data, id->members, (unsigned long long)id->epoch, o->listen);
+        return EXIT_FAIL;
+    }
+    if (before)
+        fprintf(stderr, "seqd: note: --peers name the members before epoch %llu (%s replaced by %s); "
+                        "running with the set the data directory records: %s\n",
+                (unsigned long long)id->epoch, sw.old_addr, sw.new_addr, id->members);
+    p->cid = id->cid;
+    p->have_set = true;
+    p->set = rec;
+    p->sw = sw;
+    p->n = rec.n;
+    p->self = self;
+    return EXIT_OK;
+}
+
+static void serve_say(void *arg, const char *line)
+{
+    fprintf(stderr, "seqd[%s]: --replaces: %s\n", (const char *)arg, line);
+}
+
+/* `--replaces OLD` on an empty directory: the switch first (client/replace.h);
+ * once it completed, the member starts empty in OLD's slot at the new epoch
+ * and recovers (waits 2R, reads N-Q+1 other members with state). */
+static int serve_replace(const opts *o, serve_plan *p, const table *t)
+{
+    if (p->have_set && epoch_slot(&p->set, o->listen, strlen(o->listen)) >= 0) {
+        fprintf(stderr, "seqd: --replaces %s: this data directory is the member of slot %d since "
+                        "epoch %llu already; starting as it\n",
+                o->replaces, p->self, (unsigned long long)p->set.epoch);
+        return EXIT_OK;
+    }
+    if (p->mode != RECOVERY_EMPTY || table_count(t) > 0) {
+        fprintf(stderr, "seqd: --replaces needs an empty data directory (%s holds a cluster's data)\n",
+                o->data);
+        return EXIT_FAIL;
+    }
+    char *peers[SEQD_MAX_MEMBERS];
+    int np = 0;
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->members[i], o->listen) != 0 && strcmp(p->members[i], o->replaces) != 0)
+            peers[np++] = p->members[i];
+    replace_req rq = {.self = o->listen, .old = o->replaces, .peers = peers, .npeers = np,
+                      .secret = p->secret, .force = o->force_replace, .timeout_ms = 1000,
+                      .say = serve_say, .say_arg = (void *)o->listen};
+    char err[1024];
+    if (client_replace(&rq, &p->set, &p->sw, err, sizeof err) < 0) {
+        fprintf(stderr, "seqd: --replaces %s: %s\n", o->replaces, err);
+        return EXIT_FAIL;
+    }
+    p->have_set = true;
+    p->n = p->set.n;
+    p->self = p->sw.slot;
+    return EXIT_OK;
+}
+
 /* Locks the data directory before reading it, so that a second member on
  * the same directory is refused before it can disturb the first; then
  * refuses a directory recorded for another member set. */
@@ -784,6 +906,8 @@ static int serve_open_data(const opts *o, serve_plan *p)
         fprintf(stderr, "seqd: %s\n", err);
         return EXIT_FAIL;
     }
+    if (have && p->mode == RECOVERY_INITIALIZED)
+        return serve_check_set(o, p, &id);
     if (have && (id.set_digest != p->set_digest || strcmp(id.members, p->joined) != 0)) {
         fprintf(stderr,
                 "seqd: refusing to start: %s belongs to the cluster of members %s, "
@@ -860,7 +984,7 @@ static void serve_notify_ready(void *arg)
     const serve_plan *p = arg;
     char state[128 + SEQD_ADDR_MAX];
     snprintf(state, sizeof state, "READY=1\nSTATUS=ready: member %d of %d, serving on %s",
-             p->self + 1, p->n, p->members[p->self]);
+             p->self + 1, p->n, p->listen);
     serve_notify(state);
 }
 
@@ -889,7 +1013,8 @@ static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
                          .set_digest = p->set_digest, .members_joined = p->joined,
                          .round_ms = (uint32_t)o->round_ms, .mode = p->mode, .cid = p->cid, .secret = p->secret,
                          .peer_route = getenv("SEQD_TEST_PEER_ROUTE"),
-                         .exhaustion_alarm = o->exhaustion_alarm};
+                         .exhaustion_alarm = o->exhaustion_alarm,
+                         .set = p->have_set ? &p->set : NULL, .last_switch = &p->sw};
     running = base ? member_new(base, &cfg, log, t, err, sizeof err) : NULL;
     if (!running) {
         fprintf(stderr, "seqd: %s\n", base ? err : "cannot create the event loop");
@@ -988,6 +1113,9 @@ static int cmd_serve(const opts *o, const cmd_entry *cmd)
         return rc;
     if (apply_fault_hooks(log, err, sizeof err) < 0)
         return usage_error(cmd, "%s", err);
+    if (o->replaces && (rc = serve_replace(o, &p, t)) != EXIT_OK)
+        return rc;
+    p.listen = o->listen;
     return serve_run(o, &p, log, t);
 }
 

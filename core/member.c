@@ -17,6 +17,7 @@
 #include "../net/peer.h"
 #include "../quorum/acceptor.h"
 #include "../quorum/coord.h"
+#include "../quorum/epoch.h"
 #include "../quorum/incarnation.h"
 #include "../quorum/recovery.h"
 #include "../storage/datadir.h"
@@ -71,6 +72,14 @@ struct member {
     bool fatal;
     uint64_t rounds_committed, rounds_failed;
     headroom headroom;            /* the exhaustion alarm (headroom.h) */
+    /* The member set now (quorum/epoch.h): cfg.members, cfg.set_digest and
+     * cfg.members_joined are views of it, kept by member_set_views. */
+    q_set set;
+    q_switch sw;                  /* what led to set.epoch, if > 0 */
+    char *slot_addr[SEQD_MAX_MEMBERS];
+    char joined[DATADIR_MEMBERS_MAX];
+    uint64_t heard_us[SEQD_MAX_MEMBERS];   /* last message from each slot */
+    uint64_t epoch_logged_us;     /* last "refused: epoch" line */
 };
 
 static enum member_log_level log_max = MLOG_INFO;
@@ -199,10 +208,36 @@ static uint64_t env_random(void *ctx)
     return m->rng * UINT64_C(2685821657736338717);
 }
 
-static void env_send(void *ctx, int to, const seqd_msg *msg)
+/* Every peer request says which epoch it belongs to (DESIGN.md §6): the
+ * one this member is at when it sends it. The quorum code sends all the
+ * messages of a round at once, from one callback, so a round is of one
+ * epoch. */
+static void member_stamp(const member *m, seqd_msg *msg)
+{
+    switch (msg->type) {
+    case MSG_READ:
+        msg->u.read.epoch = m->set.epoch;
+        msg->u.read.digest = m->set.digest;
+        break;
+    case MSG_ACCEPT:
+        msg->u.accept.epoch = m->set.epoch;
+        msg->u.accept.digest = m->set.digest;
+        break;
+    case MSG_SNAP_REQ:
+        msg->u.snap_req.epoch = m->set.epoch;
+        msg->u.snap_req.digest = m->set.digest;
+        break;
+    default:
+        break;
+    }
+}
+
+static void env_send(void *ctx, int to, const seqd_msg *unstamped)
 {
     member *m = ctx;
     assert(to >= 0 && to < m->cfg.n);
+    seqd_msg stamped = *unstamped, *msg = &stamped;
+    member_stamp(m, msg);
     if (to != m->cfg.self) {
         if (m->peers[to])
             peer_send(m->peers[to], msg);
@@ -286,6 +321,30 @@ static void store_entry(void *ctx, uint64_t i, struct seqd_name *name, uint64_t 
 
 /* ---- requests to itself -------------------------------------------------- */
 
+/* The one gate of every READ, ACCEPT and SNAP_REQ, a peer's or its own
+ * (quorum/epoch.h): a request of another (epoch, digest) is answered with
+ * "epoch E" and changes nothing, so a round never counts a vote given
+ * under another set — the old host of a replaced slot, cut off but
+ * running, can no longer be counted by anyone. */
+static void member_request(member *m, int from, const seqd_msg *req, q_reply_fn reply, void *cookie)
+{
+    uint64_t e = req->type == MSG_READ ? req->u.read.epoch
+                 : req->type == MSG_ACCEPT ? req->u.accept.epoch : req->u.snap_req.epoch;
+    uint64_t d = req->type == MSG_READ ? req->u.read.digest
+                 : req->type == MSG_ACCEPT ? req->u.accept.digest : req->u.snap_req.digest;
+    if (!epoch_admits(&m->set, e, d)) {
+        char text[64];
+        int n = snprintf(text, sizeof text, "epoch %llu", (unsigned long long)m->set.epoch);
+        seqd_msg r = {.type = MSG_REPLY_ERR, .reqid = req->reqid};
+        r.u.err.code = ERR_EPOCH;
+        r.u.err.len = (uint16_t)n;
+        r.u.err.text = text;
+        reply(cookie, &r);
+        return;
+    }
+    acc_handle(m->acc, from, req, reply, cookie);
+}
+
 static void reply_to_self(void *cookie, const seqd_msg *reply)
 {
     member *m = cookie;
@@ -301,7 +360,7 @@ static void self_deliver_cb(evutil_socket_t fd, short what, void *arg)
     m->self_head = m->self_tail = NULL;
     while (q) {
         self_msg *next = q->next;
-        acc_handle(m->acc, m->cfg.self, &q->m, reply_to_self, m);
+        member_request(m, m->cfg.self, &q->m, reply_to_self, m);
         free(q);
         q = next;
     }
@@ -430,7 +489,7 @@ void member_get_status(const member *m, struct seqd_status *st)
         .state = m->stopping ? STATE_STOPPING : acc_ready(m->acc) ? STATE_READY : STATE_RECOVERING,
         .self_index = (uint8_t)m->cfg.self, .n_members = (uint8_t)m->cfg.n,
         .fetches = cs.fetches, .ids = cs.ids, .rounds = cs.rounds, .reads = cs.reads,
-        .nacks = cs.nacks, .fsyncs = ls.fsyncs, .records = ls.appends};
+        .nacks = cs.nacks, .fsyncs = ls.fsyncs, .records = ls.appends, .epoch = m->set.epoch};
 }
 
 void member_get_metrics(const member *m, member_metrics *out)
@@ -479,17 +538,37 @@ static int member_index(const member *m, const char *addr, size_t len)
     return -1;
 }
 
+/* What a hello of another epoch is told (proto.h, HELLO): this member's
+ * (epoch, digest) and the switch that led to it, which a member at exactly
+ * the epoch before adopts and the replaced host exits on. */
+static void member_epoch_text(const member *m, char *why, size_t whylen)
+{
+    int n = snprintf(why, whylen, "epoch %llu digest %016llx", (unsigned long long)m->set.epoch,
+                     (unsigned long long)m->set.digest);
+    if (m->set.epoch > 0 && n > 0 && (size_t)n < whylen)
+        snprintf(why + n, whylen - (size_t)n, " switch %d %llu %s %s", m->sw.slot,
+                 (unsigned long long)m->sw.old_inc, m->sw.old_addr, m->sw.new_addr);
+}
+
 /* A peer proves it belongs to this cluster before it may read or vote:
- * same member set (cluster id), same R (rounds must end alike everywhere),
- * and an address that is one of ours. */
-int member_peer_hello(member *m, uint64_t set_digest, uint32_t round_ms, const struct seqd_inc *inc,
-                      const char *addr, size_t addr_len, const char *from, char *why,
-                      size_t whylen)
+ * same epoch of the member set (its digest), same R (rounds must end alike
+ * everywhere), and an address that is one of ours. */
+int member_peer_hello(member *m, uint64_t epoch, uint64_t set_digest, uint32_t round_ms,
+                      const struct seqd_inc *inc, const char *addr, size_t addr_len,
+                      const char *from, char *why, size_t whylen)
 {
     int idx = member_index(m, addr, addr_len);
     struct seqd_inc rec;
-    if (set_digest != m->cfg.set_digest) {
-        snprintf(why, whylen, "hello refused: member set differs (ours: %s)", m->cfg.members_joined);
+    if (epoch != m->set.epoch || set_digest != m->set.digest) {
+        member_epoch_text(m, why, whylen);
+        uint64_t now = env_now_us(m);
+        if (now - m->epoch_logged_us >= 10000000u) {   /* a replaced host retries 4 times a second */
+            m->epoch_logged_us = now;
+            member_log(m, MLOG_WARN, "refused a peer hello from %s (%.*s): it is at epoch %llu, "
+                          "this member at epoch %llu (members %s)", from, (int)addr_len, addr,
+                       (unsigned long long)epoch, (unsigned long long)m->set.epoch, m->joined);
+        }
+        return -1;
     } else if (round_ms != m->cfg.round_ms) {
         snprintf(why, whylen, "hello refused: --round-timeout differs (ours: %u ms, yours: %u ms)",
                  m->cfg.round_ms, round_ms);
@@ -501,6 +580,7 @@ int member_peer_hello(member *m, uint64_t set_digest, uint32_t round_ms, const s
                  (unsigned long long)rec.nonce, (unsigned long long)rec.pos);
     } else {
         inc_observe(m->inc, idx, inc);
+        m->heard_us[idx] = env_now_us(m);
         return idx;
     }
     member_log(m, MLOG_WARN, "refused a peer hello from %s: %s", from, why);
@@ -511,7 +591,8 @@ void member_peer_request(member *m, int from, const seqd_msg *req, q_reply_fn re
 {
     assert(req->type == MSG_READ || req->type == MSG_ACCEPT || req->type == MSG_SNAP_REQ);
     assert(from >= 0 && from < m->cfg.n);   /* only after a hello */
-    acc_handle(m->acc, from, req, reply, cookie);
+    m->heard_us[from] = env_now_us(m);
+    member_request(m, from, req, reply, cookie);
 }
 
 void member_peer_stopped(member *m, int from, const struct seqd_inc *inc)
@@ -557,8 +638,12 @@ static bool member_observe(member *m, int from, const seqd_msg *msg)
 
 static void member_peer_reply(peer *p, int from, const seqd_msg *msg, void *arg)
 {
-    (void)p;
     member *m = arg;
+    m->heard_us[from] = env_now_us(m);
+    unsigned long long e;
+    if (msg->type == MSG_REPLY_ERR && msg->u.err.code == ERR_EPOCH &&
+        sscanf(msg->u.err.text, "epoch %llu", &e) == 1 && e > m->set.epoch)
+        peer_reset(p, "the peer is at a later epoch: saying hello again to learn its set");
     if (msg->reqid & Q_REQID_RECOVERY) {
         if (m->rec)
             recovery_on_reply(m->rec, from, msg);
@@ -593,6 +678,8 @@ static void member_told_rolled_back(member *m, int who, const char *why)
     }
 }
 
+static void member_told_epoch(member *m, int who, const char *why);
+
 static void member_peer_state(peer *p, int who, bool up, const char *why, void *arg)
 {
     (void)p;
@@ -603,6 +690,7 @@ static void member_peer_state(peer *p, int who, bool up, const char *why, void *
     }
     member_log(m, MLOG_INFO, "peer %s down: %s", m->cfg.members[who], why);
     member_told_rolled_back(m, who, why);
+    member_told_epoch(m, who, why);
 }
 
 static void member_inc_now(void *arg, struct seqd_inc *out)
@@ -630,6 +718,27 @@ static const char *member_route(const member *m, const char *addr, char *buf, si
     return addr;
 }
 
+static void member_epoch_now(void *arg, uint64_t *epoch, uint64_t *digest)
+{
+    const member *m = arg;
+    *epoch = m->set.epoch;
+    *digest = m->set.digest;
+}
+
+static int member_connect_peer(member *m, int i, char *err, size_t errlen)
+{
+    peer_hello hello = {.round_ms = m->cfg.round_ms, .cluster_id = m->set.digest,
+                        .self_addr = m->cfg.members[m->cfg.self], .secret = m->cfg.secret,
+                        .inc_now = member_inc_now, .epoch_now = member_epoch_now};
+    char buf[SEQD_ADDR_MAX + 1];
+    const char *target = member_route(m, m->cfg.members[i], buf, sizeof buf);
+    if (target != m->cfg.members[i])
+        member_log(m, MLOG_WARN, "testing hook: link to %s goes through %s", m->cfg.members[i], target);
+    m->peers[i] = peer_new(m->base, i, target, &hello, member_peer_reply, member_peer_state, m,
+                           err, errlen);
+    return m->peers[i] ? 0 : -1;
+}
+
 static int member_connect_peers(member *m, char *err, size_t errlen)
 {
     m->peers = calloc((size_t)m->cfg.n, sizeof *m->peers);
@@ -637,25 +746,36 @@ static int member_connect_peers(member *m, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    peer_hello hello = {.round_ms = m->cfg.round_ms, .cluster_id = m->cfg.set_digest,
-                        .self_addr = m->cfg.members[m->cfg.self], .secret = m->cfg.secret,
-                        .inc_now = member_inc_now};
-    for (int i = 0; i < m->cfg.n; i++) {
-        if (i == m->cfg.self)
-            continue;
-        char buf[SEQD_ADDR_MAX + 1];
-        const char *target = member_route(m, m->cfg.members[i], buf, sizeof buf);
-        if (target != m->cfg.members[i])
-            member_log(m, MLOG_WARN, "testing hook: link to %s goes through %s", m->cfg.members[i], target);
-        m->peers[i] = peer_new(m->base, i, target, &hello, member_peer_reply, member_peer_state, m,
-                               err, errlen);
-        if (!m->peers[i])
+    for (int i = 0; i < m->cfg.n; i++)
+        if (i != m->cfg.self && member_connect_peer(m, i, err, errlen) < 0)
             return -1;
-    }
     return 0;
 }
 
 /* ---- recovery ----------------------------------------------------------- */
+
+/* IDENTITY for cid and the set `set` (reached by sw when its epoch > 0).
+ * A failure is fatal: the member could not keep what it says it holds. */
+static int member_write_identity(member *m, const struct seqd_cid *cid, const q_set *set,
+                                 const q_switch *sw)
+{
+    char msg[256];
+    datadir_identity id = {.cid = *cid, .set_digest = set->digest, .epoch = set->epoch};
+    epoch_join(set, id.members, sizeof id.members);
+    if (set->epoch > 0) {
+        id.has_switch = true;
+        id.sw_slot = sw->slot;
+        id.sw_old_inc = sw->old_inc;
+        snprintf(id.sw_old, sizeof id.sw_old, "%s", sw->old_addr);
+        snprintf(id.sw_new, sizeof id.sw_new, "%s", sw->new_addr);
+    }
+    if (datadir_write_identity(m->cfg.data_dir, &id, msg, sizeof msg) < 0) {
+        member_log(m, MLOG_ERROR, "cannot record identity: %s; exiting", msg);
+        member_die(m);
+        return -1;
+    }
+    return 0;
+}
 
 /* Durably records "initialized with cid". It is what makes this member
  * count as "has state" for others' recoveries, so it is written only once
@@ -663,14 +783,8 @@ static int member_connect_peers(member *m, char *err, size_t errlen)
  * calls done only then), or at COMMIT (a prepared member never voted). */
 static int member_record_identity(member *m, const struct seqd_cid *cid)
 {
-    char msg[256];
-    datadir_identity id = {.cid = *cid, .set_digest = m->cfg.set_digest};
-    snprintf(id.members, sizeof id.members, "%s", m->cfg.members_joined);
-    if (datadir_write_identity(m->cfg.data_dir, &id, msg, sizeof msg) < 0) {
-        member_log(m, MLOG_ERROR, "cannot record identity: %s; exiting", msg);
-        member_die(m);
+    if (member_write_identity(m, cid, &m->set, &m->sw) < 0)
         return -1;
-    }
     m->cfg.mode = RECOVERY_INITIALIZED;
     m->cfg.cid = *cid;
     acc_set_cid(m->acc, cid);
@@ -711,6 +825,212 @@ static void member_recovered(void *arg, int err, bool committed, const struct se
                    table_count(m->t), read_from, hex);
     if (m->on_ready)
         m->on_ready(m->on_ready_arg);
+}
+
+/* ---- epochs and switches (DESIGN.md §6, quorum/epoch.h) ----------------- */
+
+static void member_set_views(member *m);
+
+uint64_t member_epoch(const member *m) { return m->set.epoch; }
+
+/* OLD counts as alive when its link is up or it said anything within 2R:
+ * replacing it then needs SWITCH_FORCE (the epoch check still cuts it off,
+ * but an operator who named the wrong host should hear about it). */
+static bool member_slot_alive(const member *m, int slot, uint64_t *ago_ms)
+{
+    uint64_t now = env_now_us((void *)m), heard = m->heard_us[slot];
+    *ago_ms = heard ? (now - heard) / 1000 : UINT64_MAX;
+    bool up = slot != m->cfg.self && m->peers && m->peers[slot] && peer_up(m->peers[slot]);
+    return up || (heard && now - heard < 2 * m->env.round_us);
+}
+
+/* The highest incarnation counter recorded for a slot. */
+static uint64_t member_recorded_counter(const member *m, int slot)
+{
+    struct seqd_inc any = {.counter = UINT64_MAX}, rec;
+    bool stopped;
+    inc_recorded_before(m->inc, slot, &any, &rec, &stopped);
+    return rec.counter;
+}
+
+/* Moves this member to `next` (reached by sw from the set now, or back
+ * from it by a drop): durably first when it has an identity — a member
+ * that forgot a switch after a crash would vote at the old epoch again —
+ * then the link of the switched slot is pointed at its new host. */
+static int member_adopt(member *m, const q_set *next, const q_switch *sw, const char *how)
+{
+    assert(next->n == m->set.n && next->epoch != m->set.epoch);
+    if (m->cfg.mode == RECOVERY_INITIALIZED && member_write_identity(m, &m->cfg.cid, next, sw) < 0)
+        return -1;
+    int slot = sw->slot;
+    char was[SEQD_ADDR_MAX + 1];
+    snprintf(was, sizeof was, "%s", m->set.addr[slot]);
+    m->set = *next;
+    if (next->epoch > sw->epoch)
+        m->sw = *sw;
+    member_set_views(m);
+    m->heard_us[slot] = 0;
+    if (slot != m->cfg.self) {
+        char err[256];
+        peer_free(m->peers[slot]);
+        m->peers[slot] = NULL;
+        if (member_connect_peer(m, slot, err, sizeof err) < 0)
+            member_log(m, MLOG_ERROR, "cannot link to %s: %s", m->set.addr[slot], err);
+    }
+    member_log(m, MLOG_WARN, "epoch %llu (%s): slot %d is %s (was %s); members now %s",
+               (unsigned long long)m->set.epoch, how, slot, m->set.addr[slot], was, m->joined);
+    return 0;
+}
+
+/* A peer refused our hello with its epoch (member_epoch_text). A member
+ * at exactly the epoch its switch leads from records it (it learns the
+ * new set without a restart); the host that switch replaced exits. */
+static void member_told_epoch(member *m, int who, const char *why)
+{
+    const char *s = strstr(why, "epoch ");
+    unsigned long long e, d, inc;
+    int used = 0, slot;
+    if (!s || sscanf(s, "epoch %llu digest %llx%n", &e, &d, &used) != 2)
+        return;
+    if (e == m->set.epoch && d == m->set.digest)
+        return;
+    char fmt[64];
+    snprintf(fmt, sizeof fmt, " switch %%d %%llu %%%us %%%us", SEQD_ADDR_MAX, SEQD_ADDR_MAX);
+    q_switch sw = {0};
+    bool has = sscanf(s + used, fmt, &slot, &inc, sw.old_addr, sw.new_addr) == 4;
+    sw.epoch = e - 1;
+    sw.slot = slot;
+    sw.old_inc = inc;
+    q_set next;
+    char reason[256];
+    const char *self = m->cfg.members[m->cfg.self];
+    if (has && e >= 1 && sw.epoch == m->set.epoch && slot == m->cfg.self && strcmp(sw.old_addr, self) == 0) {
+        member_log(m, MLOG_ERROR, "replaced by %s at epoch %llu (told by %s): this host's slot belongs "
+                      "to the new member now and it must not serve again; exiting (remove this data "
+                      "directory, or keep it for forensics, but do not start it again)",
+                   sw.new_addr, e, m->cfg.members[who]);
+        member_die(m);
+        return;
+    }
+    if (has && e >= 1 && sw.epoch == m->set.epoch &&
+        epoch_apply(&m->set, &sw, &next, reason, sizeof reason) == 0 && next.digest == d) {
+        char how[SEQD_ADDR_MAX + 64];
+        snprintf(how, sizeof how, "learned from %s", m->cfg.members[who]);
+        member_adopt(m, &next, &sw, how);
+        return;
+    }
+    uint64_t now = env_now_us(m);
+    if (now - m->epoch_logged_us >= 10000000u) {
+        m->epoch_logged_us = now;
+        member_log(m, MLOG_WARN, "peer %s is at epoch %llu, this member at epoch %llu: %s",
+                   m->cfg.members[who], e, (unsigned long long)m->set.epoch,
+                   e < m->set.epoch ? "it will learn this member's set"
+                   : e == m->set.epoch ? "a different switch of the same epoch (see seqd status)"
+                                       : "this member missed a replacement it cannot adopt from "
+                                         "here (more than one epoch behind, or no switch from its epoch)");
+    }
+}
+
+/* Whether this member's epoch came from exactly sw (any old incarnation). */
+static bool member_holds(const member *m, const q_switch *sw)
+{
+    return m->set.epoch == sw->epoch + 1 && m->sw.slot == sw->slot &&
+           strcmp(m->sw.old_addr, sw->old_addr) == 0 && strcmp(m->sw.new_addr, sw->new_addr) == 0;
+}
+
+static int member_switch_record(member *m, const q_switch *sw, bool force, char *why, size_t whylen)
+{
+    q_set next;
+    uint64_t ago;
+    if (m->cfg.mode != RECOVERY_INITIALIZED) {
+        snprintf(why, whylen, "%s has no identity yet (it is empty or prepared): it cannot record "
+                 "a switch durably", m->cfg.members[m->cfg.self]);
+        return ERR_SWITCH_REFUSED;
+    }
+    if (sw->slot == m->cfg.self) {
+        snprintf(why, whylen, "%s is the member being replaced", sw->old_addr);
+        return ERR_SWITCH_REFUSED;
+    }
+    if (epoch_apply(&m->set, sw, &next, why, whylen) < 0)
+        return ERR_SWITCH_REFUSED;
+    if (!force && member_slot_alive(m, sw->slot, &ago)) {
+        snprintf(why, whylen, "%s is alive (%s): replacing a running member needs --force-replace "
+                 "(it is then cut off by the epoch check)", sw->old_addr,
+                 m->peers[sw->slot] && peer_up(m->peers[sw->slot]) ? "its link is up" : "heard from it lately");
+        return ERR_SWITCH_REFUSED;
+    }
+    uint64_t rec = member_recorded_counter(m, sw->slot);
+    if (rec > sw->old_inc) {
+        snprintf(why, whylen, "%s started incarnation %llu after the probe (this switch names %llu): "
+                 "it is alive", sw->old_addr, (unsigned long long)rec, (unsigned long long)sw->old_inc);
+        return ERR_SWITCH_REFUSED;
+    }
+    char how[SEQD_ADDR_MAX + 64];
+    snprintf(how, sizeof how, "recorded the switch for %s", sw->new_addr);
+    return member_adopt(m, &next, sw, how) < 0 ? ERR_STORAGE : 0;
+}
+
+/* Only an incomplete switch may be dropped, and only the new host, which
+ * never voted, asks for it (quorum/epoch.h). Dropping back to an epoch
+ * above 0 would need the switch that led there, which IDENTITY does not
+ * keep: refused (the operator replaces again instead). */
+static int member_switch_drop(member *m, const q_switch *sw, char *why, size_t whylen)
+{
+    q_set prev;
+    if (sw->epoch > 0 || epoch_revert(&m->set, sw, &prev) < 0) {
+        snprintf(why, whylen, "cannot drop the switch of epoch %llu here (this member is at epoch %llu)",
+                 (unsigned long long)sw->epoch, (unsigned long long)m->set.epoch);
+        return ERR_SWITCH_REFUSED;
+    }
+    char how[SEQD_ADDR_MAX + 64];
+    snprintf(how, sizeof how, "dropped the switch for %s, which cannot complete", sw->new_addr);
+    return member_adopt(m, &prev, sw, how) < 0 ? ERR_STORAGE : 0;
+}
+
+int member_switch(member *m, const seqd_msg *req, seqd_msg *reply, char *slots_buf,
+                  size_t slots_len, char *why, size_t whylen)
+{
+    assert(req->type == MSG_SWITCH);
+    q_switch sw = {.epoch = req->u.sw.epoch, .slot = req->u.sw.slot, .old_inc = req->u.sw.old_inc};
+    if (req->u.sw.old_len == 0 || req->u.sw.new_len == 0) {
+        snprintf(why, whylen, "a switch names the old and the new member");
+        return ERR_BAD_REQUEST;
+    }
+    memcpy(sw.old_addr, req->u.sw.old_addr, req->u.sw.old_len);
+    memcpy(sw.new_addr, req->u.sw.new_addr, req->u.sw.new_len);
+    if (m->stopping) {
+        snprintf(why, whylen, "shutting down");
+        return ERR_SHUTDOWN;
+    }
+    int err = 0;
+    if (req->u.sw.op == SWITCH_RECORD && !member_holds(m, &sw) && sw.epoch == m->set.epoch)
+        err = member_switch_record(m, &sw, req->u.sw.flags & SWITCH_FORCE, why, whylen);
+    else if (req->u.sw.op == SWITCH_DROP && member_holds(m, &sw))
+        err = member_switch_drop(m, &sw, why, whylen);
+    else if (req->u.sw.op != SWITCH_PROBE && req->u.sw.op != SWITCH_RECORD && req->u.sw.op != SWITCH_DROP) {
+        snprintf(why, whylen, "unknown switch op %u", req->u.sw.op);
+        return ERR_BAD_REQUEST;
+    }
+    if (err)
+        return err;
+    int slot = epoch_slot(&m->set, sw.old_addr, strlen(sw.old_addr));
+    q_switch mine = m->sw;
+    bool holds = m->set.epoch > 0 && strcmp(mine.new_addr, sw.new_addr) == 0 &&
+                 strcmp(mine.old_addr, sw.old_addr) == 0;
+    uint64_t ago;
+    *reply = (seqd_msg){.type = MSG_SWITCH_REPLY, .reqid = req->reqid};
+    reply->u.sw_reply.state = holds ? SWITCH_RECORDED : slot >= 0 ? SWITCH_AT_EPOCH : SWITCH_OTHER;
+    if (holds)
+        slot = mine.slot;
+    reply->u.sw_reply.slot = slot >= 0 ? (uint8_t)slot : 0xff;
+    reply->u.sw_reply.old_alive = slot >= 0 && !holds && member_slot_alive(m, slot, &ago);
+    reply->u.sw_reply.epoch = m->set.epoch;
+    reply->u.sw_reply.digest = m->set.digest;
+    reply->u.sw_reply.old_inc = slot >= 0 ? member_recorded_counter(m, slot) : 0;
+    epoch_join(&m->set, slots_buf, slots_len);
+    reply->u.sw_reply.slots = slots_buf;
+    reply->u.sw_reply.slots_len = (uint16_t)strlen(slots_buf);
+    return 0;
 }
 
 /* ---- init ---------------------------------------------------------------- */
@@ -858,6 +1178,17 @@ static void member_wire_env(member *m)
 
 static void member_release(member *m);
 
+/* cfg.members, cfg.set_digest and cfg.members_joined follow the epoch. */
+static void member_set_views(member *m)
+{
+    for (int i = 0; i < m->set.n; i++)
+        m->slot_addr[i] = m->set.addr[i];
+    m->cfg.members = m->slot_addr;
+    m->cfg.set_digest = m->set.digest;
+    epoch_join(&m->set, m->joined, sizeof m->joined);
+    m->cfg.members_joined = m->joined;
+}
+
 member *member_new(struct event_base *base, const member_config *cfg, seqlog *log, table *t,
                    char *err, size_t errlen)
 {
@@ -870,6 +1201,17 @@ member *member_new(struct event_base *base, const member_config *cfg, seqlog *lo
     }
     m->base = base;
     m->cfg = *cfg;
+    if (cfg->set) {
+        assert(cfg->set->n == cfg->n);
+        m->set = *cfg->set;
+        if (cfg->set->epoch > 0)
+            m->sw = *cfg->last_switch;
+    } else if (epoch_init(&m->set, cfg->members, cfg->n) < 0) {
+        snprintf(err, errlen, "bad member set");
+        free(m);
+        return NULL;
+    }
+    member_set_views(m);
     m->log = log;
     m->t = t;
     member_wire_env(m);
@@ -921,10 +1263,18 @@ static void member_trust(void *arg, bool counts)
                    m->cfg.n - q_quorum(m->cfg.n) + 1);
 }
 
+static uint64_t member_incarnation_floor(const member *m);
+
 static void member_rolled_back(void *arg, const char *why)
 {
     member *m = arg;
     acc_set_has_state(m->acc, false);
+    if (member_incarnation_floor(m) > 0) {   /* the replaced host's records */
+        member_log(m, MLOG_INFO, "%s: the peers' records of this slot are those of the host it "
+                      "replaces (%s); recovering from its peers as a member without data",
+                   why, m->sw.old_addr);
+        return;
+    }
     member_log(m, MLOG_WARN, "%s: this member's data directory was rolled back (a restored backup, a VM "
                   "snapshot, a disk that lost synced writes); marked rolled back: it counts for "
                   "nobody's recovery and recovers from its peers like a member that lost its data",
@@ -965,6 +1315,17 @@ static void member_incarnated(void *arg, int err)
                             member_recovered, m);
 }
 
+/* The new member of a switch starts its slot's incarnations above the
+ * replaced host's (the switch names the highest any recorder had), so its
+ * peers see a newer incarnation of the slot rather than a rolled-back one. */
+static uint64_t member_incarnation_floor(const member *m)
+{
+    bool new_of_switch = m->cfg.mode == RECOVERY_EMPTY && m->set.epoch > 0 &&
+                         m->sw.slot == m->cfg.self &&
+                         strcmp(m->sw.new_addr, m->cfg.members[m->cfg.self]) == 0;
+    return new_of_switch ? m->sw.old_inc : 0;
+}
+
 int member_start(member *m, char *err, size_t errlen)
 {
     assert(!m->rec && !acc_ready(m->acc));
@@ -979,7 +1340,7 @@ int member_start(member *m, char *err, size_t errlen)
     /* A new incarnation, durable before the recovery sends anything: one
      * fsync, waited for here (log_flush runs member_incarnated), so that
      * the member has its recovery before the first request arrives. */
-    if (inc_begin(m->inc, 0, member_incarnated, m) < 0 || log_flush(m->log) < 0) {
+    if (inc_begin(m->inc, member_incarnation_floor(m), member_incarnated, m) < 0 || log_flush(m->log) < 0) {
         snprintf(err, errlen, "cannot record a new incarnation in the log");
         return -1;
     }

@@ -59,6 +59,14 @@ typedef struct member_config {
     const char *peer_route;
     /* The exhaustion alarm of /metrics, a share of 2^64 (0: the default). */
     double exhaustion_alarm;
+    /* The member set now (quorum/epoch.h, DESIGN.md §6): what IDENTITY
+     * records, or what a --replaces exchange led to; NULL: epoch 0 of
+     * `members`. Then members/set_digest/members_joined are ignored and
+     * the member shows its own (member_cfg: they follow the epoch), and
+     * `self` is this member's slot in it. last_switch: the switch that led
+     * to set->epoch (set->epoch > 0). */
+    const struct q_set *set;
+    const struct q_switch *last_switch;
 } member_config;
 
 #define MEMBER_DEFAULT_EXHAUSTION_ALARM 0.5
@@ -179,9 +187,9 @@ void member_get_metrics(const member *m, member_metrics *out);
  * incarnation this member recorded as superseded is refused with "rolled
  * back: recorded incarnation C nonce N position P", which the sender acts
  * on (DESIGN.md §3). */
-int member_peer_hello(member *m, uint64_t set_digest, uint32_t round_ms, const struct seqd_inc *inc,
-                      const char *addr, size_t addr_len, const char *from, char *why,
-                      size_t whylen);
+int member_peer_hello(member *m, uint64_t epoch, uint64_t set_digest, uint32_t round_ms,
+                      const struct seqd_inc *inc, const char *addr, size_t addr_len,
+                      const char *from, char *why, size_t whylen);
 
 /* READ, ACCEPT or SNAP_REQ from an authenticated peer connection: reply is
  * called exactly once, now or once the log is durable. */
@@ -198,6 +206,18 @@ void member_peer_stopped(member *m, int from, const struct seqd_inc *inc);
  * seqd_err with the reason in why. PREPARE and COMMIT are durable before
  * the reply says so. */
 int member_init(member *m, const seqd_msg *req, seqd_msg *reply, char *why, size_t whylen);
+
+/* ---- replacing a member (DESIGN.md §6) ------------------------------------ */
+
+/* MSG_SWITCH from a `--replaces` host on an admin connection (the front
+ * end checked that it may send it). Returns 0 with *reply an
+ * MSG_SWITCH_REPLY (its slots text in slots_buf), or an enum seqd_err with
+ * the reason in why. A RECORD or DROP is durable before the reply. */
+int member_switch(member *m, const seqd_msg *req, seqd_msg *reply, char *slots_buf,
+                  size_t slots_len, char *why, size_t whylen);
+
+/* The epoch now, for status. */
+uint64_t member_epoch(const member *m);
 
 /* ---- the operator's log --------------------------------------------------- */
 

@@ -279,6 +279,7 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
         wr_uint(w, m->u.sw_reply.epoch, 8);
         wr_uint(w, m->u.sw_reply.digest, 8);
         wr_uint(w, m->u.sw_reply.old_inc, 8);
+        wr_lenbytes(w, m->u.sw_reply.slots, m->u.sw_reply.slots_len, 2, SEQD_SLOTS_MAX);
         break;
     case MSG_TOKEN:
         wr_lenbytes(w, m->u.token.token, m->u.token.len, 1, 255);
@@ -586,6 +587,8 @@ static void parse_payload(struct rd *r, seqd_msg *m)
         m->u.sw_reply.epoch = rd_uint(r, 8);
         m->u.sw_reply.digest = rd_uint(r, 8);
         m->u.sw_reply.old_inc = rd_uint(r, 8);
+        m->u.sw_reply.slots = rd_lenbytes(r, 2, SEQD_SLOTS_MAX, &len);
+        m->u.sw_reply.slots_len = (uint16_t)len;
         break;
     case MSG_TOKEN:
         m->u.token.token = rd_lenbytes(r, 1, 255, &len);

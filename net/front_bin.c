@@ -261,7 +261,7 @@ static void front_hello(front_bin *f, const front_conn *fc, const seqd_msg *msg)
     if (!front_require_trust(f, fc, "a peer hello"))
         return;
     char why[SEQD_TEXT_MAX];
-    int idx = member_peer_hello(f->m, msg->u.hello.cluster_id, msg->u.hello.round_ms,
+    int idx = member_peer_hello(f->m, msg->u.hello.epoch, msg->u.hello.cluster_id, msg->u.hello.round_ms,
                                 &msg->u.hello.inc,
                                 msg->u.hello.addr, msg->u.hello.addr_len, conn_addr(c), why,
                                 sizeof why);
@@ -349,6 +349,23 @@ static void front_init(front_bin *f, const front_conn *fc, const seqd_msg *msg)
     conn_send(c, &r);
 }
 
+/* `seqd serve --replaces` asking where this member stands, or to record
+ * or drop its switch (DESIGN.md §6): as init, only from a trusted link. */
+static void front_switch(front_bin *f, const front_conn *fc, const seqd_msg *msg)
+{
+    conn *c = fc->c;
+    if (!front_require_trust(f, fc, "a switch message"))
+        return;
+    char why[SEQD_TEXT_MAX], slots[SEQD_SLOTS_MAX + 1];
+    seqd_msg r;
+    int err = member_switch(f->m, msg, &r, slots, sizeof slots, why, sizeof why);
+    if (err) {
+        reply_err(c, msg->reqid, err, "%s", why);
+        return;
+    }
+    conn_send(c, &r);
+}
+
 /* A client token (client/token.h): compared without an early exit. A
  * member without one ignores it, so a client configured for a cluster
  * with tokens still talks to one without. */
@@ -401,6 +418,9 @@ static void front_on_msg(conn *c, const seqd_msg *msg, void *arg)
         break;
     case MSG_INIT:
         front_init(f, fc, msg);
+        break;
+    case MSG_SWITCH:
+        front_switch(f, fc, msg);
         break;
     case MSG_ADVANCE:
         if (front_client_allowed(f, fc, "an advance without the client token"))

@@ -21,6 +21,7 @@ struct peer {
     uint32_t round_ms;
     uint64_t cluster_id;
     void (*inc_now)(void *arg, struct seqd_inc *out);
+    void (*epoch_now)(void *arg, uint64_t *epoch, uint64_t *digest);
     const auth_secret *secret;
     auth_exchange ax;             /* the challenge-response of the current attempt */
     struct sockaddr_storage ss;
@@ -33,7 +34,7 @@ struct peer {
     peer_reply_fn on_reply;
     peer_state_fn on_state;
     void *arg;
-    char last_why[160];   /* so a repeating failure is reported once */
+    char last_why[SEQD_TEXT_MAX + 1];   /* so a repeating failure is reported once */
 };
 
 static void peer_connect(peer *p);
@@ -67,6 +68,8 @@ static void peer_send_hello(peer *p, conn *c)
     seqd_msg m = {.type = MSG_HELLO, .reqid = 0};
     m.u.hello.round_ms = p->round_ms;
     m.u.hello.cluster_id = p->cluster_id;
+    if (p->epoch_now)
+        p->epoch_now(p->arg, &m.u.hello.epoch, &m.u.hello.cluster_id);
     if (p->inc_now)
         p->inc_now(p->arg, &m.u.hello.inc);
     m.u.hello.addr = p->self_addr;
@@ -130,7 +133,7 @@ static void peer_on_msg(conn *c, const seqd_msg *m, void *arg)
         return;
     }
     if (m->type == MSG_ERROR) {
-        char why[160];
+        char why[SEQD_TEXT_MAX + 1];
         snprintf(why, sizeof why, "%.*s", (int)m->u.err.len, m->u.err.text);
         conn_close(c, why);
         return;
@@ -178,6 +181,7 @@ peer *peer_new(struct event_base *base, int member, const char *addr, const peer
     p->round_ms = hello->round_ms;
     p->cluster_id = hello->cluster_id;
     p->inc_now = hello->inc_now;
+    p->epoch_now = hello->epoch_now;
     p->secret = hello->secret;
     p->on_reply = on_reply;
     p->on_state = on_state;
@@ -213,6 +217,12 @@ int peer_send(peer *p, const seqd_msg *m)
     if (!p->up || !p->c)
         return -1;
     return conn_send(p->c, m);
+}
+
+void peer_reset(peer *p, const char *why)
+{
+    if (p->c && p->up)
+        conn_close(p->c, why);   /* peer_on_end reports it and schedules the retry */
 }
 
 bool peer_up(const peer *p) { return p->up; }

@@ -42,6 +42,10 @@ typedef struct peer_hello {
     /* The incarnation the hello carries, asked for at each hello (it
      * changes when the member is told it was rolled back); may be NULL. */
     void (*inc_now)(void *arg, struct seqd_inc *out);
+    /* The (epoch, digest) the hello carries, asked for at each hello (it
+     * changes when the member records a switch, DESIGN.md §6); NULL: epoch
+     * 0 and cluster_id. */
+    void (*epoch_now)(void *arg, uint64_t *epoch, uint64_t *digest);
 } peer_hello;
 
 /* addr is HOST:PORT. NULL with a message if it cannot be resolved. */
@@ -51,6 +55,10 @@ void peer_free(peer *p);
 
 /* Returns 0 if queued on an up link, -1 if dropped. */
 int peer_send(peer *p, const seqd_msg *m);
+/* Closes an up link (its state callback says why) and says hello again
+ * after the usual backoff: e.g. when the peer answered "epoch E", to learn
+ * its set from the hello's refusal. */
+void peer_reset(peer *p, const char *why);
 bool peer_up(const peer *p);
 const char *peer_addr(const peer *p);
 

@@ -10,7 +10,12 @@
  *     cluster=<32 hex digits>\n       (PREPARED: prepared=<32 hex digits>)
  *     set_digest=<16 hex digits>\n    (xxh64 of the member list below)
  *     members=<sorted, comma-joined HOST:PORT list>\n
- * and are replaced atomically: written to NAME.tmp, fsync'd, renamed over
+ * and, in IDENTITY once a member was replaced (DESIGN.md §6, quorum/epoch.h),
+ *     epoch=<E>\n
+ *     switch=<slot> <OLD's incarnation counter> <OLD> <NEW>\n
+ * where members is then in slot order (the set of epoch E, which the
+ * switch from E-1 led to) and set_digest is xxh64(members, seed E): the
+ * epoch-0 case is the line above. They are replaced atomically: written to NAME.tmp, fsync'd, renamed over
  * NAME, then the directory is fsync'd so the rename itself is durable.
  * Wave 1's IDENTITY ("cluster_id=<16 hex>", the digest) is still read.
  */
@@ -144,7 +149,8 @@ int datadir_fsync_dir(const char *dir)
  * the member list, which catches a hand-edited or damaged file. */
 static int datadir_identity_consistent(const datadir_identity *id)
 {
-    return XXH64(id->members, strlen(id->members), 0) == id->set_digest;
+    return XXH64(id->members, strlen(id->members), id->epoch) == id->set_digest &&
+           (id->epoch == 0) == !id->has_switch;
 }
 
 static int datadir_hex(const char *s, size_t n, uint8_t *out)
@@ -156,6 +162,31 @@ static int datadir_hex(const char *s, size_t n, uint8_t *out)
             return -1;
         out[i] = (uint8_t)v;
     }
+    return 0;
+}
+
+/* The optional epoch lines after members= (see the top). */
+static int datadir_parse_epoch(FILE *f, datadir_identity *id)
+{
+    char l[2 * SEQD_ADDR_MAX + 96];
+    if (!fgets(l, sizeof l, f))
+        return 0;   /* epoch 0 */
+    unsigned long long e, inc;
+    int slot, used = 0;
+    char sw[sizeof l];
+    if (sscanf(l, "epoch=%llu\n%n", &e, &used) != 1 || used != (int)strlen(l) || e == 0 ||
+        !fgets(sw, sizeof sw, f))
+        return -1;
+    char fmt[64];
+    snprintf(fmt, sizeof fmt, "switch=%%d %%llu %%%us %%%us%%n", SEQD_ADDR_MAX, SEQD_ADDR_MAX);
+    used = 0;
+    if (sscanf(sw, fmt, &slot, &inc, id->sw_old, id->sw_new, &used) != 4 || sw[used] != '\n' ||
+        sw[used + 1] != '\0' || slot < 0 || slot >= SEQD_MAX_MEMBERS || fgetc(f) != EOF)
+        return -1;
+    id->epoch = e;
+    id->has_switch = true;
+    id->sw_slot = slot;
+    id->sw_old_inc = inc;
     return 0;
 }
 
@@ -190,11 +221,11 @@ static int datadir_parse(FILE *f, const char *key, bool legacy_ok, datadir_ident
     }
     size_t ml = strlen(members);
     if (strncmp(members, "members=", 8) != 0 || ml < 10 || members[ml - 1] != '\n' ||
-        ml - 9 >= DATADIR_MEMBERS_MAX || fgetc(f) != EOF || seqd_cid_none(&id->cid))
+        ml - 9 >= DATADIR_MEMBERS_MAX || seqd_cid_none(&id->cid))
         return -1;
     memcpy(id->members, members + 8, ml - 9);
     id->members[ml - 9] = '\0';
-    return 0;
+    return datadir_parse_epoch(f, id);
 }
 
 static int datadir_read_file(const char *dir, const char *file, const char *key, bool legacy_ok,
@@ -271,9 +302,18 @@ static int datadir_write_file(const char *dir, const char *file, const char *key
     }
     char hex[SEQD_CID_HEX];
     seqd_cid_hex(&id->cid, hex);
-    char buf[DATADIR_MEMBERS_MAX + 128];
+    char buf[DATADIR_MEMBERS_MAX + 2 * SEQD_ADDR_MAX + 192];
     int n = snprintf(buf, sizeof buf, "%s=%s\nset_digest=%016llx\nmembers=%s\n", key, hex,
                      (unsigned long long)id->set_digest, id->members);
+    if (id->epoch > 0) {
+        if (!id->has_switch || strchr(id->sw_old, ' ') || strchr(id->sw_new, ' ')) {
+            snprintf(err, errlen, "invalid switch for %s", file);
+            return -1;
+        }
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "epoch=%llu\nswitch=%d %llu %s %s\n",
+                      (unsigned long long)id->epoch, id->sw_slot,
+                      (unsigned long long)id->sw_old_inc, id->sw_old, id->sw_new);
+    }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));

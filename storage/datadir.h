@@ -9,6 +9,7 @@
 #ifndef SEQD_DATADIR_H
 #define SEQD_DATADIR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,8 +22,16 @@
  * set `members`, whose digest is set_digest. */
 typedef struct datadir_identity {
     struct seqd_cid cid;
-    uint64_t set_digest;
-    char members[DATADIR_MEMBERS_MAX];   /* sorted, comma-joined HOST:PORT */
+    uint64_t set_digest;                 /* of the epoch: xxh64(members, seed epoch) */
+    char members[DATADIR_MEMBERS_MAX];   /* comma-joined HOST:PORT, in slot order
+                                            (epoch 0: sorted) */
+    /* IDENTITY only (DESIGN.md §6): the epoch, and for epoch > 0 the switch
+     * that led to it from epoch - 1 (quorum/epoch.h). */
+    uint64_t epoch;
+    bool has_switch;
+    int sw_slot;
+    uint64_t sw_old_inc;
+    char sw_old[SEQD_ADDR_MAX + 1], sw_new[SEQD_ADDR_MAX + 1];
 } datadir_identity;
 
 /* Creates dir if missing and takes its lock. Returns the lock fd (keep it

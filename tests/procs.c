@@ -242,7 +242,10 @@ static int procs_start_argv(procs_cluster *pc, int i, const char *const *prefix,
     argv[a++] = m->addr;
     argv[a++] = "--data";
     argv[a++] = m->dir;
-    if (pc->n > 1) {
+    if (m->peers[0]) {
+        argv[a++] = "--peers";
+        argv[a++] = m->peers;
+    } else if (pc->n > 1) {
         argv[a++] = "--peers";
         argv[a++] = peers;
     }

@@ -33,7 +33,7 @@
 #include "history.h"
 
 #define PROCS_MAX 7
-#define PROCS_SLOTS 37
+#define PROCS_SLOTS 39
 #define PROCS_PATH 512
 
 typedef struct procs_member {
@@ -43,6 +43,7 @@ typedef struct procs_member {
     char log[PROCS_PATH];       /* its stderr/stdout, appended across restarts */
     pid_t pid;                  /* 0 while not running */
     bool paused;
+    char peers[PROCS_MAX * 32]; /* --peers to give instead of the others' (empty: the others) */
 } procs_member;
 
 typedef struct procs_cluster {

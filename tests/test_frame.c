@@ -101,6 +101,7 @@ static void tf_msg_eq(const seqd_msg *a, const seqd_msg *b)
         cr_assert_eq(a->u.status.nacks, b->u.status.nacks);
         cr_assert_eq(a->u.status.fsyncs, b->u.status.fsyncs);
         cr_assert_eq(a->u.status.records, b->u.status.records);
+        cr_assert_eq(a->u.status.epoch, b->u.status.epoch);
         break;
     case MSG_HELLO:
         cr_assert_eq(a->u.hello.round_ms, b->u.hello.round_ms);
@@ -108,8 +109,11 @@ static void tf_msg_eq(const seqd_msg *a, const seqd_msg *b)
         tf_inc_eq(&a->u.hello.inc, &b->u.hello.inc);
         cr_assert_eq(a->u.hello.addr_len, b->u.hello.addr_len);
         tf_bytes_eq(a->u.hello.addr, b->u.hello.addr, a->u.hello.addr_len);
+        cr_assert_eq(a->u.hello.epoch, b->u.hello.epoch);
         break;
     case MSG_READ:
+        cr_assert_eq(a->u.read.epoch, b->u.read.epoch);
+        cr_assert_eq(a->u.read.digest, b->u.read.digest);
         tf_name_eq(&a->u.read.name, &b->u.read.name);
         break;
     case MSG_VALUE:
@@ -118,6 +122,8 @@ static void tf_msg_eq(const seqd_msg *a, const seqd_msg *b)
         tf_inc_eq(&a->u.value.inc, &b->u.value.inc);
         break;
     case MSG_ACCEPT:
+        cr_assert_eq(a->u.accept.epoch, b->u.accept.epoch);
+        cr_assert_eq(a->u.accept.digest, b->u.accept.digest);
         cr_assert_eq(a->u.accept.expect, b->u.accept.expect);
         cr_assert_eq(a->u.accept.new_, b->u.accept.new_);
         tf_name_eq(&a->u.accept.name, &b->u.accept.name);
@@ -127,6 +133,8 @@ static void tf_msg_eq(const seqd_msg *a, const seqd_msg *b)
         tf_inc_eq(&a->u.ack.inc, &b->u.ack.inc);
         break;
     case MSG_SNAP_REQ:
+        cr_assert_eq(a->u.snap_req.epoch, b->u.snap_req.epoch);
+        cr_assert_eq(a->u.snap_req.digest, b->u.snap_req.digest);
         cr_assert_eq(a->u.snap_req.start, b->u.snap_req.start);
         tf_inc_eq(&a->u.snap_req.inc, &b->u.snap_req.inc);
         break;
@@ -173,6 +181,27 @@ static void tf_msg_eq(const seqd_msg *a, const seqd_msg *b)
     case MSG_TOKEN:
         cr_assert_eq(a->u.token.len, b->u.token.len);
         tf_bytes_eq(a->u.token.token, b->u.token.token, a->u.token.len);
+        break;
+    case MSG_SWITCH:
+        cr_assert_eq(a->u.sw.op, b->u.sw.op);
+        cr_assert_eq(a->u.sw.flags, b->u.sw.flags);
+        cr_assert_eq(a->u.sw.slot, b->u.sw.slot);
+        cr_assert_eq(a->u.sw.epoch, b->u.sw.epoch);
+        cr_assert_eq(a->u.sw.old_inc, b->u.sw.old_inc);
+        cr_assert_eq(a->u.sw.old_len, b->u.sw.old_len);
+        cr_assert_eq(a->u.sw.new_len, b->u.sw.new_len);
+        tf_bytes_eq(a->u.sw.old_addr, b->u.sw.old_addr, a->u.sw.old_len);
+        tf_bytes_eq(a->u.sw.new_addr, b->u.sw.new_addr, a->u.sw.new_len);
+        break;
+    case MSG_SWITCH_REPLY:
+        cr_assert_eq(a->u.sw_reply.state, b->u.sw_reply.state);
+        cr_assert_eq(a->u.sw_reply.slot, b->u.sw_reply.slot);
+        cr_assert_eq(a->u.sw_reply.old_alive, b->u.sw_reply.old_alive);
+        cr_assert_eq(a->u.sw_reply.epoch, b->u.sw_reply.epoch);
+        cr_assert_eq(a->u.sw_reply.digest, b->u.sw_reply.digest);
+        cr_assert_eq(a->u.sw_reply.old_inc, b->u.sw_reply.old_inc);
+        cr_assert_eq(a->u.sw_reply.slots_len, b->u.sw_reply.slots_len);
+        tf_bytes_eq(a->u.sw_reply.slots, b->u.sw_reply.slots, a->u.sw_reply.slots_len);
         break;
     case MSG_LIST_CHUNK:
         cr_assert_eq(a->u.list_chunk.next, b->u.list_chunk.next);
@@ -250,21 +279,26 @@ static int tf_samples(seqd_msg *ms, uint8_t *pool)
     ms[k++].u.err.len = 20;
     ms[k++] = (seqd_msg){ .type = MSG_STATUS, .reqid = 4 };
     ms[k] = (seqd_msg){ .type = MSG_STATUS_REPLY, .reqid = 5 };
-    ms[k].u.status = (struct seqd_status){ STATE_READY, 2, 5, 11, 22, 33, 44, 55, 66, UINT64_MAX };
+    ms[k].u.status = (struct seqd_status){ STATE_READY, 2, 5, 11, 22, 33, 44, 55, 66, UINT64_MAX, 3 };
     k++;
     ms[k] = (seqd_msg){ .type = MSG_HELLO, .reqid = 6 };
     ms[k].u.hello.round_ms = 1000;
     ms[k].u.hello.cluster_id = 0xC0FFEE0012345678ull;
     ms[k].u.hello.inc = (struct seqd_inc){ 9, 0x1122334455667788ull, 42 };
     ms[k].u.hello.addr = "127.0.0.1:7001";
+    ms[k].u.hello.epoch = 2;
     ms[k++].u.hello.addr_len = 14;
     ms[k++] = (seqd_msg){ .type = MSG_HELLO_OK, .reqid = 7 };
     ms[k] = (seqd_msg){ .type = MSG_READ, .reqid = 8 };
+    ms[k].u.read.epoch = 1;
+    ms[k].u.read.digest = UINT64_C(0xfeedfacecafebeef);
     ms[k++].u.read.name = tf_name("r.e-a_d");
     ms[k] = (seqd_msg){ .type = MSG_VALUE, .reqid = 9 };
     ms[k].u.value.inc = (struct seqd_inc){ 7, UINT64_MAX, 1ull << 40 };
     ms[k++].u.value.cur = 123456789;
     ms[k] = (seqd_msg){ .type = MSG_ACCEPT, .reqid = 10 };
+    ms[k].u.accept.epoch = UINT64_MAX;
+    ms[k].u.accept.digest = 5;
     ms[k].u.accept.expect = 100;
     ms[k].u.accept.new_ = 150;
     ms[k++].u.accept.name = tf_name("acc");
@@ -274,6 +308,8 @@ static int tf_samples(seqd_msg *ms, uint8_t *pool)
     ms[k] = (seqd_msg){ .type = MSG_NACK, .reqid = 12 };
     ms[k++].u.value.cur = 999;
     ms[k] = (seqd_msg){ .type = MSG_SNAP_REQ, .reqid = 13 };
+    ms[k].u.snap_req.epoch = 4;
+    ms[k].u.snap_req.digest = 9;
     ms[k++].u.snap_req.start = 40000;
     ms[k] = (seqd_msg){ .type = MSG_SNAP_CHUNK, .reqid = 14 };
     ms[k].u.snap.flags = SNAP_HAS_STATE;
@@ -319,6 +355,25 @@ static int tf_samples(seqd_msg *ms, uint8_t *pool)
     ms[k] = (seqd_msg){ .type = MSG_TOKEN, .reqid = 0 };
     ms[k].u.token.token = "s3cr3t-t0ken-0123456789";
     ms[k++].u.token.len = 23;
+    ms[k] = (seqd_msg){ .type = MSG_SWITCH, .reqid = 25 };
+    ms[k].u.sw.op = SWITCH_RECORD;
+    ms[k].u.sw.flags = SWITCH_FORCE;
+    ms[k].u.sw.slot = 2;
+    ms[k].u.sw.epoch = 7;
+    ms[k].u.sw.old_inc = 12;
+    ms[k].u.sw.old_addr = "10.0.0.3:7000";
+    ms[k].u.sw.old_len = 13;
+    ms[k].u.sw.new_addr = "10.0.0.4:7000";
+    ms[k++].u.sw.new_len = 13;
+    ms[k] = (seqd_msg){ .type = MSG_SWITCH_REPLY, .reqid = 26 };
+    ms[k].u.sw_reply.state = SWITCH_RECORDED;
+    ms[k].u.sw_reply.slot = 2;
+    ms[k].u.sw_reply.old_alive = 1;
+    ms[k].u.sw_reply.epoch = 8;
+    ms[k].u.sw_reply.digest = UINT64_C(0x0123456789abcdef);
+    ms[k].u.sw_reply.old_inc = 12;
+    ms[k].u.sw_reply.slots = "a:1,b:2,10.0.0.4:7000";
+    ms[k++].u.sw_reply.slots_len = 21;
     return k;
 }
 
@@ -424,7 +479,7 @@ Test(frame_rt, names_edge_cases, .timeout = 10)
     tf_roundtrip(&a);
     seqd_msg r = { .type = MSG_READ, .reqid = 7 };
     r.u.read.name = tf_name("Q");
-    cr_assert_eq(tf_roundtrip(&r), SEQD_HDR_LEN + 2);
+    cr_assert_eq(tf_roundtrip(&r), SEQD_HDR_LEN + 16 + 2);
 }
 
 Test(frame_rt, error_texts_and_hello_addr, .timeout = 10)
@@ -455,7 +510,7 @@ Test(frame_rt, error_texts_and_hello_addr, .timeout = 10)
     h.u.hello.cluster_id = 7;
     h.u.hello.addr_len = SEQD_ADDR_MAX;
     h.u.hello.addr = addr;
-    cr_assert_eq(tf_roundtrip(&h), SEQD_HDR_LEN + 13 + SEQD_INC_LEN + SEQD_ADDR_MAX);
+    cr_assert_eq(tf_roundtrip(&h), SEQD_HDR_LEN + 13 + SEQD_INC_LEN + SEQD_ADDR_MAX + 8);
     h.u.hello.addr_len = 0;
     h.u.hello.addr = NULL;
     tf_roundtrip(&h);
@@ -751,35 +806,39 @@ Test(frame_reject, short_fixed_payload, .timeout = 10)
     tf_reject(b, tf_raw(b, MSG_VALUE, 1, p, 7), -FERR_SHORT);
     tf_reject(b, tf_raw(b, MSG_VALUE, 1, p, 8 + SEQD_INC_LEN - 1), -FERR_SHORT);   /* inc cut */
     tf_reject(b, tf_raw(b, MSG_VALUE, 1, p, 8 + SEQD_INC_LEN), FRAME_OK);
-    tf_reject(b, tf_raw(b, MSG_SNAP_REQ, 1, p, 4 + SEQD_INC_LEN + 1), -FERR_LONG);
+    tf_reject(b, tf_raw(b, MSG_SNAP_REQ, 1, p, 16 + 4 + SEQD_INC_LEN + 1), -FERR_LONG);
+    tf_reject(b, tf_raw(b, MSG_SNAP_REQ, 1, p, 16 + 4 + SEQD_INC_LEN), FRAME_OK);
     tf_reject(b, tf_raw(b, MSG_HELLO_OK, 1, p, 1), -FERR_LONG);
 }
 
 Test(frame_reject, name_len_past_end_or_over_max, .timeout = 10)
 {
-    uint8_t b[512], p[300];
-    memset(p, 'n', sizeof p);
+    uint8_t b[512], q[320], *p = q + 16;            /* READ: epoch and digest, then the name */
+    memset(q, 'n', sizeof q);
+    enum { RE = 16 };
     p[0] = 10;                                      /* READ: name of 10, 5 there */
-    tf_reject(b, tf_raw(b, MSG_READ, 1, p, 6), -FERR_SHORT);
-    tf_reject(b, tf_raw(b, MSG_READ, 1, p, 11), FRAME_OK);
+    tf_reject(b, tf_raw(b, MSG_READ, 1, q, RE + 6), -FERR_SHORT);
+    tf_reject(b, tf_raw(b, MSG_READ, 1, q, RE + 11), FRAME_OK);
     p[0] = SEQD_NAME_MAX + 1;                       /* 129 bytes, all present */
-    tf_reject(b, tf_raw(b, MSG_READ, 1, p, 1 + SEQD_NAME_MAX + 1), -FERR_LONG);
+    tf_reject(b, tf_raw(b, MSG_READ, 1, q, RE + 1 + SEQD_NAME_MAX + 1), -FERR_LONG);
     p[0] = 0xFF;                                    /* 255, not present: still LONG */
-    tf_reject(b, tf_raw(b, MSG_READ, 1, p, 3), -FERR_LONG);
+    tf_reject(b, tf_raw(b, MSG_READ, 1, q, RE + 3), -FERR_LONG);
     p[0] = 0;                                       /* empty name: decodes */
-    tf_reject(b, tf_raw(b, MSG_READ, 1, p, 1), FRAME_OK);
-    tf_reject(b, tf_raw(b, MSG_READ, 1, p, 0), -FERR_SHORT);  /* no length byte */
+    tf_reject(b, tf_raw(b, MSG_READ, 1, q, RE + 1), FRAME_OK);
+    tf_reject(b, tf_raw(b, MSG_READ, 1, q, RE), -FERR_SHORT);  /* no length byte */
+    tf_reject(b, tf_raw(b, MSG_READ, 1, q, 7), -FERR_SHORT);   /* epoch cut */
+    p = q;
 
     /* FETCH: 9 fixed bytes then the name */
     memset(p, 0, 9);
     p[9] = 4;
     memcpy(p + 10, "abc", 3);
     tf_reject(b, tf_raw(b, MSG_FETCH, 1, p, 13), -FERR_SHORT);
-    /* ACCEPT: 16 fixed bytes then the name */
-    memset(p, 0, 16);
-    p[16] = 2;
-    tf_reject(b, tf_raw(b, MSG_ACCEPT, 1, p, 18), -FERR_SHORT);
-    tf_reject(b, tf_raw(b, MSG_ACCEPT, 1, p, 19), FRAME_OK);
+    /* ACCEPT: 32 fixed bytes (epoch, digest, expect, new) then the name */
+    memset(p, 0, 32);
+    p[32] = 2;
+    tf_reject(b, tf_raw(b, MSG_ACCEPT, 1, p, 34), -FERR_SHORT);
+    tf_reject(b, tf_raw(b, MSG_ACCEPT, 1, p, 35), FRAME_OK);
 }
 
 Test(frame_reject, text_and_addr_len_past_end, .timeout = 10)
