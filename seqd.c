@@ -1390,7 +1390,7 @@ static int cmd_status(const opts *o, const cmd_entry *cmd)
             printf("%s down (%s)\n", client_server(c, i), err);
             continue;
         }
-        printf("%s %s", client_server(c, i), statusfmt_state(st.state));
+        printf("%s %s slot=%u", client_server(c, i), statusfmt_state(st.state), st.self_index);
 #define PRINT_PAIR(name) printf(" " #name "=%llu", (unsigned long long)st.name);
         SEQD_STATUS_COUNTERS(PRINT_PAIR)
 #undef PRINT_PAIR

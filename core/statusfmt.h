@@ -6,8 +6,9 @@
  *    "counters":{"fetches":N,...}}
  *
  * state is ready / recovering / stopping (a member that did not answer is
- * "down", written by statusfmt_down); index is the member's place in the
- * sorted member set (0-based); counters are SEQD_STATUS_COUNTERS, as JSON
+ * "down", written by statusfmt_down); index is the member's slot (0-based:
+ * its place in the sorted member set of epoch 0; a replacement keeps the
+ * slot of the member it replaced, DESIGN.md §6); counters are SEQD_STATUS_COUNTERS, as JSON
  * numbers (counts, not IDs: they stay far below 2^53 in practice).
  */
 #ifndef SEQD_STATUSFMT_H

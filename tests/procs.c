@@ -280,17 +280,28 @@ int procs_start_ex(procs_cluster *pc, int i, const char *const *prefix, const ch
     return procs_start_argv(pc, i, prefix, more, env);
 }
 
+static void procs_join_servers(procs_cluster *pc)
+{
+    size_t off = 0;
+    pc->servers[0] = '\0';
+    for (int k = 0; k < pc->n; k++)
+        off += (size_t)snprintf(pc->servers + off, sizeof pc->servers - off, "%s%s",
+                                k ? "," : "", pc->m[k].addr);
+}
+
+void procs_set_n(procs_cluster *pc, int n)
+{
+    pc->n = n;
+    procs_join_servers(pc);
+}
+
 int procs_set_host(procs_cluster *pc, int i, const char *host)
 {
     if (i < 0 || i >= pc->n || pc->m[i].pid != 0 || host == NULL ||
         strlen(host) + 7 > sizeof pc->m[i].addr)
         return -1;
     snprintf(pc->m[i].addr, sizeof pc->m[i].addr, "%s:%d", host, pc->m[i].port);
-    size_t off = 0;
-    pc->servers[0] = '\0';
-    for (int k = 0; k < pc->n; k++)
-        off += (size_t)snprintf(pc->servers + off, sizeof pc->servers - off, "%s%s",
-                                k ? "," : "", pc->m[k].addr);
+    procs_join_servers(pc);
     return 0;
 }
 

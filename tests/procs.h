@@ -96,6 +96,10 @@ int procs_start_all(procs_cluster *pc);
  * "K=V" entries); both may be NULL. */
 int procs_start_ex(procs_cluster *pc, int i, const char *const *prefix, const char *const *more,
                    const char *const *env);
+/* The member set is members 0..n-1 from now on (n <= the n it was created
+ * with: the others are spare hosts, e.g. for `serve --replaces`); updates
+ * pc->servers. */
+void procs_set_n(procs_cluster *pc, int n);
 /* Makes member i listen on host:its port instead of 127.0.0.1 (before it
  * first starts: the address is its identity); updates pc->servers. */
 int procs_set_host(procs_cluster *pc, int i, const char *host);

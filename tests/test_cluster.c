@@ -902,10 +902,11 @@ Test(cluster, fetch_command_line, .timeout = 60, .fini = cl_fini)
     cl_assert(r.status == 0 && cl_lines(r.out) == 3, "status: exit %d out '%s'", r.status, r.out);
     for (int i = 0; i < 3; i++) {
         char want[64];
-        snprintf(want, sizeof want, "%s ready fetches=", pc->m[i].addr);
+        snprintf(want, sizeof want, "%s ready slot=%d fetches=", pc->m[i].addr, i);
         cl_assert(strstr(r.out, want) != NULL, "no '%s' in '%s'", want, r.out);
     }
-    cl_assert(strstr(r.out, " fsyncs=") != NULL && strstr(r.out, " records=") != NULL,
+    cl_assert(strstr(r.out, " fsyncs=") != NULL && strstr(r.out, " records=") != NULL &&
+                  strstr(r.out, " epoch=0") != NULL,
               "status counters missing: '%s'", r.out);
 }
 

@@ -426,6 +426,77 @@ Test(faults, kill9_one, .timeout = 120, .fini = fl_fini)
     fl_finish();
 }
 
+/* A member's host dies for good and a new host at another address takes
+ * its slot (`serve --replaces`, DESIGN.md §6) under load; the load's
+ * clients know all four addresses. Then the old host comes back with its
+ * old data and flags and must exit ("replaced by"), and another member is
+ * killed, so that every quorum needs the new member: had it come up
+ * without the state of the slot it took, IDs would be handed out twice. */
+Test(faults, replace, .timeout = 180, .fini = fl_fini)
+{
+    memset(&fl, 0, sizeof fl);
+    fl.name = "replace";
+    fl.seed = nem_seed(114);
+    fl.rng = fl.seed;
+    fl.slot = fl_slot();
+    fl.variant = "-";
+    char why[1024] = "";
+    fl.pc = procs_cluster_new(4, fl.slot, NEM_ROUND_MS, NULL, why, sizeof why);
+    cr_assert_not_null(fl.pc, "%s", why);
+    fl.h = history_new();
+    procs_set_n(fl.pc, 3);               /* member 3 is the spare host */
+    for (int i = 0; i < 3; i++)
+        fl_assert(fl_start(i, NULL) == 0, "spawning member %d failed", i);
+    fl_ready(FL_READY_MS);
+    procs_set_n(fl.pc, 4);               /* the clients know the spare's address too */
+    fl_load();
+    procs_set_n(fl.pc, 3);
+    procs_sleep_ms(fl_ms(700, 2000));
+
+    int v = fl_pick(3);
+    procs_member *spare = &fl.pc->m[3];
+    char old_addr[32], peers[PROCS_MAX * 32] = "";
+    snprintf(old_addr, sizeof old_addr, "%s", fl.pc->m[v].addr);
+    for (int i = 0, off = 0; i < 3; i++)
+        if (i != v)
+            off += snprintf(peers + off, sizeof peers - (size_t)off, "%s%s", off ? "," : "",
+                            fl.pc->m[i].addr);
+    fl_crash("kill9 %d (its host is gone)", v);
+    int64_t t0 = procs_now_us();
+    procs_kill(fl.pc, v);
+    procs_sleep_ms(fl_ms(1000, 3000));
+    fl_crash("replace %d by %s", v, spare->addr);
+    snprintf(spare->peers, sizeof spare->peers, "%s", peers);
+    const char *more[] = {"--replaces", old_addr, NULL};
+    fl_assert(procs_start(fl.pc, 3, more) == 0, "spawning the new host");
+    fl_member_ready(3);
+    int64_t ready_ms = (procs_now_us() - t0) / 1000;
+    procs_sleep_ms(fl_ms(1000, 3000));
+    fl_window_add(t0, procs_now_us(), 0.99, "replaced");
+
+    /* The new host is member v from now on; the old one is index 3. */
+    procs_member tmp = fl.pc->m[v];
+    fl.pc->m[v] = fl.pc->m[3];
+    fl.pc->m[3] = tmp;
+    procs_set_n(fl.pc, 3);
+    for (int i = 0; i < 3; i++) {
+        struct seqd_status st;
+        fl_assert(procs_status(fl.pc, i, 1000, &st) == CLIENT_OK && st.epoch == 1,
+                  "member %d is not at epoch 1", i);
+    }
+    fl_crash("old host %s back with its data", old_addr);
+    snprintf(fl.pc->m[3].peers, sizeof fl.pc->m[3].peers, "%s", peers);
+    fl_assert(procs_start(fl.pc, 3, NULL) == 0, "spawning the old host");
+    int rc = procs_reap(fl.pc, 3, 15000);
+    fl_assert(rc == 1 && procs_log_has(fl.pc, 3, "replaced by"),
+              "the old host did not exit 1 saying it was replaced (rc %d)", rc);
+
+    fl_lean_on(v);
+    procs_sleep_ms(fl_ms(500, 1500));
+    fl_extra("replaced=%d kill_to_ready_ms=%" PRId64, v, ready_ms);
+    fl_finish();
+}
+
 /* kill -9 of every member at once (power loss), restart: nothing
  * acknowledged is lost (the crash rule), the cluster serves again. */
 Test(faults, kill9_all, .timeout = 120, .fini = fl_fini)

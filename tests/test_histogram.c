@@ -48,7 +48,7 @@ Test(statusfmt, object_and_escaping)
     cr_assert_gt(statusfmt_json(&st, "h:1", buf, sizeof buf), 0);
     cr_assert_str_eq(buf, "{\"address\":\"h:1\",\"state\":\"recovering\",\"index\":2,\"members\":3,"
                           "\"counters\":{\"fetches\":7,\"ids\":0,\"rounds\":0,\"reads\":0,"
-                          "\"nacks\":0,\"fsyncs\":0,\"records\":9}}");
+                          "\"nacks\":0,\"fsyncs\":0,\"records\":9,\"epoch\":0}}");
     cr_assert_gt(statusfmt_down("h:1", "say \"no\"\\\n", buf, sizeof buf), 0);
     cr_assert_str_eq(buf, "{\"address\":\"h:1\",\"state\":\"down\",\"error\":\"say \\\"no\\\"\\\\\\u000a\"}");
     cr_assert_eq(statusfmt_json(&st, "h:1", buf, 20), -1);

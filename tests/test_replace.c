@@ -45,9 +45,7 @@ static void rp_start(int slot, const char *const *extra)
     char why[8192];
     rp_pc = procs_cluster_new(4, slot, RP_R, extra, why, sizeof why);
     cr_assert(rp_pc, "%s", why);
-    rp_pc->n = 3;
-    snprintf(rp_pc->servers, sizeof rp_pc->servers, "%s,%s,%s", rp_pc->m[0].addr, rp_pc->m[1].addr,
-             rp_pc->m[2].addr);
+    procs_set_n(rp_pc, 3);
     cr_assert_eq(procs_start_all(rp_pc), 0);
     cr_assert(procs_wait_ready(rp_pc, RP_READY_MS, why, sizeof why), "%s", why);
 }
