@@ -196,7 +196,9 @@
  *              from within 2R) | u64 epoch | u64 digest (the member's now)
  *              | u64 old_inc (the highest incarnation counter it recorded
  *              for that slot) | u16 len | the member's slots, comma-joined
- *              in slot order. switch_state for a probe: RECORDED when the
+ *              in slot order | the switch that led to its epoch: u8 slot |
+ *              u64 old_inc | u8 len | OLD | u8 len | NEW (lengths 0 at
+ *              epoch 0). switch_state for a probe: RECORDED when the
  *              member's epoch came from the switch OLD -> NEW, AT_EPOCH
  *              when OLD is in its set, OTHER when neither.
  * One line per type: X(NAME, number). The enum and the names logs print
@@ -411,6 +413,8 @@ typedef struct seqd_msg {
         struct {
             uint8_t state, slot, old_alive; uint64_t epoch, digest, old_inc;
             uint16_t slots_len; const char *slots;
+            uint8_t last_slot, last_old_len, last_new_len; uint64_t last_old_inc;
+            const char *last_old, *last_new;
         } sw_reply;     /* SWITCH_REPLY */
         struct { struct seqd_inc inc; } stopped;
         struct { uint8_t op; struct seqd_cid cid; uint64_t set_digest; } init;

@@ -885,6 +885,43 @@ static int serve_replace(const opts *o, serve_plan *p, const table *t)
     return EXIT_OK;
 }
 
+/* A member without an identity (it lost its data) asks its peers once
+ * whether the cluster moved on to a later epoch by a replacement; its
+ * flags may name the set before it (client/replace.h). It records nothing:
+ * its recovery writes the identity once it has state. */
+static void serve_learn_set(const opts *o, serve_plan *p)
+{
+    char *peers[SEQD_MAX_MEMBERS];
+    int np = 0;
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->members[i], o->listen) != 0)
+            peers[np++] = p->members[i];
+    replace_req rq = {.self = o->listen, .peers = peers, .npeers = np, .secret = p->secret,
+                      .timeout_ms = 500};
+    q_set set;
+    q_switch sw;
+    if (client_learn_set(&rq, &set, &sw) != 1)
+        return;
+    char sorted[DATADIR_MEMBERS_MAX], prev_sorted[DATADIR_MEMBERS_MAX] = "";
+    q_set prev;
+    sorted_join(&set, sorted, sizeof sorted);
+    if (epoch_revert(&set, &sw, &prev) == 0)
+        sorted_join(&prev, prev_sorted, sizeof prev_sorted);
+    if (strcmp(sorted, p->joined) != 0 && strcmp(prev_sorted, p->joined) != 0) {
+        fprintf(stderr, "seqd: note: a peer runs with members %s at epoch %llu, which --peers do not "
+                        "name; starting with the flags' set\n", sorted, (unsigned long long)set.epoch);
+        return;
+    }
+    fprintf(stderr, "seqd: no identity here; the cluster is at epoch %llu (%s replaced by %s): "
+                    "recovering as a member of it\n", (unsigned long long)set.epoch, sw.old_addr,
+            sw.new_addr);
+    p->have_set = true;
+    p->set = set;
+    p->sw = sw;
+    p->n = set.n;
+    p->self = epoch_slot(&set, o->listen, strlen(o->listen));
+}
+
 /* Locks the data directory before reading it, so that a second member on
  * the same directory is refused before it can disturb the first; then
  * refuses a directory recorded for another member set. */
@@ -1115,6 +1152,8 @@ static int cmd_serve(const opts *o, const cmd_entry *cmd)
         return usage_error(cmd, "%s", err);
     if (o->replaces && (rc = serve_replace(o, &p, t)) != EXIT_OK)
         return rc;
+    if (!o->replaces && p.mode == RECOVERY_EMPTY)
+        serve_learn_set(o, &p);
     p.listen = o->listen;
     return serve_run(o, &p, log, t);
 }

@@ -37,6 +37,7 @@ typedef struct answer {
     bool up;
     seqd_msg rep;          /* SWITCH_REPLY (slots copied below) */
     q_set set;             /* its set, parsed */
+    char last_old[SEQD_ADDR_MAX + 1], last_new[SEQD_ADDR_MAX + 1];   /* its last switch */
     char why[256];         /* when !up, or a refusal */
 } answer;
 
@@ -90,8 +91,12 @@ static int switch_one(client *c, int i, const replace_req *rq, uint8_t op, const
         snprintf(a->why, sizeof a->why, "its set does not match its digest");
         return -1;
     }
-    a->rep.u.sw_reply.slots = NULL;   /* points into scratch */
-    return 0;
+    snprintf(a->last_old, sizeof a->last_old, "%.*s", (int)a->rep.u.sw_reply.last_old_len,
+             a->rep.u.sw_reply.last_old ? a->rep.u.sw_reply.last_old : "");
+    snprintf(a->last_new, sizeof a->last_new, "%.*s", (int)a->rep.u.sw_reply.last_new_len,
+             a->rep.u.sw_reply.last_new ? a->rep.u.sw_reply.last_new : "");
+    a->rep.u.sw_reply.slots = a->rep.u.sw_reply.last_old = a->rep.u.sw_reply.last_new = NULL;
+    return 0;   /* (they pointed into scratch) */
 }
 
 /* The switch the answers call for: from the highest epoch E at which a
@@ -163,6 +168,12 @@ static int replace_round(client *c, const replace_req *rq, answer *as, q_set *ne
         if (answered > 0) {   /* they answered, and none has OLD: not a member */
             snprintf(err, errlen, "%s is not a member (%s has %s)", rq->old, rq->peers[0],
                      as[0].up ? "answered without it" : "not answered");
+            for (int i = 0; i < n; i++)
+                if (as[i].up && strcmp(as[i].last_old, rq->old) == 0) {
+                    snprintf(err, errlen, "%s was replaced by %s at epoch %llu already (%s says so)",
+                             rq->old, as[i].last_new, (unsigned long long)as[i].set.epoch, rq->peers[i]);
+                    return -1;
+                }
             for (int i = 0; i < n; i++)
                 if (as[i].up) {
                     char set[DATADIR_JOIN_MAX];
@@ -255,6 +266,37 @@ static void replace_drop(client *c, const replace_req *rq, const q_switch *sw)
             say(rq, "could not drop the switch at %s: %s (it stays at the new epoch, refusing the "
                 "old one, until a switch completes or it is dropped)", rq->peers[i], a.why);
     }
+}
+
+int client_learn_set(const replace_req *rq, q_set *set, q_switch *sw)
+{
+    char joined[SEQD_MAX_MEMBERS * (SEQD_ADDR_MAX + 1) + 1] = "", err[256];
+    for (int i = 0; i < rq->npeers; i++) {
+        size_t w = strlen(joined);
+        snprintf(joined + w, sizeof joined - w, "%s%s", i ? "," : "", rq->peers[i]);
+    }
+    client *c = rq->npeers > 0 ? client_new(joined, err, sizeof err) : NULL;
+    if (!c)
+        return 0;
+    q_switch probe = {0};
+    snprintf(probe.old_addr, sizeof probe.old_addr, "%s", rq->self);
+    snprintf(probe.new_addr, sizeof probe.new_addr, "%s", rq->self);
+    int found = 0;
+    for (int i = 0; i < rq->npeers; i++) {
+        answer a = {0};
+        if (switch_one(c, i, rq, SWITCH_PROBE, &probe, &a) < 0 || a.set.epoch == 0 ||
+            a.rep.u.sw_reply.last_old_len == 0 || epoch_slot(&a.set, rq->self, strlen(rq->self)) < 0 ||
+            (found && a.set.epoch <= set->epoch))
+            continue;
+        *set = a.set;
+        *sw = (q_switch){.epoch = a.set.epoch - 1, .slot = a.rep.u.sw_reply.last_slot,
+                         .old_inc = a.rep.u.sw_reply.last_old_inc};
+        memcpy(sw->old_addr, a.last_old, sizeof sw->old_addr);
+        memcpy(sw->new_addr, a.last_new, sizeof sw->new_addr);
+        found = 1;
+    }
+    client_free(c);
+    return found;
 }
 
 int client_replace(const replace_req *rq, q_set *next, q_switch *sw, char *err, size_t errlen)

@@ -46,6 +46,14 @@ typedef struct replace_req {
  * with the reason (refused, lost, or max_rounds without completing). */
 int client_replace(const replace_req *rq, q_set *next, q_switch *sw, char *err, size_t errlen);
 
+/* For a member that starts without an identity (it lost its data): the
+ * set its peers run with, when one of them (asked once) is at an epoch
+ * above 0 whose set includes rq->self — then its flags, which may still
+ * name the set before a replacement, are not the truth. 1 with *set and
+ * the switch that led to it, 0 when no peer said so (epoch 0, or none
+ * answered: the flags stand). rq->old is ignored. */
+int client_learn_set(const replace_req *rq, q_set *set, q_switch *sw);
+
 /* The set a SWITCH_REPLY describes (epoch, digest and its slots text):
  * -1 when the text does not parse or does not hash to the digest. */
 int replace_parse_set(uint64_t epoch, uint64_t digest, const char *slots, size_t len, q_set *out);

@@ -912,7 +912,7 @@ static void member_told_epoch(member *m, int who, const char *why)
         member_die(m);
         return;
     }
-    if (has && e >= 1 && sw.epoch == m->set.epoch &&
+    if (has && e >= 1 && sw.epoch == m->set.epoch && sw.slot != who &&
         epoch_apply(&m->set, &sw, &next, reason, sizeof reason) == 0 && next.digest == d) {
         char how[SEQD_ADDR_MAX + 64];
         snprintf(how, sizeof how, "learned from %s", m->cfg.members[who]);
@@ -1030,6 +1030,14 @@ int member_switch(member *m, const seqd_msg *req, seqd_msg *reply, char *slots_b
     epoch_join(&m->set, slots_buf, slots_len);
     reply->u.sw_reply.slots = slots_buf;
     reply->u.sw_reply.slots_len = (uint16_t)strlen(slots_buf);
+    if (m->set.epoch > 0) {
+        reply->u.sw_reply.last_slot = (uint8_t)m->sw.slot;
+        reply->u.sw_reply.last_old_inc = m->sw.old_inc;
+        reply->u.sw_reply.last_old = m->sw.old_addr;
+        reply->u.sw_reply.last_old_len = (uint8_t)strlen(m->sw.old_addr);
+        reply->u.sw_reply.last_new = m->sw.new_addr;
+        reply->u.sw_reply.last_new_len = (uint8_t)strlen(m->sw.new_addr);
+    }
     return 0;
 }
 

@@ -280,6 +280,10 @@ static void pack_payload(struct wr *w, const seqd_msg *m)
         wr_uint(w, m->u.sw_reply.digest, 8);
         wr_uint(w, m->u.sw_reply.old_inc, 8);
         wr_lenbytes(w, m->u.sw_reply.slots, m->u.sw_reply.slots_len, 2, SEQD_SLOTS_MAX);
+        wr_uint(w, m->u.sw_reply.last_slot, 1);
+        wr_uint(w, m->u.sw_reply.last_old_inc, 8);
+        wr_lenbytes(w, m->u.sw_reply.last_old, m->u.sw_reply.last_old_len, 1, SEQD_ADDR_MAX);
+        wr_lenbytes(w, m->u.sw_reply.last_new, m->u.sw_reply.last_new_len, 1, SEQD_ADDR_MAX);
         break;
     case MSG_TOKEN:
         wr_lenbytes(w, m->u.token.token, m->u.token.len, 1, 255);
@@ -589,6 +593,12 @@ static void parse_payload(struct rd *r, seqd_msg *m)
         m->u.sw_reply.old_inc = rd_uint(r, 8);
         m->u.sw_reply.slots = rd_lenbytes(r, 2, SEQD_SLOTS_MAX, &len);
         m->u.sw_reply.slots_len = (uint16_t)len;
+        m->u.sw_reply.last_slot = (uint8_t)rd_uint(r, 1);
+        m->u.sw_reply.last_old_inc = rd_uint(r, 8);
+        m->u.sw_reply.last_old = rd_lenbytes(r, 1, SEQD_ADDR_MAX, &len);
+        m->u.sw_reply.last_old_len = (uint8_t)len;
+        m->u.sw_reply.last_new = rd_lenbytes(r, 1, SEQD_ADDR_MAX, &len);
+        m->u.sw_reply.last_new_len = (uint8_t)len;
         break;
     case MSG_TOKEN:
         m->u.token.token = rd_lenbytes(r, 1, 255, &len);

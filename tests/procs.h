@@ -33,7 +33,7 @@
 #include "history.h"
 
 #define PROCS_MAX 7
-#define PROCS_SLOTS 39
+#define PROCS_SLOTS 41
 #define PROCS_PATH 512
 
 typedef struct procs_member {

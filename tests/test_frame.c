@@ -202,6 +202,12 @@ static void tf_msg_eq(const seqd_msg *a, const seqd_msg *b)
         cr_assert_eq(a->u.sw_reply.old_inc, b->u.sw_reply.old_inc);
         cr_assert_eq(a->u.sw_reply.slots_len, b->u.sw_reply.slots_len);
         tf_bytes_eq(a->u.sw_reply.slots, b->u.sw_reply.slots, a->u.sw_reply.slots_len);
+        cr_assert_eq(a->u.sw_reply.last_slot, b->u.sw_reply.last_slot);
+        cr_assert_eq(a->u.sw_reply.last_old_inc, b->u.sw_reply.last_old_inc);
+        cr_assert_eq(a->u.sw_reply.last_old_len, b->u.sw_reply.last_old_len);
+        cr_assert_eq(a->u.sw_reply.last_new_len, b->u.sw_reply.last_new_len);
+        tf_bytes_eq(a->u.sw_reply.last_old, b->u.sw_reply.last_old, a->u.sw_reply.last_old_len);
+        tf_bytes_eq(a->u.sw_reply.last_new, b->u.sw_reply.last_new, a->u.sw_reply.last_new_len);
         break;
     case MSG_LIST_CHUNK:
         cr_assert_eq(a->u.list_chunk.next, b->u.list_chunk.next);
@@ -373,7 +379,13 @@ static int tf_samples(seqd_msg *ms, uint8_t *pool)
     ms[k].u.sw_reply.digest = UINT64_C(0x0123456789abcdef);
     ms[k].u.sw_reply.old_inc = 12;
     ms[k].u.sw_reply.slots = "a:1,b:2,10.0.0.4:7000";
-    ms[k++].u.sw_reply.slots_len = 21;
+    ms[k].u.sw_reply.slots_len = 21;
+    ms[k].u.sw_reply.last_slot = 2;
+    ms[k].u.sw_reply.last_old_inc = 12;
+    ms[k].u.sw_reply.last_old = "10.0.0.3:7000";
+    ms[k].u.sw_reply.last_old_len = 13;
+    ms[k].u.sw_reply.last_new = "10.0.0.4:7000";
+    ms[k++].u.sw_reply.last_new_len = 13;
     return k;
 }
 

@@ -1,5 +1,5 @@
 /* tests/test_replace.c — replacing a dead member at a new address
- * (DESIGN.md §6) with real seqd processes (tests/procs.h). Slots 37 and 38
+ * (DESIGN.md §6) with real seqd processes (tests/procs.h). Slots 37 to 40
  * are this suite's.
  *
  * The cluster is members 0..2 plus a spare host (index 3, not in the set).
@@ -11,8 +11,17 @@
  * and takes its slot; every member reports epoch 1; the old host, started
  * again with its old data and flags, exits 1 saying "replaced by"; member
  * 0, restarted with flags that still name the old host, runs with the set
- * its data directory records; then member 1 is stopped, so that every
- * quorum needs the new member, and fetches still succeed.
+ * its data directory records; member 1 loses its disk and, started with
+ * flags that name the new set, learns the epoch and recovers; then member 1
+ * is stopped, so that every quorum needs the new member, and fetches still
+ * succeed.
+ * replace.forced_while_alive: the old host is stopped (SIGSTOP), not dead:
+ * its links look up, so only --force-replace replaces it; resumed, with
+ * its coordinator's rounds of the old epoch in flight, it can no longer be
+ * counted and exits; IDs stay unique.
+ * replace.racing: two new hosts replace the same dead member at once: at
+ * most one switch completes; a loser drops its records and exits 1; the
+ * cluster serves throughout and the members end at one epoch.
  * replace.refusals: replacing a live member is refused (exit 1, "alive");
  * a replacement that cannot reach N-Q+1 others waits and says so; one that
  * names a host that is not a member is refused.
@@ -151,6 +160,17 @@ Test(replace, under_load, .timeout = 180, .fini = rp_fini)
     cr_assert_eq(rp_epoch(0), 1);
     cr_assert(procs_log_has(rp_pc, 0, "running with the set the data directory records"));
 
+    /* Member 1 loses its disk and starts with flags naming the new set: it
+     * learns the epoch from its peers and recovers into it. */
+    procs_kill(rp_pc, 1);
+    procs_crash(h, "member 1 killed and wiped");
+    cr_assert_eq(procs_wipe(rp_pc, 1), 0);
+    cr_assert_eq(procs_start(rp_pc, 1, NULL), 0);   /* --peers: member 0 and the new host */
+    cr_assert(procs_wait_state(rp_pc, 1, STATE_READY, RP_READY_MS), "wiped member 1 did not recover");
+    cr_assert_eq(rp_epoch(1), 1);
+    cr_assert(procs_log_has(rp_pc, 1, "recovering as a member of it"));
+    rp_wait_progress(ws, 50, "after member 1 recovered from its peers");
+
     /* Every quorum now needs the new member: stop member 1. */
     cr_assert_eq(procs_stop(rp_pc, 1, 10000), 0);
     rp_wait_progress(ws, 50, "with member 1 stopped (quorum = member 0 + the new member)");
@@ -208,4 +228,126 @@ Test(replace, refusals, .timeout = 120, .fini = rp_fini)
     rc = procs_reap(rp_pc, 2, 20000);
     procs_log_tail(rp_pc, 2, 5, why, sizeof why);
     cr_assert_eq(rc, 1, "rc %d:\n%s", rc, why);
+}
+
+Test(replace, forced_while_alive, .timeout = 180, .fini = rp_fini)
+{
+    rp_start(39, NULL);
+    procs_member *old = &rp_pc->m[2], *spare = &rp_pc->m[3];
+    char all[sizeof rp_pc->servers + 40], why[8192], replaces[64];
+    snprintf(all, sizeof all, "%s,%s", rp_pc->servers, spare->addr);
+    history *h = history_new();
+    atomic_bool stop = false;
+    rp_worker ws[RP_CLIENTS];
+    pthread_t th[RP_CLIENTS];
+    for (int k = 0; k < RP_CLIENTS; k++) {
+        /* client k starts at member k: member 2 coordinates for client 2 */
+        ws[k] = (rp_worker){.h = h, .id = (uint32_t)k, .servers = all, .stop = &stop};
+        cr_assert_eq(pthread_create(&th[k], NULL, rp_fetch_loop, &ws[k]), 0);
+    }
+    rp_wait_progress(ws, 50, "before the pause");
+    procs_pause(rp_pc, 2);
+    procs_crash(h, "member 2 paused (cut off, alive)");
+    snprintf(replaces, sizeof replaces, "%s", old->addr);
+    snprintf(spare->peers, sizeof spare->peers, "%s,%s", rp_pc->m[0].addr, rp_pc->m[1].addr);
+    const char *more[] = {"--replaces", replaces, "--force-replace", NULL};
+    cr_assert_eq(procs_start(rp_pc, 3, more), 0);
+    cr_assert(procs_wait_state(rp_pc, 3, STATE_READY, RP_READY_MS), "the new member never got ready");
+    rp_wait_progress(ws, 50, "after the forced replacement");
+    procs_resume(rp_pc, 2);
+    /* Resumed, it is asked to serve: its rounds of the old epoch are refused
+     * by every member that recorded the switch, it learns why and exits. */
+    char err[512];
+    client *oc = client_new(old->addr, err, sizeof err);
+    cr_assert(oc, "%s", err);
+    int rc = -2;
+    for (int k = 0; k < 5 && (rc = procs_reap(rp_pc, 2, 0)) == -2; k++) {
+        uint64_t first;
+        int frc = procs_fetch(h, oc, 100, "orders", 1, 1000, &first, err, sizeof err);
+        cr_assert_neq(frc, CLIENT_OK, "the replaced host handed out %llu", (unsigned long long)first);
+    }
+    client_free(oc);
+    if (rc == -2)
+        rc = procs_reap(rp_pc, 2, 15000);
+    procs_log_tail(rp_pc, 2, 5, why, sizeof why);
+    cr_assert_eq(rc, 1, "the resumed old host did not exit 1 (rc %d):\n%s", rc, why);
+    cr_assert(procs_log_has(rp_pc, 2, "replaced by"), "%s", why);
+    procs_crash(h, "old host exited");
+    cr_assert_eq(procs_stop(rp_pc, 1, 10000), 0);   /* lean on the new member */
+    rp_wait_progress(ws, 50, "with member 1 stopped");
+    atomic_store(&stop, true);
+    for (int k = 0; k < RP_CLIENTS; k++)
+        pthread_join(th[k], NULL);
+    cr_assert(procs_history_check(h, NULL, why, sizeof why), "%s", why);
+    history_free(h);
+}
+
+Test(replace, racing, .timeout = 180, .fini = rp_fini)
+{
+    char why[8192];
+    rp_pc = procs_cluster_new(5, 40, RP_R, NULL, why, sizeof why);
+    cr_assert(rp_pc, "%s", why);
+    procs_set_n(rp_pc, 3);
+    cr_assert_eq(procs_start_all(rp_pc), 0);
+    cr_assert(procs_wait_ready(rp_pc, RP_READY_MS, why, sizeof why), "%s", why);
+    char all[sizeof rp_pc->servers + 80], replaces[64];
+    snprintf(all, sizeof all, "%s,%s,%s", rp_pc->servers, rp_pc->m[3].addr, rp_pc->m[4].addr);
+    history *h = history_new();
+    atomic_bool stop = false;
+    rp_worker ws[RP_CLIENTS];
+    pthread_t th[RP_CLIENTS];
+    for (int k = 0; k < RP_CLIENTS; k++) {
+        ws[k] = (rp_worker){.h = h, .id = (uint32_t)k, .servers = all, .stop = &stop};
+        cr_assert_eq(pthread_create(&th[k], NULL, rp_fetch_loop, &ws[k]), 0);
+    }
+    rp_wait_progress(ws, 50, "before the race");
+    procs_kill(rp_pc, 2);
+    procs_crash(h, "member 2 killed");
+    procs_sleep_ms(4 * RP_R);
+    snprintf(replaces, sizeof replaces, "%s", rp_pc->m[2].addr);
+    const char *more[] = {"--replaces", replaces, NULL};
+    for (int k = 3; k < 5; k++) {
+        snprintf(rp_pc->m[k].peers, sizeof rp_pc->m[k].peers, "%s,%s", rp_pc->m[0].addr,
+                 rp_pc->m[1].addr);
+        cr_assert_eq(procs_start(rp_pc, k, more), 0);
+    }
+    /* Each new host either completes and serves or gives up (exit 1). */
+    int served = 0, gave_up = 0;
+    for (int64_t end = procs_now_ms() + 40000; procs_now_ms() < end && served + gave_up < 2;
+         procs_sleep_ms(100)) {
+        served = gave_up = 0;
+        for (int k = 3; k < 5; k++) {
+            struct seqd_status st;
+            if (rp_pc->m[k].pid == 0)
+                gave_up++;
+            else if (procs_reap(rp_pc, k, 0) >= 0)
+                gave_up++;
+            else if (procs_status(rp_pc, k, 300, &st) == CLIENT_OK && st.state == STATE_READY)
+                served++;
+        }
+    }
+    char logs[16384];
+    procs_logs(rp_pc, 8, logs, sizeof logs);
+    cr_assert_leq(served, 1, "both switches completed\n%s", logs);
+    cr_assert_eq(served + gave_up, 2, "a new host neither served nor gave up\n%s", logs);
+    for (int k = 3; k < 5; k++)
+        if (rp_pc->m[k].pid == 0)
+            cr_assert(procs_log_has(rp_pc, k, "can no longer complete") ||
+                          procs_log_has(rp_pc, k, "refused") ||
+                          procs_log_has(rp_pc, k, "replaced by"),
+                      "a loser did not say why\n%s", logs);
+    /* Members 0 and 1 end at one epoch: 1 if a switch completed, else 0
+     * (the losers dropped their records). */
+    uint64_t e0 = rp_epoch(0), e1 = rp_epoch(1);
+    cr_assert_eq(e0, e1, "members 0 and 1 at epochs %llu and %llu\n%s", (unsigned long long)e0,
+                 (unsigned long long)e1, logs);
+    cr_assert_eq(e0, (uint64_t)served, "epoch %llu with %d switches completed\n%s",
+                 (unsigned long long)e0, served, logs);
+    rp_wait_progress(ws, 50, "after the race");
+    atomic_store(&stop, true);
+    for (int k = 0; k < RP_CLIENTS; k++)
+        pthread_join(th[k], NULL);
+    cr_assert(procs_history_check(h, NULL, why, sizeof why), "%s", why);
+    cr_log_info("racing: %d served, %d gave up", served, gave_up);
+    history_free(h);
 }
