@@ -383,6 +383,7 @@ static void sim_replace_at_probe(sim *s);
 static void sim_replace_dispatch(sim *s, sim_ev *e);
 static void sim_replace_schedule(sim *s);
 static void sim_replace_check(sim *s);
+static int sim_replace_nodata(const sim *s);
 
 /* Counts, loses, duplicates (a resend after a reconnect, say) or delivers. */
 static void sim_send(sim *s, int from, int to, uint32_t to_inc, const seqd_msg *m)
@@ -1140,7 +1141,7 @@ static int sim_nodata(const sim *s)
     int k = 0;
     for (int i = 0; i < s->cfg.n; i++)
         k += !s->m[s->owner[i]].initialized || s->m[s->owner[i]].lacking;
-    return k;
+    return k + sim_replace_nodata(s);
 }
 
 static int sim_pick_up(sim *s)
@@ -1586,6 +1587,28 @@ static void on_stray(sim *s, sim_ev *e)
  * Replies from a host that is no longer a member of the receiver's set are
  * dropped (the link to it is closed: sim_link_current). */
 
+/* A switch under way brings an empty member (its new host) unless its
+ * slot is without data already (OLD dead): one more member without data
+ * for the fault model, however many race (at most one completes). */
+static int sim_replace_nodata(const sim *s)
+{
+    bool pending = false, covered = true;
+    for (int k = 0; k < s->nsw; k++) {
+        const struct sim_switch *w = &s->swi[k];
+        if (!w->begun || w->done || w->lost || w->gone)
+            continue;
+        const sim_member *old = &s->m[s->owner[w->sw.slot]];
+        pending = true;
+        covered &= old->lacking || !old->initialized;
+    }
+    return pending && !covered;
+}
+
+static int sim_set_route(const q_set *set, int slot)
+{
+    return atoi(set->addr[slot] + 1);
+}
+
 static bool sim_set_eq(const q_set *a, const q_set *b)
 {
     return a->epoch == b->epoch && a->digest == b->digest;
@@ -1717,18 +1740,27 @@ static void sim_sw_begin(sim *s, int k)
 {
     struct sim_switch *w = &s->swi[k];
     uint64_t R = s->cfg.round_us;
-    if (!s->init_done || s->cur.epoch != w->sw.epoch) {
-        /* not founded yet, or (a second switch) the first not complete */
+    int slack = s->cfg.n - q_quorum(s->cfg.n);
+    if (s->now > s->probe_at) {
+        w->gone = true;   /* it never could begin */
+        return;
+    }
+    /* A racing switch leads from the set its rival began from. */
+    const q_set *from = s->cfg.replace >= 2 && k == 1 && s->swi[0].begun ? &s->swi[0].prev : &s->cur;
+    if (!s->init_done || from->epoch != w->sw.epoch ||
+        (sim_nodata(s) + (sim_replace_nodata(s) == 0) > slack)) {
+        /* not founded yet, (a second switch) the first not complete, or a
+         * dead OLD would be one member without data too many */
         sim_ev *e = ev_new(s, EV_SW_BEGIN, R);
         e->op = (size_t)k;
         heap_push(s, e);
         return;
     }
-    int slot = w->sw.slot, oldp = s->owner[slot];
-    w->prev = s->cur;
-    memcpy(w->sw.old_addr, s->cur.addr[slot], sizeof w->sw.old_addr);
+    int slot = w->sw.slot, oldp = sim_set_route(from, slot);
+    w->prev = *from;
+    memcpy(w->sw.old_addr, from->addr[slot], sizeof w->sw.old_addr);
     char why[160];
-    if (epoch_apply(&s->cur, &w->sw, &w->next, why, sizeof why) != 0) {
+    if (epoch_apply(from, &w->sw, &w->next, why, sizeof why) != 0) {
         sim_fail(s, "switch %d: %s", k, why);
         return;
     }
@@ -1757,10 +1789,6 @@ static void sim_sw_begin(sim *s, int k)
     sim_sw_tick_later(s, k, 0);
 }
 
-static int sim_set_route(const q_set *set, int slot)
-{
-    return atoi(set->addr[slot] + 1);
-}
 
 /* {OLD, (N-1)/2 others} | {new host, the other others}, for 15R: each side
  * has a quorum of its own epoch's set, and only the epoch check (or the
