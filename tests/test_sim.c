@@ -889,3 +889,82 @@ Test(sim, replace_power_loss, .timeout = 120)
 {
     test_sim_replace("replace_power_loss", 44000, 300, shape_replace_power);
 }
+
+/* The mutations' schedule: OLD alive (never exiting), clients on one name
+ * at every process, and the cluster cut in halves {OLD, (N-1)/2 others} |
+ * {new host, the rest} — from the switch on (replace_cut 2: the new host's
+ * asks reach only its half) or once the new host is ready (3). Each half
+ * holds a quorum of its own epoch's set. */
+static void shape_replace_halves(sim_cfg *c, int n, uint64_t seed)
+{
+    shape_quiet(c, n, seed);
+    c->names = 1;
+    c->clients = 8;
+    c->duration_us = 600000;
+    c->replace = 1;
+    c->replace_old_alive = true;
+    c->replace_at_us = 100000 + seed % 50000;
+    c->probe = false;
+}
+
+static void shape_early_vote(sim_cfg *c, int n, uint64_t seed)
+{
+    shape_replace_halves(c, n, seed);
+    c->replace_cut = 2;
+    c->early_vote = true;
+}
+
+static void shape_ignore_epoch(sim_cfg *c, int n, uint64_t seed)
+{
+    shape_replace_halves(c, n, seed);
+    c->replace_cut = 3;
+    c->ignore_epoch = true;
+}
+
+static void test_sim_replace_mutant(const char *what, uint64_t seed0, test_sim_shape_fn shape)
+{
+    for (int n = 3; n <= 5; n += 2) {
+        sim_result r;
+        int found = 0;
+        for (int i = 0; i < 50 && !found; i++) {
+            sim_cfg c;
+            shape(&c, n, seed0 + (uint64_t)n * 1000 + (uint64_t)i);
+            sim_run(&c, &r);
+            if (r.overlaps > 0)
+                found = i + 1;
+        }
+        cr_assert(found > 0, "n=%d: %s ran 50 schedules without a duplicate ID found", n, what);
+        cr_log_info("%s, n=%d: duplicate ID at schedule %d (seed %" PRIu64 "): %" PRIu64
+                    " overlapping pairs; stopped at %s", what, n, found,
+                    seed0 + (uint64_t)n * 1000 + (uint64_t)found - 1, r.overlaps, r.broken);
+    }
+}
+
+/* The same schedules without the mutation hold (the switch waits for the
+ * cut to heal; the epoch check refuses OLD). */
+static void shape_early_vote_safe(sim_cfg *c, int n, uint64_t seed)
+{
+    shape_early_vote(c, n, seed);
+    c->early_vote = false;
+    c->probe = true;
+}
+
+static void shape_ignore_epoch_safe(sim_cfg *c, int n, uint64_t seed)
+{
+    shape_ignore_epoch(c, n, seed);
+    c->ignore_epoch = false;
+    c->probe = true;
+}
+
+Test(sim, replace_early_vote_is_caught, .timeout = 60)
+{
+    test_sim_replace_mutant("early vote (ready after 1 record, no recovery)", 45000,
+                            shape_early_vote);
+    test_sim_replace("replace_early_vote_is_caught", 45000, 100, shape_early_vote_safe);
+}
+
+Test(sim, replace_ignore_epoch_is_caught, .timeout = 60)
+{
+    test_sim_replace_mutant("acceptors ignoring epochs", 46000, shape_ignore_epoch);
+    test_sim_replace("replace_ignore_epoch_is_caught", 46000, 100, shape_ignore_epoch_safe);
+}
