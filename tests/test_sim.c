@@ -758,7 +758,26 @@ Test(sim, floor_trusting_reads_is_caught, .timeout = 120)
  *                          (before it is durable: lost; after: kept)
  * Checked beyond the usual (no duplicate, per-client and real-time order):
  * a lone switch completes; every member ends in the latest completed set;
- * no two switches of one epoch complete. */
+ * no two switches of one epoch complete.
+ *
+ * Results (this machine, 800 seeds per n for each of the five, ~2-15 s a
+ * test; IDs = IDs of fetches whose clients saw them, all checked):
+ *   old_dead        n=3: 800 switches all complete, 251k fetches ok, 70.0M IDs
+ *                   n=5: 800 complete, 244k ok, 67.5M IDs
+ *   old_alive       n=3: 800 complete, 177k ok, 49.3M IDs, 60k ERR_EPOCH, 400 OLD exits
+ *                   n=5: 800 complete, 183k ok, 50.4M IDs, 128k ERR_EPOCH, 398 OLD exits
+ *   racing          n=3: 1593 switches, 788 complete, 805 lost, 419 reverts, 32.8M IDs
+ *                   n=5: 1597 switches, 792 complete, 805 lost, 485 reverts, 36.3M IDs
+ *   slow_and_second n=3: 1600 switches (two per run) complete, 1260 learned, 72.7M IDs
+ *                   n=5: 1600 complete, 3867 learned, 72.6M IDs
+ *   power_loss      n=3: 799 recorder crashes, 239 records lost, 55.0M IDs
+ *                   n=5: 1496 recorder crashes, 405 records lost, 53.1M IDs
+ * Mutations (replace_*_is_caught, the halves schedule below): early_vote
+ * gives a duplicate ID at the first schedule for n=3 (seed 48000) and the
+ * second for n=5 (seed 50001); ignore_epoch at the first for both (seeds
+ * 49000, 51000). The same schedules without the mutation: 100 seeds per n,
+ * no violation. The random schedules above do not need to catch them: with
+ * every member reachable, the others learn E+1 within a round trip. */
 
 static void test_sim_log_replace(const char *what, int n, int ran, const sim_result *t)
 {
@@ -867,27 +886,27 @@ static void test_sim_replace(const char *test, uint64_t seed0, int count, test_s
 
 Test(sim, replace_old_dead, .timeout = 120)
 {
-    test_sim_replace("replace_old_dead", 40000, 300, shape_replace_dead);
+    test_sim_replace("replace_old_dead", 40000, 800, shape_replace_dead);
 }
 
 Test(sim, replace_old_alive, .timeout = 120)
 {
-    test_sim_replace("replace_old_alive", 41000, 300, shape_replace_alive);
+    test_sim_replace("replace_old_alive", 41000, 800, shape_replace_alive);
 }
 
 Test(sim, replace_racing, .timeout = 120)
 {
-    test_sim_replace("replace_racing", 42000, 300, shape_replace_race);
+    test_sim_replace("replace_racing", 42000, 800, shape_replace_race);
 }
 
 Test(sim, replace_slow_and_second, .timeout = 120)
 {
-    test_sim_replace("replace_slow_and_second", 43000, 300, shape_replace_slow);
+    test_sim_replace("replace_slow_and_second", 43000, 800, shape_replace_slow);
 }
 
 Test(sim, replace_power_loss, .timeout = 120)
 {
-    test_sim_replace("replace_power_loss", 44000, 300, shape_replace_power);
+    test_sim_replace("replace_power_loss", 44000, 800, shape_replace_power);
 }
 
 /* The mutations' schedule: OLD alive (never exiting), clients on one name
