@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "../quorum/coord.h"
+#include "../quorum/epoch.h"
 #include "../quorum/qmem.h"
 #include "../quorum/incarnation.h"
 #include "../quorum/recovery.h"
@@ -27,6 +28,8 @@
 #define SIM_GIVEUP_GRACE_US 5000u   /* a client waits this long past its deadline */
 #define SIM_PROBE_DEADLINE_US 1000000u
 #define SIM_QUIESCE_LIMIT_US 20000000u
+#define SIM_PROCS (SEQD_MAX_MEMBERS + 2)   /* the members and up to two new hosts */
+#define SIM_SWITCHES 4
 
 static const uint32_t sim_counts[] = {1, 7, 100, 1000};
 
@@ -48,7 +51,14 @@ enum sim_ev_kind {
     EV_CRASH,        /* a scheduled crash: err = enum sim_crash, first = downtime */
     EV_ATTACK,       /* the bring-up attack's second act (wipe, stall, restart) */
     EV_RESTORE,      /* a member is restored from a backup (cfg.restores) */
-    EV_RATTACK       /* the restored-backups attack, act e->op (cfg.restore_attack) */
+    EV_RATTACK,      /* the restored-backups attack, act e->op (cfg.restore_attack) */
+    /* replacements (e->op: the switch) */
+    EV_SW_BEGIN,     /* a switch starts: its new host asks the others to record it */
+    EV_SW_TICK,      /* the new host asks again (or drops, once lost) */
+    EV_SW_RECORD,    /* new host -> member: record the switch */
+    EV_SW_DURABLE,   /* the member's record is durable */
+    EV_SW_REPLY,     /* member -> new host: e->err = enum seqd_switch_state */
+    EV_SW_DROP       /* new host -> member: drop the lost switch */
 };
 
 typedef struct sim_ev {
@@ -132,6 +142,15 @@ typedef struct sim_member {
     recovery *rec;
     recovery *rec_done;         /* finished, freed after the event (see sim_recovered) */
     sim_cookie *cookies;
+    /* epochs (see "epochs and replacements"): its slot, its set in memory
+     * and on disk (the set survives crashes and wipes: the operator starts
+     * a member with the current set's flags) */
+    int slot;
+    q_set set, dset;
+    bool retired;               /* replaced (OLD) or a lost switch's host: never starts again */
+    bool joining;               /* a new host whose switch is not complete yet */
+    bool early;                 /* mutation early_vote: ready without recovery */
+    int sw_pending;             /* a switch record not yet durable, or -1 */
 } sim_member;
 
 typedef struct sim_op {
@@ -156,7 +175,8 @@ typedef struct sim {
     uint64_t rng, now, next_id, probe_at;
     sim_ev **heap;
     size_t nheap, capheap;
-    sim_member m[SEQD_MAX_MEMBERS];
+    sim_member m[SIM_PROCS];
+    int nproc;                  /* processes: n, plus the new hosts of replacements */
     sim_op *ops;
     size_t nops, capops;
     struct seqd_name *names;
@@ -173,6 +193,19 @@ typedef struct sim {
     bool halted;                /* a commit overlapped: stop where it broke */
     uint32_t cut_mask;          /* partitioned from the others until cut_until */
     uint64_t cut_until;
+    /* replacements */
+    struct sim_switch {
+        q_switch sw;
+        q_set prev, next;       /* the set it leads from, and to */
+        int newp;               /* its new host's process */
+        int ans[SEQD_MAX_MEMBERS];   /* latest answer per slot (0: none) */
+        bool begun, done, lost, gone;
+    } swi[SIM_SWITCHES];
+    int nsw;
+    q_set cur;                  /* the latest completed set */
+    int owner[SEQD_MAX_MEMBERS];   /* the process holding each slot in cur */
+    uint32_t rcut[SIM_PROCS];   /* per process: processes it cannot reach until rcut_until */
+    uint64_t rcut_until;
 } sim;
 
 /* ---- randomness and violations ----------------------------------------- */
@@ -285,7 +318,72 @@ static bool msg_is_round_traffic(const seqd_msg *m)
     }
 }
 
+/* ---- epochs: addresses, routing, stamps -------------------------------- */
+
+/* Process p's address is "hNN": epoch 0 holds h00.. in slot order (sorted,
+ * as epoch_init wants), a new host gets the next free number. */
+static void sim_addr(char *out, int p)
+{
+    snprintf(out, SEQD_ADDR_MAX + 1, "h%02d", p);
+}
+
+/* The process that holds `slot` in me's set: a member at E reaches OLD, a
+ * member at E+1 the new host. */
+static int sim_route(const sim_member *me, int slot)
+{
+    return atoi(me->set.addr[slot] + 1);
+}
+
+/* Whether a reply (or STOPPED) from process `from` comes over a link that
+ * me still has: its slot's holder in me's set. A link to a host that is no
+ * longer in the set is closed, so what it still sends is lost. */
+static bool sim_link_current(const sim *s, const sim_member *me, int from)
+{
+    int slot = s->m[from].slot;
+    return slot >= 0 && slot < me->set.n && sim_route(me, slot) == from;
+}
+
+static bool msg_epoch(const seqd_msg *m, uint64_t *epoch, uint64_t *digest)
+{
+    switch (m->type) {
+    case MSG_READ: *epoch = m->u.read.epoch; *digest = m->u.read.digest; return true;
+    case MSG_ACCEPT: *epoch = m->u.accept.epoch; *digest = m->u.accept.digest; return true;
+    case MSG_SNAP_REQ: *epoch = m->u.snap_req.epoch; *digest = m->u.snap_req.digest; return true;
+    default: return false;
+    }
+}
+
+/* As the member does when it sends: the quorum code leaves them 0. */
+static void sim_stamp(const sim_member *me, seqd_msg *m)
+{
+    switch (m->type) {
+    case MSG_READ: m->u.read.epoch = me->set.epoch; m->u.read.digest = me->set.digest; break;
+    case MSG_ACCEPT: m->u.accept.epoch = me->set.epoch; m->u.accept.digest = me->set.digest; break;
+    case MSG_SNAP_REQ:
+        m->u.snap_req.epoch = me->set.epoch;
+        m->u.snap_req.digest = me->set.digest;
+        break;
+    default: break;
+    }
+}
+
+static bool sim_cut_between(const sim *s, int from, int to)
+{
+    return s->now < s->rcut_until && ((s->rcut[from] >> to) & 1);
+}
+
 static void sim_send_copy(sim *s, int from, int to, uint32_t to_inc, const seqd_msg *m);
+
+/* The replacements' side (see "epochs and replacements" below). */
+static int sim_client_member(sim *s);
+static bool sim_epoch_gate(sim *s, sim_member *me, const sim_ev *e);
+static void sim_early_ready(sim *s, sim_member *me);
+static void sim_replace_on_ready(sim *s, sim_member *me);
+static void sim_replace_at_probe(sim *s);
+static void sim_replace_dispatch(sim *s, sim_ev *e);
+static void sim_replace_schedule(sim *s);
+static void sim_replace_check(sim *s);
+static int sim_replace_nodata(const sim *s);
 
 /* Counts, loses, duplicates (a resend after a reconnect, say) or delivers. */
 static void sim_send(sim *s, int from, int to, uint32_t to_inc, const seqd_msg *m)
@@ -297,6 +395,8 @@ static void sim_send(sim *s, int from, int to, uint32_t to_inc, const seqd_msg *
     if (s->now < s->cut_until && from != to &&
         (((s->cut_mask >> from) & 1) != ((s->cut_mask >> to) & 1)))
         return;   /* a partition: cut_mask's members apart from the rest */
+    if (sim_cut_between(s, from, to))
+        return;   /* a replacement's partition (cfg.replace_cut) */
     if (sim_chance_ppm(s, s->cfg.dup_ppm))
         sim_send_copy(s, from, to, to_inc, m);
     sim_send_copy(s, from, to, to_inc, m);
@@ -330,7 +430,10 @@ static void sim_send_copy(sim *s, int from, int to, uint32_t to_inc, const seqd_
 static void env_send(void *ctx, int member, const seqd_msg *m)
 {
     sim_member *me = ctx;
-    sim_send(me->s, me->idx, member, me->s->m[member].inc, m);
+    int to = sim_route(me, member);
+    seqd_msg st = *m;
+    sim_stamp(me, &st);
+    sim_send(me->s, me->idx, to, me->s->m[to].inc, &st);
 }
 
 static uint64_t env_now(void *ctx)
@@ -636,6 +739,7 @@ static void sim_recovered(void *arg, int err, bool committed, const struct seqd_
     acc_set_cid(me->acc, &me->cid);
     acc_set_has_state(me->acc, true);
     acc_set_ready(me->acc, true);
+    sim_replace_on_ready(s, me);
 }
 
 static void sim_incarnated(void *arg, int err);
@@ -652,7 +756,9 @@ static void member_start(sim *s, sim_member *me)
     me->prev_inc_start = me->inc_start;
     me->inc_start = me->nlog;
     me->last_due = 0;
-    me->env = (q_env){.ctx = me, .self = me->idx, .n = s->cfg.n, .round_us = s->cfg.round_us,
+    me->set = me->dset;
+    me->sw_pending = -1;
+    me->env = (q_env){.ctx = me, .self = me->slot, .n = s->cfg.n, .round_us = s->cfg.round_us,
                       .send = env_send, .now_us = env_now, .timer_start = env_timer_start,
                       .timer_stop = env_timer_stop, .random = env_random};
     me->store = (q_store){.ctx = me, .get = store_get, .raise = store_raise,
@@ -708,6 +814,10 @@ static void sim_incarnated(void *arg, int err)
             abort();
         return;
     }
+    if (me->early) {
+        sim_early_ready(s, me);
+        return;
+    }
     enum recovery_mode mode = me->initialized ? RECOVERY_INITIALIZED
                               : me->prepared  ? RECOVERY_PREPARED
                                               : RECOVERY_EMPTY;
@@ -743,6 +853,10 @@ static void sim_add_coord_stats(sim *s, const coord *c)
  * coordinated end (their clients lose the connection), memory is lost. */
 static void member_stop(sim *s, sim_member *me)
 {
+    if (me->sw_pending >= 0)
+        s->res->sw_records_lost++;   /* not durable: the crash takes it */
+    me->sw_pending = -1;
+    me->set = me->dset;
     me->dying = true;
     me->store_gen++;
     while (me->rq_head) {
@@ -859,7 +973,7 @@ static void client_invoke(sim *s, int client)
 {
     if (s->now >= s->cfg.duration_us)
         return;
-    int member = (int)(sim_rand(s) % (uint64_t)s->cfg.n);
+    int member = sim_client_member(s);
     if (s->cfg.one_coordinator)
         member = 0;
     int name = (int)(sim_rand(s) % (uint64_t)s->cfg.names);
@@ -1026,14 +1140,14 @@ static int sim_nodata(const sim *s)
         return 0;
     int k = 0;
     for (int i = 0; i < s->cfg.n; i++)
-        k += !s->m[i].initialized || s->m[i].lacking;
-    return k;
+        k += !s->m[s->owner[i]].initialized || s->m[s->owner[i]].lacking;
+    return k + sim_replace_nodata(s);
 }
 
 static int sim_pick_up(sim *s)
 {
-    int up[SEQD_MAX_MEMBERS], k = 0;
-    for (int i = 0; i < s->cfg.n; i++)
+    int up[SIM_PROCS], k = 0;
+    for (int i = 0; i < s->nproc; i++)
         if (s->m[i].up && !s->m[i].dying)
             up[k++] = i;
     return k ? up[sim_rand(s) % (uint64_t)k] : -1;
@@ -1062,8 +1176,8 @@ static void sim_clean_stop(sim *s, sim_member *me)
     seqd_msg st = {.type = MSG_STOPPED, .reqid = 0};
     st.u.stopped.inc = inc_self(me->incn);
     for (int j = 0; j < s->cfg.n; j++)
-        if (j != me->idx)
-            sim_send(s, me->idx, j, s->m[j].inc, &st);
+        if (j != me->slot)
+            sim_send(s, me->idx, sim_route(me, j), s->m[sim_route(me, j)].inc, &st);
     s->res->clean_stops++;
 }
 
@@ -1141,7 +1255,7 @@ static void sim_fault(sim *s)
             sim_crash(s, i, CRASH_PLAIN, sim_between(s, 0, 3 * R));
     } else {
         s->res->restarts_all++;
-        for (int k = 0; k < n; k++)
+        for (int k = 0; k < s->nproc; k++)
             if (s->m[k].up)
                 sim_crash(s, k, CRASH_PLAIN, sim_between(s, 0, 2 * R));
     }
@@ -1450,12 +1564,530 @@ static void on_stray(sim *s, sim_ev *e)
     s->res->strays++;
 }
 
+/* ---- epochs and replacements (DESIGN.md §6, quorum/epoch.h) -------------
+ *
+ * Modelled as the member (core/member.c) runs the rules of quorum/epoch.h:
+ * - every process holds a q_set; what it sends as READ, ACCEPT or SNAP_REQ
+ *   carries its (epoch, digest) and goes to the process its own set names
+ *   for the slot; a receiver answers only if epoch_admits, else REPLY_ERR
+ *   ERR_EPOCH, before the acceptor sees anything (sim_epoch_gate);
+ * - a member at exactly E that meets a peer at E+1 (refused by it, or
+ *   asked by it: the hello) adopts the peer's current set, durably, if its
+ *   own slot is still its own there; OLD, whose slot another host holds,
+ *   learns it was replaced and exits (cfg.replace_old_exits) or goes on at
+ *   E, refused by every member at E+1;
+ * - a switch's new host (not a member yet: `joining`) asks the N-1 others
+ *   every R to record it; a member records it only at exactly E (epoch_apply)
+ *   and durably (after an fsync delay; a crash before loses it), answering
+ *   RECORDED, OTHER (it holds another set of E+1 or later) or AT_EPOCH;
+ * - epoch_switch_verdict on the latest answers: COMPLETE starts the new
+ *   host as a member with an empty disk in recovery mode EMPTY (2R, then
+ *   N-Q+1 others with state at E+1); LOST makes it ask every holder to drop
+ *   the switch (epoch_revert) until none holds it, and it never votes.
+ * Replies from a host that is no longer a member of the receiver's set are
+ * dropped (the link to it is closed: sim_link_current). */
+
+/* A switch under way brings an empty member (its new host) unless its
+ * slot is without data already (OLD dead): one more member without data
+ * for the fault model, however many race (at most one completes). */
+static int sim_replace_nodata(const sim *s)
+{
+    bool pending = false, covered = true;
+    for (int k = 0; k < s->nsw; k++) {
+        const struct sim_switch *w = &s->swi[k];
+        if (!w->begun || w->done || w->lost || w->gone)
+            continue;
+        const sim_member *old = &s->m[s->owner[w->sw.slot]];
+        pending = true;
+        covered &= old->lacking || !old->initialized;
+    }
+    return pending && !covered;
+}
+
+static int sim_set_route(const q_set *set, int slot)
+{
+    return atoi(set->addr[slot] + 1);
+}
+
+static bool sim_set_eq(const q_set *a, const q_set *b)
+{
+    return a->epoch == b->epoch && a->digest == b->digest;
+}
+
+/* Clients ask any process that serves (never a joining or retired host);
+ * without replacements exactly the draw of before. */
+static int sim_client_member(sim *s)
+{
+    int cand[SIM_PROCS], k = 0;
+    for (int p = 0; p < s->nproc; p++)
+        if (!s->m[p].retired && !s->m[p].joining && (p < s->cfg.n || s->m[p].up))
+            cand[k++] = p;
+    return k ? cand[sim_rand(s) % (uint64_t)k] : 0;
+}
+
+static void sim_retire(sim *s, sim_member *me)
+{
+    if (me->up)
+        member_stop(s, me);
+    me->retired = true;
+    me->lacking = true;   /* its slot is without data until the new host recovered */
+}
+
+/* me meets peer `from` at me's epoch + 1 (a hello would carry its set). */
+static void sim_learn(sim *s, sim_member *me, int from)
+{
+    const sim_member *peer = &s->m[from];
+    if (!me->up || me->dying || me->sw_pending >= 0 || !peer->up ||
+        peer->set.epoch != me->set.epoch + 1)
+        return;
+    /* Only a set that is one switch from me's own. */
+    bool next = false;
+    for (int k = 0; k < s->nsw; k++)
+        next |= sim_set_eq(&s->swi[k].next, &peer->set) && sim_set_eq(&s->swi[k].prev, &me->set);
+    if (!next)
+        return;
+    char a[SEQD_ADDR_MAX + 1];
+    sim_addr(a, me->idx);
+    if (strcmp(peer->set.addr[me->slot], a) == 0) {
+        me->set = me->dset = peer->set;
+        s->res->sw_learned++;
+    } else if (s->cfg.replace_old_exits) {
+        s->res->old_exits++;
+        sim_retire(s, me);
+    }
+}
+
+/* The receiving member's check before the acceptor (and the learning of a
+ * later set from any message). Returns false if the event is consumed. */
+static bool sim_epoch_gate(sim *s, sim_member *me, const sim_ev *e)
+{
+    uint64_t epoch, digest;
+    const seqd_msg *m = &e->msg;
+    if (!msg_epoch(m, &epoch, &digest)) {
+        if (!sim_link_current(s, me, e->from))
+            return false;
+        if (m->type == MSG_REPLY_ERR && m->u.err.code == ERR_EPOCH) {
+            sim_learn(s, me, e->from);
+            return me->up && !me->dying;
+        }
+        return true;
+    }
+    if (epoch == me->set.epoch + 1) {
+        sim_learn(s, me, e->from);
+        if (!me->up)
+            return false;
+    }
+    if (s->cfg.ignore_epoch || epoch_admits(&me->set, epoch, digest))
+        return true;
+    char text[48];
+    int len = snprintf(text, sizeof text, "epoch %llu", (unsigned long long)me->set.epoch);
+    seqd_msg r = {.type = MSG_REPLY_ERR, .reqid = m->reqid};
+    r.u.err.code = ERR_EPOCH;
+    r.u.err.text = text;
+    r.u.err.len = (uint16_t)len;
+    s->res->epoch_refusals++;
+    sim_send(s, me->idx, e->from, e->from_inc, &r);
+    return false;
+}
+
+/* Mutation early_vote: ready at once, the empty table as its state. */
+static void sim_early_ready(sim *s, sim_member *me)
+{
+    me->initialized = true;
+    me->cid = s->cluster_cid;
+    me->lacking = false;
+    me->ready = true;
+    acc_set_cid(me->acc, &me->cid);
+    acc_set_has_state(me->acc, true);
+    acc_set_ready(me->acc, true);
+    s->res->early_votes++;
+    sim_replace_on_ready(s, me);
+}
+
+/* A switch message between a new host and a member: the network's delay,
+ * loss and cuts, not its members' partition (cut_mask) or duplication. */
+static void sim_sw_send(sim *s, enum sim_ev_kind kind, int from, int to, int k, int state)
+{
+    if (sim_chance_ppm(s, s->cfg.loss_ppm) || sim_cut_between(s, from, to))
+        return;
+    sim_ev *e = ev_new(s, kind, sim_net_delay(s));
+    e->member = to;
+    e->inc = s->m[to].inc;
+    e->from = from;
+    e->op = (size_t)k;
+    e->err = state;
+    heap_push(s, e);
+}
+
+static void sim_sw_tick_later(sim *s, int k, uint64_t after_us)
+{
+    sim_ev *e = ev_new(s, EV_SW_TICK, after_us);
+    e->op = (size_t)k;
+    heap_push(s, e);
+}
+
+/* Whether process p holds switch k (in memory, on disk, or on the way). */
+static bool sim_sw_holds(const sim *s, int p, int k)
+{
+    const sim_member *m = &s->m[p];
+    return sim_set_eq(&m->set, &s->swi[k].next) || sim_set_eq(&m->dset, &s->swi[k].next) ||
+           m->sw_pending == k;
+}
+
+static void sim_sw_cut_halves(sim *s, int k);
+
+static void sim_sw_begin(sim *s, int k)
+{
+    struct sim_switch *w = &s->swi[k];
+    uint64_t R = s->cfg.round_us;
+    int slack = s->cfg.n - q_quorum(s->cfg.n);
+    if (s->now > s->probe_at) {
+        w->gone = true;   /* it never could begin */
+        return;
+    }
+    /* A racing switch leads from the set its rival began from. */
+    const q_set *from = s->cfg.replace >= 2 && k == 1 && s->swi[0].begun ? &s->swi[0].prev : &s->cur;
+    if (!s->init_done || from->epoch != w->sw.epoch ||
+        (sim_nodata(s) + (sim_replace_nodata(s) == 0) > slack)) {
+        /* not founded yet, (a second switch) the first not complete, or a
+         * dead OLD would be one member without data too many */
+        sim_ev *e = ev_new(s, EV_SW_BEGIN, R);
+        e->op = (size_t)k;
+        heap_push(s, e);
+        return;
+    }
+    int slot = w->sw.slot, oldp = sim_set_route(from, slot);
+    w->prev = *from;
+    memcpy(w->sw.old_addr, from->addr[slot], sizeof w->sw.old_addr);
+    char why[160];
+    if (epoch_apply(from, &w->sw, &w->next, why, sizeof why) != 0) {
+        sim_fail(s, "switch %d: %s", k, why);
+        return;
+    }
+    w->begun = true;
+    s->res->switches++;
+    sim_member *x = &s->m[w->newp];
+    x->joining = true;
+    x->slot = slot;
+    x->set = x->dset = w->next;
+    if (!s->cfg.replace_old_alive && !s->m[oldp].retired)
+        sim_retire(s, &s->m[oldp]);
+    if (s->cfg.replace_cut == 1 && k == 0 && s->cfg.replace_old_alive) {
+        /* OLD cut from a random non-empty subset of the others for a while */
+        uint32_t sub = 0;
+        while (sub == 0)
+            for (int t = 0; t < s->cfg.n; t++)
+                if (t != slot && (sim_rand(s) & 1))
+                    sub |= 1u << s->owner[t];
+        s->rcut[oldp] |= sub;
+        for (int p = 0; p < s->nproc; p++)
+            if ((sub >> p) & 1)
+                s->rcut[p] |= 1u << oldp;
+        s->rcut_until = s->now + sim_between(s, 2 * R, 20 * R);
+    } else if (s->cfg.replace_cut == 2 && k == 0)
+        sim_sw_cut_halves(s, k);
+    sim_sw_tick_later(s, k, 0);
+}
+
+
+/* {OLD, (N-1)/2 others} | {new host, the other others}, for 15R: each side
+ * has a quorum of its own epoch's set, and only the epoch check (or the
+ * new host waiting for N-Q+1 records) keeps them from both committing. */
+static void sim_sw_cut_halves(sim *s, int k)
+{
+    const struct sim_switch *w = &s->swi[k];
+    int n = s->cfg.n, slot = w->sw.slot, seen = 0;
+    uint32_t a = 1u << sim_set_route(&w->prev, slot), b = 1u << w->newp;
+    for (int t = 0; t < n; t++)
+        if (t != slot) {
+            uint32_t bit = 1u << sim_set_route(&w->next, t);
+            if (seen++ < (n - 1) / 2)
+                a |= bit;
+            else
+                b |= bit;
+        }
+    for (int p = 0; p < s->nproc; p++) {
+        if ((a >> p) & 1)
+            s->rcut[p] |= b;
+        if ((b >> p) & 1)
+            s->rcut[p] |= a;
+    }
+    s->rcut_until = s->now + 15 * s->cfg.round_us;
+}
+
+/* Asks the others that have not recorded yet (slow_records: each only now
+ * and then), or, once lost, every holder to drop it, until none does. */
+static void sim_sw_tick(sim *s, int k)
+{
+    struct sim_switch *w = &s->swi[k];
+    if (w->done || w->gone)
+        return;
+    int n = s->cfg.n, x = w->newp;
+    if (!w->lost) {
+        for (int t = 0; t < n; t++)
+            if (t != w->sw.slot && w->ans[t] != SWITCH_RECORDED &&
+                (!s->cfg.replace_slow_records || sim_rand(s) % 5 == 0))
+                sim_sw_send(s, EV_SW_RECORD, x, sim_set_route(&w->next, t), k, 0);
+    } else {
+        bool any = false;
+        for (int t = 0; t < n; t++) {
+            int p = sim_set_route(&w->next, t);
+            if (t != w->sw.slot && !s->m[p].retired && sim_sw_holds(s, p, k)) {
+                any = true;
+                sim_sw_send(s, EV_SW_DROP, x, p, k, 0);
+            }
+        }
+        if (!any) {
+            w->gone = true;   /* the new host exits, never having voted */
+            s->m[x].joining = false;
+            s->m[x].retired = true;
+            return;
+        }
+    }
+    sim_sw_tick_later(s, k, s->cfg.round_us);
+}
+
+static void sim_sw_on_record(sim *s, sim_ev *e)
+{
+    sim_member *me = &s->m[e->member];
+    int k = (int)e->op;
+    const struct sim_switch *w = &s->swi[k];
+    if (!me->up || me->dying || me->inc != e->inc || w->gone)
+        return;
+    int state = SWITCH_AT_EPOCH;
+    if (sim_set_eq(&me->set, &w->next))
+        state = SWITCH_RECORDED;
+    else if (me->sw_pending >= 0)
+        return;   /* one record at a time: it is asked again */
+    else if (me->set.epoch > w->sw.epoch)
+        state = SWITCH_OTHER;
+    else if (sim_set_eq(&me->set, &w->prev)) {
+        q_set next;
+        char why[160];
+        if (epoch_apply(&me->set, &w->sw, &next, why, sizeof why) != 0 ||
+            !sim_set_eq(&next, &w->next)) {
+            sim_fail(s, "member %d could not record switch %d: %s", me->idx, k, why);
+            return;
+        }
+        me->sw_pending = k;   /* durable after an fsync; a crash before loses it */
+        sim_ev *d = ev_new(s, EV_SW_DURABLE, sim_between(s, SIM_SYNC_MIN_US, SIM_SYNC_MAX_US));
+        d->member = me->idx;
+        d->inc = me->inc;
+        d->from = e->from;
+        d->op = (size_t)k;
+        heap_push(s, d);
+        if (s->cfg.replace_crash_recorder && s->res->sw_crashes < 3 && sim_rand(s) % 2 == 0) {
+            /* power lost around the record: before it is durable or after */
+            s->res->sw_crashes++;
+            sim_crash_at(s, me->idx, sim_between(s, 0, 2 * SIM_SYNC_MAX_US), CRASH_PLAIN,
+                         sim_between(s, 0, 3 * s->cfg.round_us));
+        }
+        return;
+    }
+    sim_sw_send(s, EV_SW_REPLY, me->idx, e->from, k, state);
+}
+
+static void sim_sw_on_durable(sim *s, sim_ev *e)
+{
+    sim_member *me = &s->m[e->member];
+    int k = (int)e->op;
+    if (!me->up || me->inc != e->inc || me->sw_pending != k)
+        return;
+    me->sw_pending = -1;
+    me->set = me->dset = s->swi[k].next;   /* from now on it refuses epoch E */
+    s->res->sw_records++;
+    sim_sw_send(s, EV_SW_REPLY, me->idx, e->from, k, SWITCH_RECORDED);
+}
+
+static void sim_sw_on_drop(sim *s, sim_ev *e)
+{
+    sim_member *me = &s->m[e->member];
+    const struct sim_switch *w = &s->swi[e->op];
+    if (!me->up || me->dying || me->inc != e->inc || !sim_set_eq(&me->set, &w->next))
+        return;
+    q_set prev;
+    if (epoch_revert(&me->set, &w->sw, &prev) != 0 || !sim_set_eq(&prev, &w->prev)) {
+        sim_fail(s, "member %d could not drop switch %zu", me->idx, e->op);
+        return;
+    }
+    me->set = me->dset = prev;
+    s->res->sw_reverts++;
+}
+
+static void sim_sw_complete(sim *s, int k, bool early)
+{
+    struct sim_switch *w = &s->swi[k];
+    w->done = true;
+    s->res->switches_done++;
+    for (int j = 0; j < s->nsw; j++)
+        if (j != k && s->swi[j].done && s->swi[j].sw.epoch == w->sw.epoch)
+            sim_fail(s, "switches %d and %d of epoch %llu both completed", j, k,
+                     (unsigned long long)w->sw.epoch);
+    s->cur = w->next;
+    s->owner[w->sw.slot] = w->newp;
+    sim_member *x = &s->m[w->newp];
+    x->joining = false;
+    x->initialized = x->prepared = false;
+    memset(&x->cid, 0, sizeof x->cid);
+    x->lacking = true;   /* empty: without data until it recovered */
+    x->early = early;
+    member_start(s, x);
+}
+
+static void sim_sw_on_reply(sim *s, sim_ev *e)
+{
+    int k = (int)e->op, n = s->cfg.n;
+    struct sim_switch *w = &s->swi[k];
+    if (w->done || w->lost || w->gone)
+        return;
+    int slot = s->m[e->from].slot;
+    if (w->ans[slot] != SWITCH_RECORDED)
+        w->ans[slot] = e->err;
+    int rec = 0, other = 0;
+    for (int t = 0; t < n; t++) {
+        rec += w->ans[t] == SWITCH_RECORDED;
+        other += w->ans[t] == SWITCH_OTHER;
+    }
+    if (s->cfg.early_vote && rec >= 1) {
+        sim_sw_complete(s, k, true);
+        return;
+    }
+    switch (epoch_switch_verdict(n, rec, other)) {
+    case EPOCH_SWITCH_COMPLETE:
+        sim_sw_complete(s, k, false);
+        break;
+    case EPOCH_SWITCH_LOST:
+        w->lost = true;
+        s->res->switches_lost++;
+        break;
+    case EPOCH_SWITCH_WAIT:
+        break;
+    }
+}
+
+static void sim_replace_on_ready(sim *s, sim_member *me)
+{
+    if (s->cfg.replace_cut == 3 && s->nsw > 0 && me->idx == s->swi[0].newp &&
+        s->rcut_until == 0)
+        sim_sw_cut_halves(s, 0);
+}
+
+/* The operator decommissions every host that is not a member of the final
+ * set (OLD hosts still running, new hosts of switches still waiting); the
+ * new hosts of lost switches go on dropping them until none holds one. */
+static void sim_replace_at_probe(sim *s)
+{
+    if (!s->cfg.replace)
+        return;
+    for (int k = 0; k < s->nsw; k++)
+        if (!s->swi[k].done && !s->swi[k].lost && !s->swi[k].gone) {
+            s->swi[k].gone = true;
+            s->m[s->swi[k].newp].joining = false;
+            s->m[s->swi[k].newp].retired = true;
+        }
+    for (int p = 0; p < s->nproc; p++) {
+        bool owner = false;
+        for (int t = 0; t < s->cfg.n; t++)
+            owner |= s->owner[t] == p;
+        if (!owner && s->m[p].up)
+            sim_retire(s, &s->m[p]);
+    }
+}
+
+static void sim_replace_dispatch(sim *s, sim_ev *e)
+{
+    switch (e->kind) {
+    case EV_SW_BEGIN: sim_sw_begin(s, (int)e->op); break;
+    case EV_SW_TICK: sim_sw_tick(s, (int)e->op); break;
+    case EV_SW_RECORD: sim_sw_on_record(s, e); break;
+    case EV_SW_DURABLE: sim_sw_on_durable(s, e); break;
+    case EV_SW_REPLY: sim_sw_on_reply(s, e); break;
+    case EV_SW_DROP: sim_sw_on_drop(s, e); break;
+    default: break;
+    }
+}
+
+static void sim_sw_add(sim *s, uint64_t epoch, int slot, int newp, uint64_t at)
+{
+    struct sim_switch *w = &s->swi[s->nsw];
+    memset(w, 0, sizeof *w);
+    w->sw.epoch = epoch;
+    w->sw.slot = slot;
+    sim_addr(w->sw.new_addr, newp);
+    w->newp = newp;
+    sim_ev *e = ev_new(s, EV_SW_BEGIN, at);
+    e->op = (size_t)s->nsw++;
+    heap_push(s, e);
+}
+
+/* Every process at epoch 0 (nothing else changes without cfg.replace),
+ * then the switches: one (cfg.replace = 1), two of one epoch at once
+ * (2: one slot with two new hosts, or two slots), and a second one from
+ * E+1 once the first completed (replace_second). */
+static void sim_replace_schedule(sim *s)
+{
+    const sim_cfg *c = &s->cfg;
+    int n = c->n;
+    s->nproc = n + (c->replace >= 2 || c->replace_second ? 2 : c->replace ? 1 : 0);
+    char bufs[SEQD_MAX_MEMBERS][8], *addrs[SEQD_MAX_MEMBERS];
+    for (int i = 0; i < n; i++) {
+        sim_addr(bufs[i], i);
+        addrs[i] = bufs[i];
+        s->owner[i] = i;
+    }
+    if (epoch_init(&s->cur, addrs, n) != 0)
+        abort();
+    for (int p = 0; p < s->nproc; p++) {
+        sim_member *me = &s->m[p];
+        if (p >= n) {
+            me->s = s;
+            me->idx = p;
+            me->disk = q_map_new();
+            me->disk_meta = q_map_new();
+        }
+        me->slot = p < n ? p : -1;
+        me->set = me->dset = s->cur;
+        me->sw_pending = -1;
+    }
+    if (!c->replace || n < 3)
+        return;
+    uint64_t at = c->replace_at_us ? c->replace_at_us : c->duration_us * 3 / 10;
+    int slot = (int)(sim_rand(s) % (uint64_t)n);
+    int other = (slot + 1 + (int)(sim_rand(s) % (uint64_t)(n - 1))) % n;
+    sim_sw_add(s, 0, slot, n, at);
+    if (c->replace >= 2)
+        sim_sw_add(s, 0, c->replace_same_slot ? slot : other, n + 1,
+                   at + sim_between(s, 0, c->round_us));
+    else if (c->replace_second)
+        sim_sw_add(s, 1, other, n + 1, at + 10 * c->round_us);
+}
+
+/* After the run: a lone switch completed (liveness), and every member ends
+ * in the latest completed set (it learned it, or reverted a lost one). */
+static void sim_replace_check(sim *s)
+{
+    if (!s->cfg.replace || s->cfg.n < 3)
+        return;
+    for (int k = 0; k < s->nsw; k++)
+        if (s->cfg.replace == 1 && !s->swi[k].done)
+            sim_fail(s, "switch %d (slot %d) never completed", k, s->swi[k].sw.slot);
+    for (int t = 0; t < s->cfg.n; t++) {
+        const sim_member *me = &s->m[s->owner[t]];
+        if (!sim_set_eq(&me->dset, &s->cur))
+            sim_fail(s, "member %d (slot %d) ends at epoch %llu, the cluster at epoch %llu%s",
+                     me->idx, t, (unsigned long long)me->dset.epoch,
+                     (unsigned long long)s->cur.epoch,
+                     me->dset.epoch == s->cur.epoch ? " (another set)" : "");
+    }
+}
+
 /* ---- the event loop ----------------------------------------------------- */
 
 static bool ev_is_members(const sim_ev *e)
 {
     return e->kind == EV_MSG || e->kind == EV_TIMER || e->kind == EV_FSYNC ||
-           e->kind == EV_FETCH;
+           e->kind == EV_FETCH || e->kind == EV_SW_RECORD || e->kind == EV_SW_DURABLE ||
+           e->kind == EV_SW_DROP;
 }
 
 static void on_msg(sim *s, sim_ev *e)
@@ -1464,10 +2096,13 @@ static void on_msg(sim *s, sim_ev *e)
     if (!me->up || me->inc != e->inc || e->dropped)
         return;
     const seqd_msg *m = &e->msg;
+    int from_slot = s->m[e->from].slot;
+    if (!sim_epoch_gate(s, me, e))
+        return;
     switch (m->type) {
     case MSG_STOPPED:
         if (me->incn)
-            inc_stopped(me->incn, e->from, &m->u.stopped.inc);
+            inc_stopped(me->incn, from_slot, &m->u.stopped.inc);
         break;
     case MSG_READ:
     case MSG_ACCEPT:
@@ -1482,23 +2117,23 @@ static void on_msg(sim *s, sim_ev *e)
         if (me->cookies)
             me->cookies->prev = c;
         me->cookies = c;
-        acc_handle(me->acc, e->from, m, sim_acc_reply, c);
+        acc_handle(me->acc, from_slot, m, sim_acc_reply, c);
         break;
     }
     default:
         if (m->reqid & Q_REQID_RECOVERY) {
             if (me->rec)
-                recovery_on_reply(me->rec, e->from, m);
+                recovery_on_reply(me->rec, from_slot, m);
         } else
         {
             /* as core/member.c: a reply from a sender behind its record is not counted */
             bool counts = true;
             if (me->incn && (m->type == MSG_VALUE || m->type == MSG_NACK))
-                counts = inc_observe(me->incn, e->from, &m->u.value.inc);
+                counts = inc_observe(me->incn, from_slot, &m->u.value.inc);
             else if (me->incn && m->type == MSG_ACK)
-                counts = inc_observe(me->incn, e->from, &m->u.ack.inc);
+                counts = inc_observe(me->incn, from_slot, &m->u.ack.inc);
             if (counts)
-                coord_on_reply(me->coord, e->from, m);
+                coord_on_reply(me->coord, from_slot, m);
         }
         break;
     }
@@ -1522,7 +2157,9 @@ static void on_timer(sim *s, sim_ev *e)
 
 static void on_probe(sim *s)
 {
-    for (int i = 0; i < s->cfg.n; i++) {
+    sim_replace_at_probe(s);
+    for (int slot = 0; slot < s->cfg.n; slot++) {
+        int i = s->owner[slot];
         if (!s->m[i].up || !s->m[i].ready) {
             s->res->not_ready++;
             sim_fail(s, "member %d not ready %llu us after the last fault", i,
@@ -1622,7 +2259,8 @@ static void sim_dispatch(sim *s, sim_ev *e)
     case EV_GIVEUP: on_giveup(s, e); break;
     case EV_FAULT: sim_fault(s); break;
     case EV_START:
-        if (e->member >= 0 && !s->m[e->member].up)
+        if (e->member >= 0 && !s->m[e->member].up && !s->m[e->member].retired &&
+            !s->m[e->member].joining)
             member_start(s, &s->m[e->member]);
         break;
     case EV_PROBE: on_probe(s); break;
@@ -1634,6 +2272,10 @@ static void sim_dispatch(sim *s, sim_ev *e)
     case EV_ATTACK: on_attack(s); break;
     case EV_RESTORE: on_restore(s); break;
     case EV_RATTACK: on_rattack(s, e); break;
+    case EV_SW_BEGIN: case EV_SW_TICK: case EV_SW_RECORD: case EV_SW_DURABLE: case EV_SW_REPLY:
+    case EV_SW_DROP:
+        sim_replace_dispatch(s, e);
+        break;
     }
 }
 
@@ -1663,7 +2305,7 @@ static void sim_loop(sim *s)
         }
         sim_dispatch(s, e);
         ev_free(e);
-        for (int i = 0; i < s->cfg.n; i++) {
+        for (int i = 0; i < s->nproc; i++) {
             recovery_free(s->m[i].rec_done);
             s->m[i].rec_done = NULL;
         }
@@ -1951,7 +2593,7 @@ static void sim_schedule(sim *s)
  * still queued after an aborted run), then whatever events are left. */
 static void sim_teardown(sim *s)
 {
-    for (int i = 0; i < s->cfg.n; i++) {
+    for (int i = 0; i < s->nproc; i++) {
         sim_member *me = &s->m[i];
         if (me->up)
             member_stop(s, me);
@@ -1995,9 +2637,11 @@ int sim_run(const sim_cfg *cfg, sim_result *res)
         seqd_name_set(&s->names[k], b, (size_t)len);
     }
     sim_schedule(s);
+    sim_replace_schedule(s);
     sim_loop(s);
     res->end_us = s->now;
     sim_check(s);
+    sim_replace_check(s);
     sim_teardown(s);
     free(s);
     return res->violations;

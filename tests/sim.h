@@ -106,6 +106,24 @@ typedef struct sim_cfg {
     bool floor_trusts_reads; /* mutation: a floor whose h (learned or read) is
                                 already >= V ends at once, with no round
                                 (coord_set_floor_trusts_reads) */
+    /* ---- replacing a member (DESIGN.md §6, quorum/epoch.h; sim.c "epochs
+     * and replacements"). Every process holds a q_set; READ, ACCEPT and
+     * SNAP_REQ are stamped with the sender's (epoch, digest), a receiver of
+     * another pair answers ERR_EPOCH, and slot s is routed per the SENDER's
+     * set. Without `replace` every set is epoch 0 and nothing changes. */
+    int replace;             /* 0: none; 1: one switch; 2: two racing switches of one epoch */
+    bool replace_same_slot;  /* replace = 2: one slot, two new hosts (else two slots) */
+    bool replace_old_alive;  /* OLD keeps running (else it dies for good at the switch) */
+    bool replace_old_exits;  /* OLD stops once a member at E+1 refuses it */
+    uint64_t replace_at_us;  /* the switch starts then (0: 30% of duration_us) */
+    uint32_t replace_cut;    /* 1: OLD cut from a random subset of the others for a while;
+                                2: {OLD, a} | {NEW, b} from the switch on (n = 3);
+                                3: the same, once NEW is ready */
+    bool replace_slow_records; /* recorders answer after random delays (0..10R) */
+    bool replace_crash_recorder; /* a recorder crashes around its durable record */
+    bool replace_second;     /* after the first switch completed, a second one (E+1 -> E+2) */
+    bool early_vote;         /* mutation: NEW votes, empty, once 1 other recorded */
+    bool ignore_epoch;       /* mutation: acceptors answer every epoch */
 } sim_cfg;
 
 typedef struct sim_result {
@@ -137,6 +155,12 @@ typedef struct sim_result {
     uint64_t broken_at_us;
     uint64_t floors, floors_ok, floor_violations;
     uint64_t reads_ok, read_violations;   /* floor ops seen ok by clients, by coordinators */
+    /* replacements: switches started / completed / lost (dropped, their
+     * recorders reverted), records made durable, reverts, members that
+     * learned a set from a peer, ERR_EPOCH refusals, OLD hosts that exited,
+     * recorder crashes, records lost to a crash */
+    uint64_t switches, switches_done, switches_lost, sw_records, sw_reverts, sw_learned;
+    uint64_t epoch_refusals, old_exits, sw_crashes, sw_records_lost, early_votes;
 } sim_result;
 
 /* Defaults: R = 10 ms, 300 ms of load from 6 clients on 2 names, deadline
