@@ -708,7 +708,8 @@ typedef struct serve_plan {
      * `self` indexes them. */
     bool have_set;
     q_set set;
-    q_switch sw;
+    q_switch sw, prev_sw;
+    bool has_prev;
     const char *listen;
 } serve_plan;
 
@@ -840,6 +841,13 @@ static int serve_check_set(const opts *o, serve_plan *p, const datadir_identity 
     p->have_set = true;
     p->set = rec;
     p->sw = sw;
+    if (id->has_prev) {
+        p->has_prev = true;
+        p->prev_sw = (q_switch){.epoch = id->epoch - 2, .slot = id->prev_slot,
+                                .old_inc = id->prev_old_inc};
+        snprintf(p->prev_sw.old_addr, sizeof p->prev_sw.old_addr, "%s", id->prev_old);
+        snprintf(p->prev_sw.new_addr, sizeof p->prev_sw.new_addr, "%s", id->prev_new);
+    }
     p->n = rec.n;
     p->self = self;
     return EXIT_OK;
@@ -897,7 +905,7 @@ static void serve_learn_set(const opts *o, serve_plan *p)
         if (strcmp(p->members[i], o->listen) != 0)
             peers[np++] = p->members[i];
     replace_req rq = {.self = o->listen, .peers = peers, .npeers = np, .secret = p->secret,
-                      .timeout_ms = 500};
+                      .timeout_ms = 250};
     q_set set;
     q_switch sw;
     if (client_learn_set(&rq, &set, &sw) != 1)
@@ -1051,7 +1059,8 @@ static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
                          .round_ms = (uint32_t)o->round_ms, .mode = p->mode, .cid = p->cid, .secret = p->secret,
                          .peer_route = getenv("SEQD_TEST_PEER_ROUTE"),
                          .exhaustion_alarm = o->exhaustion_alarm,
-                         .set = p->have_set ? &p->set : NULL, .last_switch = &p->sw};
+                         .set = p->have_set ? &p->set : NULL, .last_switch = &p->sw,
+                         .prev_switch = p->has_prev ? &p->prev_sw : NULL};
     running = base ? member_new(base, &cfg, log, t, err, sizeof err) : NULL;
     if (!running) {
         fprintf(stderr, "seqd: %s\n", base ? err : "cannot create the event loop");

@@ -76,6 +76,8 @@ struct member {
      * cfg.members_joined are views of it, kept by member_set_views. */
     q_set set;
     q_switch sw;                  /* what led to set.epoch, if > 0 */
+    q_switch prev_sw;             /* what led to set.epoch - 1, if has_prev */
+    bool has_prev;
     char *slot_addr[SEQD_MAX_MEMBERS];
     char joined[DATADIR_MEMBERS_MAX];
     uint64_t heard_us[SEQD_MAX_MEMBERS];   /* last message from each slot */
@@ -757,7 +759,7 @@ static int member_connect_peers(member *m, char *err, size_t errlen)
 /* IDENTITY for cid and the set `set` (reached by sw when its epoch > 0).
  * A failure is fatal: the member could not keep what it says it holds. */
 static int member_write_identity(member *m, const struct seqd_cid *cid, const q_set *set,
-                                 const q_switch *sw)
+                                 const q_switch *sw, const q_switch *prev)
 {
     char msg[256];
     datadir_identity id = {.cid = *cid, .set_digest = set->digest, .epoch = set->epoch};
@@ -768,6 +770,13 @@ static int member_write_identity(member *m, const struct seqd_cid *cid, const q_
         id.sw_old_inc = sw->old_inc;
         snprintf(id.sw_old, sizeof id.sw_old, "%s", sw->old_addr);
         snprintf(id.sw_new, sizeof id.sw_new, "%s", sw->new_addr);
+    }
+    if (set->epoch > 1 && prev) {
+        id.has_prev = true;
+        id.prev_slot = prev->slot;
+        id.prev_old_inc = prev->old_inc;
+        snprintf(id.prev_old, sizeof id.prev_old, "%s", prev->old_addr);
+        snprintf(id.prev_new, sizeof id.prev_new, "%s", prev->new_addr);
     }
     if (datadir_write_identity(m->cfg.data_dir, &id, msg, sizeof msg) < 0) {
         member_log(m, MLOG_ERROR, "cannot record identity: %s; exiting", msg);
@@ -783,7 +792,7 @@ static int member_write_identity(member *m, const struct seqd_cid *cid, const q_
  * calls done only then), or at COMMIT (a prepared member never voted). */
 static int member_record_identity(member *m, const struct seqd_cid *cid)
 {
-    if (member_write_identity(m, cid, &m->set, &m->sw) < 0)
+    if (member_write_identity(m, cid, &m->set, &m->sw, m->has_prev ? &m->prev_sw : NULL) < 0)
         return -1;
     m->cfg.mode = RECOVERY_INITIALIZED;
     m->cfg.cid = *cid;
@@ -860,14 +869,24 @@ static uint64_t member_recorded_counter(const member *m, int slot)
 static int member_adopt(member *m, const q_set *next, const q_switch *sw, const char *how)
 {
     assert(next->n == m->set.n && next->epoch != m->set.epoch);
-    if (m->cfg.mode == RECOVERY_INITIALIZED && member_write_identity(m, &m->cfg.cid, next, sw) < 0)
+    bool forward = next->epoch > m->set.epoch;
+    /* Forward: sw leads to next, and what led here becomes the previous
+     * switch. Back (a drop): the previous switch leads to next again. */
+    q_switch led = forward ? *sw : m->prev_sw;
+    bool has_led = forward || m->has_prev || next->epoch == 0;
+    q_switch before = m->sw;
+    bool has_before = forward && m->set.epoch > 0;
+    assert(has_led);
+    if (m->cfg.mode == RECOVERY_INITIALIZED &&
+        member_write_identity(m, &m->cfg.cid, next, &led, has_before ? &before : NULL) < 0)
         return -1;
     int slot = sw->slot;
     char was[SEQD_ADDR_MAX + 1];
     snprintf(was, sizeof was, "%s", m->set.addr[slot]);
     m->set = *next;
-    if (next->epoch > sw->epoch)
-        m->sw = *sw;
+    m->sw = led;
+    m->prev_sw = before;
+    m->has_prev = has_before;
     member_set_views(m);
     m->heard_us[slot] = 0;
     if (slot != m->cfg.self) {
@@ -971,15 +990,16 @@ static int member_switch_record(member *m, const q_switch *sw, bool force, char 
 }
 
 /* Only an incomplete switch may be dropped, and only the new host, which
- * never voted, asks for it (quorum/epoch.h). Dropping back to an epoch
- * above 0 would need the switch that led there, which IDENTITY does not
- * keep: refused (the operator replaces again instead). */
+ * never voted, asks for it (quorum/epoch.h). Back at epoch E > 0 the
+ * member needs the switch that led to E (IDENTITY's prev_switch): one
+ * that does not have it (it learned E+1 without having held E) refuses. */
 static int member_switch_drop(member *m, const q_switch *sw, char *why, size_t whylen)
 {
     q_set prev;
-    if (sw->epoch > 0 || epoch_revert(&m->set, sw, &prev) < 0) {
-        snprintf(why, whylen, "cannot drop the switch of epoch %llu here (this member is at epoch %llu)",
-                 (unsigned long long)sw->epoch, (unsigned long long)m->set.epoch);
+    if ((sw->epoch > 0 && !m->has_prev) || epoch_revert(&m->set, sw, &prev) < 0) {
+        snprintf(why, whylen, "cannot drop the switch of epoch %llu here (this member is at epoch "
+                 "%llu and does not know what led to epoch %llu)", (unsigned long long)sw->epoch,
+                 (unsigned long long)m->set.epoch, (unsigned long long)sw->epoch);
         return ERR_SWITCH_REFUSED;
     }
     char how[SEQD_ADDR_MAX + 64];
@@ -1214,6 +1234,10 @@ member *member_new(struct event_base *base, const member_config *cfg, seqlog *lo
         m->set = *cfg->set;
         if (cfg->set->epoch > 0)
             m->sw = *cfg->last_switch;
+        if (cfg->set->epoch > 1 && cfg->prev_switch) {
+            m->prev_sw = *cfg->prev_switch;
+            m->has_prev = true;
+        }
     } else if (epoch_init(&m->set, cfg->members, cfg->n) < 0) {
         snprintf(err, errlen, "bad member set");
         free(m);

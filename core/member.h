@@ -67,6 +67,7 @@ typedef struct member_config {
      * to set->epoch (set->epoch > 0). */
     const struct q_set *set;
     const struct q_switch *last_switch;
+    const struct q_switch *prev_switch;   /* what led to set->epoch - 1; NULL: unknown */
 } member_config;
 
 #define MEMBER_DEFAULT_EXHAUSTION_ALARM 0.5

@@ -13,6 +13,8 @@
  * and, in IDENTITY once a member was replaced (DESIGN.md §6, quorum/epoch.h),
  *     epoch=<E>\n
  *     switch=<slot> <OLD's incarnation counter> <OLD> <NEW>\n
+ *     prev_switch=<slot> <counter> <OLD> <NEW>\n     (E >= 2, optional: the
+ *                                                   one that led to E-1)
  * where members is then in slot order (the set of epoch E, which the
  * switch from E-1 led to) and set_digest is xxh64(members, seed E): the
  * epoch-0 case is the line above. They are replaced atomically: written to NAME.tmp, fsync'd, renamed over
@@ -165,29 +167,43 @@ static int datadir_hex(const char *s, size_t n, uint8_t *out)
     return 0;
 }
 
+/* One "KEY=<slot> <inc> <OLD> <NEW>\n" line. */
+static int datadir_parse_switch(const char *l, const char *key, int *slot, uint64_t *inc, char *old,
+                                char *new_)
+{
+    char fmt[80];
+    unsigned long long v;
+    int used = 0;
+    snprintf(fmt, sizeof fmt, "%s=%%d %%llu %%%us %%%us%%n", key, SEQD_ADDR_MAX, SEQD_ADDR_MAX);
+    if (sscanf(l, fmt, slot, &v, old, new_, &used) != 4 || l[used] != '\n' || l[used + 1] != '\0' ||
+        *slot < 0 || *slot >= SEQD_MAX_MEMBERS)
+        return -1;
+    *inc = v;
+    return 0;
+}
+
 /* The optional epoch lines after members= (see the top). */
 static int datadir_parse_epoch(FILE *f, datadir_identity *id)
 {
     char l[2 * SEQD_ADDR_MAX + 96];
     if (!fgets(l, sizeof l, f))
         return 0;   /* epoch 0 */
-    unsigned long long e, inc;
-    int slot, used = 0;
+    unsigned long long e;
+    int used = 0;
     char sw[sizeof l];
     if (sscanf(l, "epoch=%llu\n%n", &e, &used) != 1 || used != (int)strlen(l) || e == 0 ||
-        !fgets(sw, sizeof sw, f))
-        return -1;
-    char fmt[64];
-    snprintf(fmt, sizeof fmt, "switch=%%d %%llu %%%us %%%us%%n", SEQD_ADDR_MAX, SEQD_ADDR_MAX);
-    used = 0;
-    if (sscanf(sw, fmt, &slot, &inc, id->sw_old, id->sw_new, &used) != 4 || sw[used] != '\n' ||
-        sw[used + 1] != '\0' || slot < 0 || slot >= SEQD_MAX_MEMBERS || fgetc(f) != EOF)
+        !fgets(sw, sizeof sw, f) ||
+        datadir_parse_switch(sw, "switch", &id->sw_slot, &id->sw_old_inc, id->sw_old, id->sw_new) < 0)
         return -1;
     id->epoch = e;
     id->has_switch = true;
-    id->sw_slot = slot;
-    id->sw_old_inc = inc;
-    return 0;
+    if (fgets(sw, sizeof sw, f)) {
+        if (e < 2 || datadir_parse_switch(sw, "prev_switch", &id->prev_slot, &id->prev_old_inc,
+                                          id->prev_old, id->prev_new) < 0)
+            return -1;
+        id->has_prev = true;
+    }
+    return fgetc(f) == EOF ? 0 : -1;
 }
 
 /* Parses "KEY=<32 hex>\nset_digest=<16 hex>\nmembers=LIST\n", or, for the
@@ -302,7 +318,7 @@ static int datadir_write_file(const char *dir, const char *file, const char *key
     }
     char hex[SEQD_CID_HEX];
     seqd_cid_hex(&id->cid, hex);
-    char buf[DATADIR_MEMBERS_MAX + 2 * SEQD_ADDR_MAX + 192];
+    char buf[DATADIR_MEMBERS_MAX + 4 * SEQD_ADDR_MAX + 256];
     int n = snprintf(buf, sizeof buf, "%s=%s\nset_digest=%016llx\nmembers=%s\n", key, hex,
                      (unsigned long long)id->set_digest, id->members);
     if (id->epoch > 0) {
@@ -313,6 +329,10 @@ static int datadir_write_file(const char *dir, const char *file, const char *key
         n += snprintf(buf + n, sizeof buf - (size_t)n, "epoch=%llu\nswitch=%d %llu %s %s\n",
                       (unsigned long long)id->epoch, id->sw_slot,
                       (unsigned long long)id->sw_old_inc, id->sw_old, id->sw_new);
+        if (id->has_prev && id->epoch >= 2 && !strchr(id->prev_old, ' ') && !strchr(id->prev_new, ' '))
+            n += snprintf(buf + n, sizeof buf - (size_t)n, "prev_switch=%d %llu %s %s\n",
+                          id->prev_slot, (unsigned long long)id->prev_old_inc, id->prev_old,
+                          id->prev_new);
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {

@@ -32,6 +32,12 @@ typedef struct datadir_identity {
     int sw_slot;
     uint64_t sw_old_inc;
     char sw_old[SEQD_ADDR_MAX + 1], sw_new[SEQD_ADDR_MAX + 1];
+    /* The switch that led to epoch - 1 (epoch >= 2), kept so that an
+     * incomplete switch can be dropped back to it. */
+    bool has_prev;
+    int prev_slot;
+    uint64_t prev_old_inc;
+    char prev_old[SEQD_ADDR_MAX + 1], prev_new[SEQD_ADDR_MAX + 1];
 } datadir_identity;
 
 /* Creates dir if missing and takes its lock. Returns the lock fd (keep it

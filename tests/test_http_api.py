@@ -76,8 +76,14 @@ class Cluster:
     def up(self):
         for i in range(3):
             self.start(i)
-        time.sleep(0.3)
-        self.cli("init", "--timeout", "10000")
+        # init needs every member listening: on a loaded machine that can
+        # take longer than a moment, so ask again for a few seconds.
+        for _ in range(50):
+            time.sleep(0.2)
+            r = self.cli("init", "--timeout", "10000", expect=None)
+            if r.returncode == 0 or "down or unreachable" not in r.stderr:
+                break
+        check(r.returncode == 0, "seqd init: exit %d: %s%s" % (r.returncode, r.stdout, r.stderr))
         self.wait_ready()
 
     def wait_ready(self):

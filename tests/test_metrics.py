@@ -84,8 +84,13 @@ def main():
                 [SEQD, "serve", "--listen", addrs[i], "--peers", peers, "--data",
                  os.path.join(root, "d%d" % i), "--round-timeout", "200",
                  "--http", "127.0.0.1:%d" % http[i]], stdout=log, stderr=log))
-        time.sleep(0.3)
-        seqd("init", "--servers", servers, "--timeout", "10000")
+        for _ in range(50):   # every member must listen first: ask again for a while
+            time.sleep(0.2)
+            r = subprocess.run([SEQD, "init", "--servers", servers, "--timeout", "10000"],
+                               capture_output=True, text=True)
+            if r.returncode == 0 or "down or unreachable" not in r.stderr:
+                break
+        check(r.returncode == 0, "seqd init: %s" % r.stderr)
         for _ in range(200):
             if subprocess.run([SEQD, "status", "--servers", servers],
                               capture_output=True).returncode == 0:
