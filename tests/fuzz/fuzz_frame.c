@@ -81,23 +81,27 @@ static int msg_eq(const seqd_msg *a, const seqd_msg *b)
         return a->u.hello.round_ms == b->u.hello.round_ms &&
                a->u.hello.cluster_id == b->u.hello.cluster_id &&
                inc_eq(&a->u.hello.inc, &b->u.hello.inc) &&
-               a->u.hello.addr_len == b->u.hello.addr_len &&
+               a->u.hello.addr_len == b->u.hello.addr_len && a->u.hello.epoch == b->u.hello.epoch &&
                (a->u.hello.addr_len == 0 ||
                 memcmp(a->u.hello.addr, b->u.hello.addr, a->u.hello.addr_len) == 0);
     case MSG_READ:
-        return a->u.read.name.len == b->u.read.name.len &&
+        return a->u.read.epoch == b->u.read.epoch && a->u.read.digest == b->u.read.digest &&
+               a->u.read.name.len == b->u.read.name.len &&
                memcmp(a->u.read.name.s, b->u.read.name.s, a->u.read.name.len) == 0;
     case MSG_VALUE:
     case MSG_NACK:
         return a->u.value.cur == b->u.value.cur && inc_eq(&a->u.value.inc, &b->u.value.inc);
     case MSG_ACCEPT:
-        return a->u.accept.expect == b->u.accept.expect && a->u.accept.new_ == b->u.accept.new_ &&
+        return a->u.accept.epoch == b->u.accept.epoch && a->u.accept.digest == b->u.accept.digest &&
+               a->u.accept.expect == b->u.accept.expect && a->u.accept.new_ == b->u.accept.new_ &&
                a->u.accept.name.len == b->u.accept.name.len &&
                memcmp(a->u.accept.name.s, b->u.accept.name.s, a->u.accept.name.len) == 0;
     case MSG_ACK:
         return a->u.ack.new_ == b->u.ack.new_ && inc_eq(&a->u.ack.inc, &b->u.ack.inc);
     case MSG_SNAP_REQ:
-        return a->u.snap_req.start == b->u.snap_req.start &&
+        return a->u.snap_req.epoch == b->u.snap_req.epoch &&
+               a->u.snap_req.digest == b->u.snap_req.digest &&
+               a->u.snap_req.start == b->u.snap_req.start &&
                inc_eq(&a->u.snap_req.inc, &b->u.snap_req.inc);
     case MSG_STOPPED:
         return inc_eq(&a->u.stopped.inc, &b->u.stopped.inc);
@@ -132,6 +136,29 @@ static int msg_eq(const seqd_msg *a, const seqd_msg *b)
         return a->u.list.start == b->u.list.start && a->u.list.prefix_len == b->u.list.prefix_len &&
                (a->u.list.prefix_len == 0 ||
                 memcmp(a->u.list.prefix, b->u.list.prefix, a->u.list.prefix_len) == 0);
+    case MSG_SWITCH:
+        return a->u.sw.op == b->u.sw.op && a->u.sw.flags == b->u.sw.flags &&
+               a->u.sw.slot == b->u.sw.slot && a->u.sw.epoch == b->u.sw.epoch &&
+               a->u.sw.old_inc == b->u.sw.old_inc && a->u.sw.old_len == b->u.sw.old_len &&
+               a->u.sw.new_len == b->u.sw.new_len &&
+               (a->u.sw.old_len == 0 || memcmp(a->u.sw.old_addr, b->u.sw.old_addr, a->u.sw.old_len) == 0) &&
+               (a->u.sw.new_len == 0 || memcmp(a->u.sw.new_addr, b->u.sw.new_addr, a->u.sw.new_len) == 0);
+    case MSG_SWITCH_REPLY:
+        return a->u.sw_reply.state == b->u.sw_reply.state && a->u.sw_reply.slot == b->u.sw_reply.slot &&
+               a->u.sw_reply.old_alive == b->u.sw_reply.old_alive &&
+               a->u.sw_reply.epoch == b->u.sw_reply.epoch && a->u.sw_reply.digest == b->u.sw_reply.digest &&
+               a->u.sw_reply.old_inc == b->u.sw_reply.old_inc &&
+               a->u.sw_reply.slots_len == b->u.sw_reply.slots_len &&
+               (a->u.sw_reply.slots_len == 0 ||
+                memcmp(a->u.sw_reply.slots, b->u.sw_reply.slots, a->u.sw_reply.slots_len) == 0) &&
+               a->u.sw_reply.last_slot == b->u.sw_reply.last_slot &&
+               a->u.sw_reply.last_old_inc == b->u.sw_reply.last_old_inc &&
+               a->u.sw_reply.last_old_len == b->u.sw_reply.last_old_len &&
+               a->u.sw_reply.last_new_len == b->u.sw_reply.last_new_len &&
+               (a->u.sw_reply.last_old_len == 0 ||
+                memcmp(a->u.sw_reply.last_old, b->u.sw_reply.last_old, a->u.sw_reply.last_old_len) == 0) &&
+               (a->u.sw_reply.last_new_len == 0 ||
+                memcmp(a->u.sw_reply.last_new, b->u.sw_reply.last_new, a->u.sw_reply.last_new_len) == 0);
     case MSG_LIST_CHUNK:
         return a->u.list_chunk.next == b->u.list_chunk.next &&
                a->u.list_chunk.flags == b->u.list_chunk.flags &&
@@ -181,6 +208,17 @@ static void check_bounds(const seqd_msg *m, const uint8_t *frame, size_t flen)
         break;
     case MSG_TOKEN:
         CHECK(in_frame(m->u.token.token, m->u.token.len, frame, flen));
+        break;
+    case MSG_SWITCH:
+        CHECK(m->u.sw.old_len <= SEQD_ADDR_MAX && m->u.sw.new_len <= SEQD_ADDR_MAX);
+        CHECK(in_frame(m->u.sw.old_addr, m->u.sw.old_len, frame, flen));
+        CHECK(in_frame(m->u.sw.new_addr, m->u.sw.new_len, frame, flen));
+        break;
+    case MSG_SWITCH_REPLY:
+        CHECK(m->u.sw_reply.slots_len <= SEQD_SLOTS_MAX);
+        CHECK(in_frame(m->u.sw_reply.slots, m->u.sw_reply.slots_len, frame, flen));
+        CHECK(in_frame(m->u.sw_reply.last_old, m->u.sw_reply.last_old_len, frame, flen));
+        CHECK(in_frame(m->u.sw_reply.last_new, m->u.sw_reply.last_new_len, frame, flen));
         break;
     case MSG_LIST:
         CHECK(m->u.list.prefix_len <= SEQD_NAME_MAX);
