@@ -14,6 +14,7 @@
 
 #include <event2/event.h>
 
+#include "../net/addr.h"
 #include "../net/peer.h"
 #include "../quorum/acceptor.h"
 #include "../quorum/coord.h"
@@ -931,7 +932,7 @@ static void member_told_epoch(member *m, int who, const char *why)
         member_die(m);
         return;
     }
-    if (has && e >= 1 && sw.epoch == m->set.epoch && sw.slot != who &&
+    if (has && e >= 1 && sw.epoch == m->set.epoch && sw.slot != who && member_addr_ok(sw.new_addr) &&
         epoch_apply(&m->set, &sw, &next, reason, sizeof reason) == 0 && next.digest == d) {
         char how[SEQD_ADDR_MAX + 64];
         snprintf(how, sizeof how, "learned from %s", m->cfg.members[who]);
@@ -948,6 +949,15 @@ static void member_told_epoch(member *m, int who, const char *why)
                                        : "this member missed a replacement it cannot adopt from "
                                          "here (more than one epoch behind, or no switch from its epoch)");
     }
+}
+
+/* An address a switch may name: HOST:PORT, nothing an IDENTITY line or a
+ * comma-joined set could not carry. */
+static bool member_addr_ok(const char *a)
+{
+    char host[SEQD_ADDR_MAX + 1];
+    uint16_t port;
+    return strpbrk(a, ", \t\n") == NULL && addr_split(a, strlen(a), host, sizeof host, &port) == 0;
 }
 
 /* Whether this member's epoch came from exactly sw (any old incarnation). */
@@ -1018,6 +1028,10 @@ int member_switch(member *m, const seqd_msg *req, seqd_msg *reply, char *slots_b
     }
     memcpy(sw.old_addr, req->u.sw.old_addr, req->u.sw.old_len);
     memcpy(sw.new_addr, req->u.sw.new_addr, req->u.sw.new_len);
+    if (!member_addr_ok(sw.old_addr) || !member_addr_ok(sw.new_addr)) {
+        snprintf(why, whylen, "a switch names two HOST:PORT addresses");
+        return ERR_BAD_REQUEST;
+    }
     if (m->stopping) {
         snprintf(why, whylen, "shutting down");
         return ERR_SHUTDOWN;
