@@ -34,7 +34,9 @@
  * that lost its data never ends as committed, a committed member was
  * prepared for that id and its table is empty, an initialized member stays
  * in its cluster, and every member is initialized with the one id init
- * committed (a stray id is only ever prepared, never committed).
+ * committed (a stray id is only ever prepared, never committed). When the
+ * run has gone quiet, no coordinator still holds a sequence: each was idle
+ * past its idle time and dropped (coord.h).
  */
 #ifndef SEQD_TEST_SIM_H
 #define SEQD_TEST_SIM_H
@@ -106,6 +108,8 @@ typedef struct sim_cfg {
     bool floor_trusts_reads; /* mutation: a floor whose h (learned or read) is
                                 already >= V ends at once, with no round
                                 (coord_set_floor_trusts_reads) */
+    uint64_t coord_idle_us;  /* coordinators drop a sequence idle this long
+                                (coord_set_idle); 0 = their default */
 } sim_cfg;
 
 typedef struct sim_result {
@@ -137,6 +141,10 @@ typedef struct sim_result {
     uint64_t broken_at_us;
     uint64_t floors, floors_ok, floor_violations;
     uint64_t reads_ok, read_violations;   /* floor ops seen ok by clients, by coordinators */
+    /* coordinators' state: sequences dropped, replies that found no phase
+     * in flight, and sequences still held once the run went quiet (every
+     * sequence is idle then, and must have been dropped: 0) */
+    uint64_t evictions, late_replies, held_end;
 } sim_result;
 
 /* Defaults: R = 10 ms, 300 ms of load from 6 clients on 2 names, deadline
