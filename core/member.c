@@ -450,6 +450,7 @@ void member_get_metrics(const member *m, member_metrics *out)
                             .rounds_failed = m->rounds_failed,
                             .headroom = &m->headroom,
                             .floors = cs.floors,
+                            .coord_held = cs.held, .coord_evictions = cs.evictions,
                             .fetch_latency = &m->fetch_latency,
                             .round_latency = &m->round_latency,
                             .fsync_latency = &m->fsync_latency};
