@@ -78,7 +78,8 @@ void coord_submit_read(coord *c, const struct seqd_name *name, uint64_t deadline
                        coord_done_fn done, void *arg);
 
 /* A reply (VALUE, ACK, NACK, REPLY_ERR) from member i to a request this
- * coordinator sent. Unknown or late reqids are ignored. */
+ * coordinator sent. A reqid of no phase in flight (an ended round, a
+ * dropped sequence) is ignored and counted in late_replies. */
 void coord_on_reply(coord *c, int member, const seqd_msg *reply);
 
 void coord_fail_all(coord *c, int err);
