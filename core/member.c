@@ -512,6 +512,7 @@ void member_get_metrics(const member *m, member_metrics *out)
                             .rounds_failed = m->rounds_failed,
                             .headroom = &m->headroom,
                             .floors = cs.floors,
+                            .coord_held = cs.held, .coord_evictions = cs.evictions,
                             .fetch_latency = &m->fetch_latency,
                             .round_latency = &m->round_latency,
                             .fsync_latency = &m->fsync_latency};
@@ -840,6 +841,7 @@ static void member_recovered(void *arg, int err, bool committed, const struct se
 /* ---- epochs and switches (DESIGN.md §6, quorum/epoch.h) ----------------- */
 
 static void member_set_views(member *m);
+static bool member_addr_ok(const char *a);
 
 uint64_t member_epoch(const member *m) { return m->set.epoch; }
 

@@ -174,6 +174,7 @@ typedef struct member_metrics {
     const struct headroom *headroom;            /* the exhaustion alarm */
     uint64_t log_bytes, log_writes, log_compactions, log_write_errors;
     uint64_t sequences;
+    uint64_t coord_held, coord_evictions;       /* the coordinator's sequences (coord.h) */
     int peers_up;                               /* links to other members up */
     const histogram *fetch_latency;             /* member_fetch to its done, µs */
     const histogram *round_latency;             /* coordinator rounds, start to end */

@@ -157,6 +157,8 @@ static void http_metrics(front_http *f, struct evhttp_request *req)
     metric(b, "seqd_members", "gauge", "Members in the cluster (N).", st->n_members);
     metric(b, "seqd_peers_up", "gauge", "Links to other members that are up.", (unsigned long long)mm.peers_up);
     metric(b, "seqd_sequences", "gauge", "Sequences held in this member's table.", mm.sequences);
+    metric(b, "seqd_coord_sequences_held", "gauge", "Sequences this coordinator holds state for (in use lately).", mm.coord_held);
+    metric(b, "seqd_coord_evictions_total", "counter", "Idle sequences whose coordinator state was dropped.", mm.coord_evictions);
     metrics_headroom(b, mm.headroom);
     metrics_histogram(b, mm.fetch_latency, "seqd_fetch_duration_seconds",
                       "Time from a fetch's arrival at the member to its reply.");

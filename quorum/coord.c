@@ -1,9 +1,10 @@
 /* quorum/coord.c — the coordinator of DESIGN.md §2; see coord.h.
  *
- * Per sequence S a FIFO queue of requests and up to `pipeline` rounds in
- * flight (struct cround, each with its own phase, reqid, batch and R
- * timer). A round serves a batch: queued requests in arrival order, up to
- * SEQD_COUNT_MAX IDs.
+ * Per sequence S (struct cseq, held only while it is in use: see STATE AND
+ * EVICTION below) a FIFO queue of requests and up to `pipeline` rounds in
+ * flight (struct cround, allocated when the round starts and freed when it
+ * ends, each with its own phase, reqid, batch and R timer). A round serves
+ * a batch: queued requests in arrival order, up to SEQD_COUNT_MAX IDs.
  *
  *   queue --KICK (timer 0) or a round's end--> pump: start rounds
  *   round: [READ --Q VALUEs-->] ACCEPT --Q fresh ACKs--> commit: slice
@@ -65,9 +66,27 @@
  * round counts an ACK older than R — a timer alone would not ensure that,
  * because a stalled process may run its reply handlers before its timers.
  *
- * reqid layout: bit 63 clear (Q_REQID_RECOVERY belongs to recovery), bits
- * 32..62 the sequence's index, bits 0..31 the phase's id; a reply whose id
- * matches none of the sequence's rounds in flight is late and ignored.
+ * REQIDS. Every phase of every round gets the next value of one counter
+ * per coordinator (bit 63 clear: Q_REQID_RECOVERY belongs to recovery;
+ * a random start below 2^62, so that a restarted member does not begin
+ * where its previous process was, and 2^62 phases before it could wrap).
+ * An id is never given twice by one coordinator, so an index reqid ->
+ * round in flight (c->inflight) is all a reply is matched by: a reply to a
+ * phase that ended, to a round that was freed or to a sequence that was
+ * evicted finds nothing there and is counted as late (st.late_replies),
+ * never as a reply to a newer round of the same sequence.
+ *
+ * STATE AND EVICTION. A sequence's state (cseq: queue, rounds in flight,
+ * the learned h of the fast path, the failure streak) is created when a
+ * request for it arrives. When it has no round in flight, no queued
+ * request and no timer of its own pending, it is idle: it goes to the
+ * tail of the idle list (c->idle_head..tail, in the order it became idle,
+ * so by idle_since), and leaves it at its next request. A sweep timer
+ * drops the sequences that stayed idle for idle_us (default max(5 s, 4R)),
+ * at most COORD_SWEEP_SLICE per firing, so that no firing is longer than
+ * a bounded slice, however many sequences expire together (the next
+ * slice runs from a 0 timer, after what the loop has queued meanwhile).
+ * Why dropping a sequence is safe: see seq_evict.
  *
  * done callbacks may call coord_submit, never coord_fail_all / coord_free.
  * While they run (s->busy) a submit only queues; the code that ran them
@@ -75,11 +94,12 @@
  */
 #include "coord.h"
 
+#include <assert.h>
 #include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
 
 #include "qmem.h"
-
-#include <assert.h>
 
 #define COORD_BACKOFF_BASE_US 200u
 #define COORD_BACKOFF_CAP_US 20000u
@@ -106,24 +126,26 @@ typedef struct creq_list {
 } creq_list;
 
 enum cround_phase {
-    CR_FREE,      /* slot unused */
     CR_READ,      /* READ sent to all, collecting the first Q VALUEs */
     CR_ACCEPT     /* ACCEPT sent to all, counting ACKs */
 };
 
 struct cseq;
 
+/* A round in flight: allocated by round_new, freed by round_end, and not
+ * reachable from anywhere (s->rounds, c->inflight, its timer) once freed. */
 typedef struct cround {
     struct cseq *s;
+    struct cround *next;    /* the sequence's rounds in flight, oldest first */
     enum cround_phase phase;
     creq_list batch;        /* served by this round, arrival order */
     void *timer;            /* the phase's R */
-    uint32_t rid;           /* id of the phase in flight */
+    uint64_t reqid;         /* id of the phase in flight (in c->inflight) */
     uint32_t answered;      /* members that replied in this phase */
     int oks, bad;
     int storage_errs;       /* members that could not write their log */
     uint64_t sent_us;
-    uint64_t start_us;      /* when the slot was taken: the round's latency */
+    uint64_t start_us;      /* when the round started: its latency */
     uint64_t h, new_;       /* READ: max VALUE so far; ACCEPT: the round */
     uint64_t seen;          /* largest cur seen in this phase's replies */
     uint64_t cur[SEQD_MAX_MEMBERS];  /* ACCEPT: each answering member's cur after it */
@@ -133,26 +155,36 @@ typedef struct cround {
 _Static_assert(SEQD_MAX_MEMBERS <= sizeof(uint32_t) * 8,
                "cround.answered and cround.known hold one bit per member");
 
+/* One sequence's state: about 150 bytes and its name, while held. */
 typedef struct cseq {
+    struct cseq *hnext;     /* chain of its bucket in c->seqs */
+    struct cseq *iprev, *inext;  /* the idle list, while idle */
     struct coord *c;
-    uint32_t idx;
-    struct seqd_name name;
     creq_list queue;        /* waiting, arrival order */
-    cround rounds[COORD_PIPELINE_MAX];
-    int nflight;            /* rounds not CR_FREE */
-    int busy;               /* done callbacks may be running: only queue */
-    bool draining;          /* a round failed: start nothing until nflight == 0 */
-    bool backoff;           /* step_timer is a BACKOFF, not a KICK */
+    cround *rounds;         /* in flight, oldest first (nflight of them) */
     void *step_timer;       /* KICK (0) or BACKOFF */
     void *deadline_timer;
     uint64_t deadline_at;   /* when deadline_timer fires */
     uint64_t learned;       /* h for the fast path, if learned_ok */
-    bool learned_ok;
     uint64_t head;          /* new of the last ACCEPT sent, while nflight > 0 */
-    bool head_ok;
-    int fails;              /* failed rounds in a row */
     uint64_t storage_fail_us;  /* when a round last failed on disk errors, 0 if never */
+    uint64_t idle_since;    /* on the idle list: since when */
+    int nflight;            /* rounds in flight */
+    int busy;               /* done callbacks may be running: only queue */
+    int fails;              /* failed rounds in a row */
+    bool draining;          /* a round failed: start nothing until nflight == 0 */
+    bool backoff;           /* step_timer is a BACKOFF, not a KICK */
+    bool learned_ok;
+    bool head_ok;
+    bool idle;              /* on the idle list */
+    uint8_t name_len;
+    char name[];            /* name_len bytes and a NUL */
 } cseq;
+
+/* Sweeps drop at most this many idle sequences per timer firing. */
+#define COORD_SWEEP_SLICE 256
+#define COORD_IDLE_MIN_US 5000000u
+#define COORD_MIN_BUCKETS 64u
 
 struct coord {
     q_env env;
@@ -162,14 +194,28 @@ struct coord {
     coord_stats st;
     coord_round_fn observe;     /* NULL: nobody measures rounds */
     void *observe_arg;
-    map *names;            /* name -> index in seqs */
+    /* Sequences held: chained hash by name (XXH3 with a random seed, so
+     * that clients cannot choose colliding names), at most one per bucket
+     * on average; resized by doubling / halving, O(held) at that moment,
+     * amortized O(1) per insertion or eviction. */
     cseq **seqs;
-    size_t nseqs, cap;
-    uint32_t next_rid;
+    size_t nbuckets, nheld;
+    uint64_t hash_seed;
+    int frozen;                 /* > 0: no resize (an iteration is running) */
+    /* Rounds in flight by reqid: open addressing, linear probing, at most
+     * half full, deletion by backward shift (no tombstones). */
+    cround **inflight;
+    size_t inflight_cap, ninflight;
+    uint64_t next_reqid;
     uint64_t next_arrival;
+    /* Idle sequences, by idle_since, and the timer that evicts them. */
+    cseq *idle_head, *idle_tail;
+    uint64_t idle_us;
+    void *sweep_timer;
 };
 
 static void seq_pump(cseq *s);
+static void seq_settle(cseq *s);
 
 coord *coord_new(const q_env *env)
 {
@@ -178,15 +224,30 @@ coord *coord_new(const q_env *env)
     c->fast_path = true;
     c->coalescing = true;
     c->pipeline = COORD_PIPELINE_DEFAULT;
-    c->names = q_map_new();
-    /* Random first id: a restarted member does not reuse its old ids. */
-    c->next_rid = (uint32_t)env->random(env->ctx);
+    c->nbuckets = COORD_MIN_BUCKETS;
+    c->seqs = q_xcalloc(c->nbuckets, sizeof *c->seqs);
+    c->inflight_cap = COORD_MIN_BUCKETS;
+    c->inflight = q_xcalloc(c->inflight_cap, sizeof *c->inflight);
+    /* Random first id: a restarted member does not reuse its old ids. One
+     * draw for both it and the hash seed (a splitmix64 step apart), so
+     * that the simulator's seeds replay the schedules they always did. */
+    uint64_t x = env->random(env->ctx);
+    c->next_reqid = (x >> 2) | 1;
+    x += UINT64_C(0x9E3779B97F4A7C15);
+    x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
+    c->hash_seed = x ^ (x >> 31);
+    c->idle_us = 4 * env->round_us > COORD_IDLE_MIN_US ? 4 * env->round_us : COORD_IDLE_MIN_US;
     return c;
 }
 
 void coord_set_fast_path(coord *c, bool on) { c->fast_path = on; }
 void coord_set_coalescing(coord *c, bool on) { c->coalescing = on; }
-void coord_get_stats(const coord *c, coord_stats *s) { *s = c->st; }
+void coord_get_stats(const coord *c, coord_stats *s)
+{
+    *s = c->st;
+    s->held = c->nheld;
+}
 
 void coord_set_pipeline(coord *c, int depth)
 {
@@ -341,9 +402,8 @@ static void seq_arm_deadline(cseq *s)
 {
     coord *c = s->c;
     uint64_t m = list_min_deadline(&s->queue, UINT64_MAX);
-    for (int i = 0; i < COORD_PIPELINE_MAX; i++)
-        if (s->rounds[i].phase != CR_FREE)
-            m = list_min_deadline(&s->rounds[i].batch, m);
+    for (const cround *r = s->rounds; r; r = r->next)
+        m = list_min_deadline(&r->batch, m);
     if (m == UINT64_MAX) {
         coord_timer_stop(c, &s->deadline_timer);
         return;
@@ -374,9 +434,8 @@ static void seq_expire(cseq *s)
     creq_list dead = {0};
     uint64_t now = coord_now(s->c);
     list_split_expired(&s->queue, now, &dead);
-    for (int i = 0; i < COORD_PIPELINE_MAX; i++)
-        if (s->rounds[i].phase != CR_FREE)
-            list_split_expired(&s->rounds[i].batch, now, &dead);
+    for (cround *r = s->rounds; r; r = r->next)
+        list_split_expired(&r->batch, now, &dead);
     /* Requests that waited behind rounds lost to disk errors did not
      * time out for any other reason either: report the disk. */
     bool disk = s->storage_fail_us && now - s->storage_fail_us < 2 * s->c->env.round_us;
@@ -396,22 +455,106 @@ static void seq_deadline_fire(void *arg)
     s->deadline_timer = NULL;
     seq_expire(s);
     seq_pump(s);   /* a callback may have submitted */
+    seq_settle(s);
 }
 
 /* ---- rounds ------------------------------------------------------------- */
 
 static void round_timer_fire(void *arg);
 
-static uint64_t round_reqid(const cround *r) { return ((uint64_t)r->s->idx << 32) | r->rid; }
+/* ---- the index reqid -> round in flight --------------------------------- */
+
+static size_t inflight_slot(const coord *c, uint64_t reqid)
+{
+    return (size_t)((reqid * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (c->inflight_cap - 1);
+}
+
+static cround *inflight_find(const coord *c, uint64_t reqid)
+{
+    for (size_t i = inflight_slot(c, reqid);; i = (i + 1) & (c->inflight_cap - 1)) {
+        cround *r = c->inflight[i];
+        if (!r || r->reqid == reqid)
+            return r;
+    }
+}
+
+static void inflight_place(coord *c, cround *r)
+{
+    size_t i = inflight_slot(c, r->reqid);
+    while (c->inflight[i]) {
+        assert(c->inflight[i]->reqid != r->reqid);   /* never given twice */
+        i = (i + 1) & (c->inflight_cap - 1);
+    }
+    c->inflight[i] = r;
+}
+
+/* O(cap) when it doubles or halves: amortized over the insertions or
+ * removals since the last resize. */
+static void inflight_resize(coord *c, size_t cap)
+{
+    cround **old = c->inflight;
+    size_t oldcap = c->inflight_cap;
+    c->inflight = q_xcalloc(cap, sizeof *c->inflight);
+    c->inflight_cap = cap;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i])
+            inflight_place(c, old[i]);
+    free(old);
+}
+
+static void inflight_add(coord *c, cround *r)
+{
+    if (2 * (c->ninflight + 1) > c->inflight_cap)
+        inflight_resize(c, 2 * c->inflight_cap);
+    inflight_place(c, r);
+    c->ninflight++;
+}
+
+/* Backward-shift deletion: the entries after the hole that probed past it
+ * move up, so that every lookup still finds them and no tombstone stays. */
+static void inflight_remove(coord *c, cround *r)
+{
+    size_t mask = c->inflight_cap - 1, i = inflight_slot(c, r->reqid);
+    while (c->inflight[i] != r) {
+        assert(c->inflight[i]);   /* r is in the index */
+        i = (i + 1) & mask;
+    }
+    c->inflight[i] = NULL;
+    for (size_t j = (i + 1) & mask; c->inflight[j]; j = (j + 1) & mask) {
+        size_t home = inflight_slot(c, c->inflight[j]->reqid);
+        /* j's entry may fill the hole at i unless its home lies in (i, j]. */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            c->inflight[i] = c->inflight[j];
+            c->inflight[j] = NULL;
+            i = j;
+        }
+    }
+    c->ninflight--;
+    if (c->inflight_cap > COORD_MIN_BUCKETS && 8 * c->ninflight < c->inflight_cap)
+        inflight_resize(c, c->inflight_cap / 2);
+}
+
+/* ---- rounds ------------------------------------------------------------- */
+
+static void round_timer_fire(void *arg);
+
+/* The next id of the coordinator's counter (see REQIDS at the top). */
+static uint64_t coord_next_reqid(coord *c)
+{
+    uint64_t id = c->next_reqid++;
+    assert(!(id & Q_REQID_RECOVERY) && id != 0);
+    return id;
+}
 
 /* A fresh id per phase, so replies to an earlier phase (or another round)
  * are recognized as late by their reqid alone. */
 static void round_new_phase(cround *r, enum cround_phase phase)
 {
     coord *c = r->s->c;
-    if (++c->next_rid == 0)
-        c->next_rid = 1;
-    r->rid = c->next_rid;
+    if (r->reqid)
+        inflight_remove(c, r);
+    r->reqid = coord_next_reqid(c);
+    inflight_add(c, r);
     r->phase = phase;
     r->answered = 0;
     r->oks = r->bad = r->storage_errs = 0;
@@ -422,16 +565,48 @@ static void round_new_phase(cround *r, enum cround_phase phase)
     r->timer = coord_timer(c, c->env.round_us, round_timer_fire, r);
 }
 
-/* Frees the slot; its batch must have been taken already. */
+/* A new round of s, in flight from now on (its phase is sent by
+ * round_send_read / round_send_accept, or it ends at once by round_end). */
+static cround *round_new(cseq *s)
+{
+    cround *r = q_xcalloc(1, sizeof *r);
+    r->s = s;
+    r->phase = CR_READ;
+    r->start_us = coord_now(s->c);
+    cround **tail = &s->rounds;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = r;
+    s->nflight++;
+    return r;
+}
+
+/* Ends the round and frees it: out of the sequence's list, out of the
+ * index (so a reply to it is late from now on), its timer stopped. Its
+ * batch must have been taken already. The caller must not touch r after
+ * this: every caller reads what it needs (h, new_, s) first. */
 static void round_end(cround *r)
 {
-    assert(r->phase != CR_FREE);
+    cseq *s = r->s;
     assert(!r->batch.head && !r->batch.tail);
-    assert(r->s->nflight > 0);
-    coord_timer_stop(r->s->c, &r->timer);
-    r->phase = CR_FREE;
-    r->rid = 0;
-    r->s->nflight--;
+    assert(s->nflight > 0);
+    coord_timer_stop(s->c, &r->timer);
+    if (r->reqid)
+        inflight_remove(s->c, r);
+    cround **p = &s->rounds;
+    while (*p != r) {
+        assert(*p);   /* r is one of s's rounds */
+        p = &(*p)->next;
+    }
+    *p = r->next;
+    s->nflight--;
+    free(r);
+}
+
+static void seq_get_name(const cseq *s, struct seqd_name *n)
+{
+    n->len = s->name_len;
+    memcpy(n->s, s->name, (size_t)s->name_len + 1);
 }
 
 /* A phase's request to every member, this one last. The transport carries
@@ -452,8 +627,8 @@ static void round_send_read(cround *r)
     round_new_phase(r, CR_READ);
     r->h = 0;
     c->st.reads++;
-    seqd_msg m = {.type = MSG_READ, .reqid = round_reqid(r)};
-    m.u.read.name = r->s->name;
+    seqd_msg m = {.type = MSG_READ, .reqid = r->reqid};
+    seq_get_name(r->s, &m.u.read.name);
     coord_send_all(c, &m);
 }
 
@@ -528,29 +703,19 @@ static bool round_send_accept(cround *r, uint64_t h)
     s->head = r->new_;
     s->head_ok = true;
     c->st.rounds++;
-    seqd_msg m = {.type = MSG_ACCEPT, .reqid = round_reqid(r)};
+    seqd_msg m = {.type = MSG_ACCEPT, .reqid = r->reqid};
     m.u.accept.expect = r->h;
     m.u.accept.new_ = r->new_;
-    m.u.accept.name = s->name;
+    seq_get_name(s, &m.u.accept.name);
     coord_send_all(c, &m);
     seq_finish(s, exhausted, ERR_EXHAUSTED);
     return true;
 }
 
-static cround *seq_free_slot(cseq *s)
-{
-    for (int i = 0; i < COORD_PIPELINE_MAX; i++)
-        if (s->rounds[i].phase == CR_FREE) {
-            s->rounds[i].s = s;
-            return &s->rounds[i];
-        }
-    return NULL;
-}
-
 static bool seq_reading(const cseq *s)
 {
-    for (int i = 0; i < COORD_PIPELINE_MAX; i++)
-        if (s->rounds[i].phase == CR_READ)
+    for (const cround *r = s->rounds; r; r = r->next)
+        if (r->phase == CR_READ)
             return true;
     return false;
 }
@@ -570,9 +735,6 @@ static bool seq_start_one(cseq *s)
     bool idle = s->nflight == 0;
     if (!idle && (!c->fast_path || !s->head_ok || seq_reading(s)))
         return false;
-    cround *r = seq_free_slot(s);
-    if (!r)
-        return false;
     creq_list batch = {0};
     seq_take_batch(s, &batch);
     bool read = batch.head && batch.head->read;
@@ -580,10 +742,8 @@ static bool seq_start_one(cseq *s)
         list_merge(&s->queue, &batch);   /* waits for the pipeline to drain */
         return false;
     }
+    cround *r = round_new(s);   /* CR_READ; round_send_* set the real phase */
     r->batch = batch;
-    r->phase = CR_READ;   /* taken; round_send_* set the real phase */
-    r->start_us = coord_now(c);
-    s->nflight++;
     assert(s->nflight <= c->pipeline && c->pipeline <= COORD_PIPELINE_MAX);
     if (read)
         round_send_read(r);   /* a read is a READ phase, never the learned value */
@@ -619,6 +779,7 @@ static void seq_step_fire(void *arg)
     s->step_timer = NULL;
     s->backoff = false;
     seq_pump(s);
+    seq_settle(s);
 }
 
 /* After a round ended. A draining sequence waits for its last round, then
@@ -671,14 +832,14 @@ static void round_commit(cround *r)
     s->learned_ok = true;
     s->fails = 0;
     creq_list done = list_take(&r->batch);
-    uint64_t first = r->h, end = r->new_, now = coord_now(c);
+    uint64_t h = r->h, first = r->h, end = r->new_, now = coord_now(c);
     round_observe(r, true);
-    round_end(r);
+    round_end(r);   /* r is gone: h, first and end hold what is needed */
     s->busy++;
     for (creq *q = done.head, *next; q; q = next) {
         next = q->next;
-        assert(q->span >= 1 && first >= r->h && q->span <= end - first);   /* slice within */
-        assert(q->floor ? q->span == req_need(q, r->h) : q->span == q->count);
+        assert(q->span >= 1 && first >= h && q->span <= end - first);   /* slice within */
+        assert(q->floor ? q->span == req_need(q, h) : q->span == q->count);
         if (q->deadline <= now) {
             c->st.timeouts++;
             q->done(q->arg, ERR_TIMEOUT, 0, 0);
@@ -786,8 +947,10 @@ static void round_failed(cround *r)
 static void round_timer_fire(void *arg)
 {
     cround *r = arg;
+    cseq *s = r->s;
     r->timer = NULL;
-    round_failed(r);   /* R passed without a quorum */
+    round_failed(r);   /* R passed without a quorum; r is gone */
+    seq_settle(s);
 }
 
 /* Too many refusals: Q good replies can no longer arrive. */
@@ -896,16 +1059,13 @@ void coord_on_reply(coord *c, int member, const seqd_msg *reply)
     uint64_t reqid = reply->reqid;
     if ((reqid & Q_REQID_RECOVERY) || member < 0 || member >= c->env.n)
         return;
-    uint64_t idx = reqid >> 32;
-    if (idx >= c->nseqs)
+    /* Only a phase in flight is in the index (see REQIDS at the top). */
+    cround *r = inflight_find(c, reqid);
+    if (!r) {
+        c->st.late_replies++;
         return;
-    cseq *s = c->seqs[idx];
-    cround *r = NULL;
-    for (int i = 0; i < COORD_PIPELINE_MAX && !r; i++)
-        if (s->rounds[i].phase != CR_FREE && s->rounds[i].rid == (uint32_t)reqid)
-            r = &s->rounds[i];
-    if (!r)
-        return;
+    }
+    cseq *s = r->s;
     uint32_t bit = UINT32_C(1) << member;
     if (r->answered & bit)
         return;   /* a duplicate reply is never counted twice */
@@ -917,39 +1077,191 @@ void coord_on_reply(coord *c, int member, const seqd_msg *reply)
         round_on_read_reply(r, reply, fresh);
     else
         round_on_accept_reply(r, member, reply, fresh);
+    seq_settle(s);   /* r may be gone; s stays until a sweep */
+}
+
+/* ---- the sequences held, and their eviction ----------------------------- */
+
+static size_t seqs_bucket(const coord *c, const char *name, uint8_t len)
+{
+    return (size_t)XXH3_64bits_withSeed(name, len, c->hash_seed) & (c->nbuckets - 1);
+}
+
+/* O(held): amortized over the insertions (doubling) or evictions
+ * (halving) since the last resize. */
+static void seqs_resize(coord *c, size_t nbuckets)
+{
+    cseq **old = c->seqs;
+    size_t oldn = c->nbuckets;
+    c->seqs = q_xcalloc(nbuckets, sizeof *c->seqs);
+    c->nbuckets = nbuckets;
+    for (size_t i = 0; i < oldn; i++)
+        for (cseq *s = old[i], *next; s; s = next) {
+            next = s->hnext;
+            size_t b = seqs_bucket(c, s->name, s->name_len);
+            s->hnext = c->seqs[b];
+            c->seqs[b] = s;
+        }
+    free(old);
+}
+
+/* The state of name, created (empty: nothing learned) if it is not held. */
+static cseq *coord_seq(coord *c, const struct seqd_name *name)
+{
+    size_t b = seqs_bucket(c, name->s, name->len);
+    for (cseq *s = c->seqs[b]; s; s = s->hnext)
+        if (s->name_len == name->len && memcmp(s->name, name->s, name->len) == 0)
+            return s;
+    cseq *s = q_xcalloc(1, sizeof *s + (size_t)name->len + 1);
+    s->c = c;
+    s->name_len = name->len;
+    memcpy(s->name, name->s, name->len);
+    s->name[name->len] = '\0';
+    s->hnext = c->seqs[b];
+    c->seqs[b] = s;
+    c->nheld++;
+    if (!c->frozen && c->nheld > c->nbuckets)
+        seqs_resize(c, 2 * c->nbuckets);
+    return s;
+}
+
+static void seqs_unlink(coord *c, cseq *s)
+{
+    cseq **p = &c->seqs[seqs_bucket(c, s->name, s->name_len)];
+    while (*p != s) {
+        assert(*p);   /* s is held */
+        p = &(*p)->hnext;
+    }
+    *p = s->hnext;
+    c->nheld--;
+}
+
+static bool seq_is_idle(const cseq *s)
+{
+    return !s->queue.head && !s->rounds && !s->step_timer && !s->busy;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
+static void coord_sweep_fire(void *arg);
+
+/* Due when the oldest idle sequence has been idle for idle_us, plus an
+ * eighth of it, so that one firing takes the sequences that became idle
+ * close together; at once when the last slice was full. */
+static void coord_arm_sweep(coord *c, bool at_once)
+{
+    if (c->sweep_timer || !c->idle_head)
+        return;
+    uint64_t now = coord_now(c);
+    uint64_t due = sat_add(sat_add(c->idle_head->idle_since, c->idle_us), c->idle_us / 8);
+    if (due == UINT64_MAX)
+        return;   /* never (coord_set_idle(c, UINT64_MAX)) */
+    c->sweep_timer = coord_timer(c, at_once || due <= now ? 0 : due - now, coord_sweep_fire, c);
+}
+
+/* Called at the end of everything that may leave s with nothing to do (a
+ * reply, a timer, coord_fail_all): an idle sequence joins the idle list. */
+static void seq_settle(cseq *s)
+{
+    coord *c = s->c;
+    if (s->idle || !seq_is_idle(s))
+        return;
+    coord_timer_stop(c, &s->deadline_timer);   /* nothing left to time */
+    s->idle = true;
+    s->idle_since = coord_now(c);
+    assert(!c->idle_tail || c->idle_tail->idle_since <= s->idle_since);   /* kept by time */
+    s->iprev = c->idle_tail;
+    s->inext = NULL;
+    if (c->idle_tail)
+        c->idle_tail->inext = s;
+    else
+        c->idle_head = s;
+    c->idle_tail = s;
+    coord_arm_sweep(c, false);
+}
+
+/* A request for s arrived: it is in use again. */
+static void seq_unidle(cseq *s)
+{
+    coord *c = s->c;
+    if (!s->idle)
+        return;
+    if (s->iprev)
+        s->iprev->inext = s->inext;
+    else
+        c->idle_head = s->inext;
+    if (s->inext)
+        s->inext->iprev = s->iprev;
+    else
+        c->idle_tail = s->iprev;
+    s->iprev = s->inext = NULL;
+    s->idle = false;
+}
+
+/* Drops an idle sequence's state entirely; the next request for its name
+ * starts from a fresh cseq. Why that is safe:
+ * - What is dropped is the learned h (and the head, the failure streak,
+ *   the disk-error time): hints, not obligations. A fresh cseq has
+ *   learned_ok = false, so its first round reads a quorum first, exactly
+ *   as for a sequence this coordinator never saw, or after a restart.
+ *   By DESIGN.md §2 any h is safe: an ACCEPT(expect=h) is refused by every
+ *   member whose cur > h, so a stale or missing h costs a READ or a NACKed
+ *   round, never a duplicate; and the read quorum meets every committed
+ *   round's quorum, so the fresh state's h is at least every `new` that
+ *   was committed before (real-time order is kept).
+ * - Nothing is in flight: an idle sequence has no round (so no reqid in
+ *   c->inflight, no R timer), no queued request and no step timer; its
+ *   deadline timer was stopped when it became idle. No pointer to it is
+ *   left once it is out of the hash and the idle list.
+ * - A reply still on its way answers a reqid that was removed from
+ *   c->inflight when its phase ended. Reqids come from one counter and are
+ *   never given again, so the fresh cseq's rounds have other ids and the
+ *   reply is counted as late and dropped: no round counts a vote that was
+ *   not cast for exactly it (the same rule that makes a pipelined round's
+ *   ACKs its own). The simulator's sim/eviction_with_late_replies runs
+ *   this with sequences evicted as soon as they are idle and replies
+ *   delayed and duplicated past it. */
+static void seq_evict(cseq *s)
+{
+    coord *c = s->c;
+    assert(s->idle && seq_is_idle(s) && s->nflight == 0 && !s->deadline_timer);
+    seq_unidle(s);
+    seqs_unlink(c, s);
+    c->st.evictions++;
+    free(s);
+}
+
+/* At most COORD_SWEEP_SLICE evictions per firing (each O(1)), then the
+ * table shrinks by half if it is less than an eighth full. */
+static void coord_sweep_fire(void *arg)
+{
+    coord *c = arg;
+    c->sweep_timer = NULL;
+    uint64_t now = coord_now(c);
+    int k = 0;
+    while (c->idle_head && k < COORD_SWEEP_SLICE && now - c->idle_head->idle_since >= c->idle_us) {
+        seq_evict(c->idle_head);
+        k++;
+    }
+    if (!c->frozen && c->nbuckets > COORD_MIN_BUCKETS && 8 * c->nheld < c->nbuckets)
+        seqs_resize(c, c->nbuckets / 2);
+    coord_arm_sweep(c, k == COORD_SWEEP_SLICE);
+}
+
+void coord_set_idle(coord *c, uint64_t idle_us)
+{
+    c->idle_us = idle_us;
+    coord_timer_stop(c, &c->sweep_timer);
+    coord_arm_sweep(c, false);
 }
 
 /* ---- submit, fail, free ------------------------------------------------- */
-
-static cseq *coord_seq(coord *c, const struct seqd_name *name)
-{
-    size_t i = q_map_insert(c->names, name->s, name->len, c->nseqs);
-    if (i < c->nseqs)
-        return c->seqs[map_value(c->names, i)];
-    if (c->nseqs >= (UINT64_C(1) << 31))
-        q_oom();   /* 2^31 sequences: the reqid layout has no room */
-    if (c->nseqs == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 16;
-        cseq **a = realloc(c->seqs, cap * sizeof *a);
-        if (!a)
-            q_oom();
-        c->seqs = a;
-        c->cap = cap;
-    }
-    cseq *s = q_xcalloc(1, sizeof *s);
-    s->c = c;
-    s->idx = (uint32_t)c->nseqs;
-    s->name = *name;
-    for (int k = 0; k < COORD_PIPELINE_MAX; k++)
-        s->rounds[k].s = s;
-    c->seqs[c->nseqs++] = s;
-    return s;
-}
 
 static void coord_enqueue(coord *c, const struct seqd_name *name, uint32_t count, uint64_t floor,
                           bool read, uint64_t deadline_us, coord_done_fn done, void *arg)
 {
     cseq *s = coord_seq(c, name);
+    seq_unidle(s);
     creq *r = q_xcalloc(1, sizeof *r);
     r->arrival = ++c->next_arrival;
     r->count = count;
@@ -988,22 +1300,27 @@ void coord_submit_read(coord *c, const struct seqd_name *name, uint64_t deadline
     coord_enqueue(c, name, 0, 0, true, deadline_us, done, arg);
 }
 
+/* Every held sequence, whatever its state. Resizing waits (frozen), so a
+ * done callback that submits (creating a sequence) cannot move the chains
+ * under the walk; a sequence it creates in a bucket already passed is not
+ * failed, as a request submitted after coord_fail_all would not be. */
 void coord_fail_all(coord *c, int err)
 {
-    for (size_t i = 0; i < c->nseqs; i++) {
-        cseq *s = c->seqs[i];
-        coord_timer_stop(c, &s->step_timer);
-        coord_timer_stop(c, &s->deadline_timer);
-        s->backoff = s->draining = s->head_ok = false;
-        for (int k = 0; k < COORD_PIPELINE_MAX; k++) {
-            cround *r = &s->rounds[k];
-            if (r->phase == CR_FREE)
-                continue;
-            list_merge(&s->queue, &r->batch);
-            round_end(r);
+    c->frozen++;
+    for (size_t b = 0; b < c->nbuckets; b++)
+        for (cseq *s = c->seqs[b], *next; s; s = next) {
+            next = s->hnext;
+            coord_timer_stop(c, &s->step_timer);
+            coord_timer_stop(c, &s->deadline_timer);
+            s->backoff = s->draining = s->head_ok = false;
+            for (cround *r; (r = s->rounds);) {
+                list_merge(&s->queue, &r->batch);
+                round_end(r);
+            }
+            list_finish(c, list_take(&s->queue), err);
+            seq_settle(s);
         }
-        list_finish(c, list_take(&s->queue), err);
-    }
+    c->frozen--;
 }
 
 void coord_free(coord *c)
@@ -1011,12 +1328,21 @@ void coord_free(coord *c)
     if (!c)
         return;
     coord_fail_all(c, ERR_SHUTDOWN);
-    for (size_t i = 0; i < c->nseqs; i++) {
-        coord_timer_stop(c, &c->seqs[i]->step_timer);
-        coord_timer_stop(c, &c->seqs[i]->deadline_timer);
-        free(c->seqs[i]);
-    }
+    for (size_t b = 0; b < c->nbuckets; b++)
+        for (cseq *s = c->seqs[b], *next; s; s = next) {
+            next = s->hnext;
+            for (cround *r; (r = s->rounds);) {   /* from a submit inside fail_all */
+                list_finish(c, list_take(&r->batch), ERR_SHUTDOWN);
+                round_end(r);
+            }
+            list_finish(c, list_take(&s->queue), ERR_SHUTDOWN);
+            coord_timer_stop(c, &s->step_timer);
+            coord_timer_stop(c, &s->deadline_timer);
+            free(s);
+        }
+    assert(c->ninflight == 0);
+    coord_timer_stop(c, &c->sweep_timer);
     free(c->seqs);
-    map_free(c->names);
+    free(c->inflight);
     free(c);
 }

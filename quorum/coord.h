@@ -12,6 +12,20 @@
  * members' group commit covers several rounds with one fsync (the safety
  * argument is at the top of coord.c).
  *
+ * State kept: per sequence, while it is in use, its queue, its rounds in
+ * flight (each allocated when it starts and freed when it ends) and the
+ * value learned by its last round (the fast path's h). A sequence with no
+ * round in flight and no queued request for longer than the idle time
+ * (default max(5 s, 4R); coord_set_idle) is dropped entirely, by a sweep
+ * that evicts a bounded slice per timer firing, so memory follows the
+ * sequences in use, not every sequence ever fetched. Dropping is safe
+ * because the learned value is only a hint: the next request for that
+ * name reads a quorum first, as for a name never seen (any h is safe by
+ * DESIGN.md §2: an ACCEPT with expect=h is refused by any member whose
+ * cur > h). Replies are matched by reqid only, ids never reused, so a
+ * reply to a round that ended or a sequence that was dropped is counted
+ * as late and ignored (the argument is at seq_evict in coord.c).
+ *
  * Every submitted request ends exactly once through its done callback:
  * err = 0 with [first, first+count), or an enum seqd_err (ERR_TIMEOUT at
  * the deadline, ERR_EXHAUSTED, ERR_SHUTDOWN from coord_fail_all).
@@ -28,6 +42,9 @@ typedef void (*coord_done_fn)(void *arg, int err, uint64_t first, uint32_t count
 typedef struct coord_stats {
     uint64_t fetches, ids, rounds, reads, nacks, conflicts, timeouts;
     uint64_t floors;          /* floor requests committed (coord_submit_floor) */
+    uint64_t held;            /* sequences with state now (a gauge) */
+    uint64_t evictions;       /* idle sequences dropped */
+    uint64_t late_replies;    /* replies to no phase in flight (ended, dropped) */
 } coord_stats;
 
 coord *coord_new(const q_env *env);
@@ -61,7 +78,8 @@ void coord_submit_read(coord *c, const struct seqd_name *name, uint64_t deadline
                        coord_done_fn done, void *arg);
 
 /* A reply (VALUE, ACK, NACK, REPLY_ERR) from member i to a request this
- * coordinator sent. Unknown or late reqids are ignored. */
+ * coordinator sent. A reqid of no phase in flight (an ended round, a
+ * dropped sequence) is ignored and counted in late_replies. */
 void coord_on_reply(coord *c, int member, const seqd_msg *reply);
 
 void coord_fail_all(coord *c, int err);
@@ -78,6 +96,11 @@ void coord_get_stats(const coord *c, coord_stats *s);
  * read) is already >= V ends at once with no round — the rule the comment
  * on coord_submit_floor says is not enough. */
 void coord_set_floor_trusts_reads(coord *c, bool on);
+
+/* How long a sequence stays held with nothing to do (see the top), in
+ * env->now_us time; UINT64_MAX: never dropped. For tests and the
+ * simulator; the default suits the server. */
+void coord_set_idle(coord *c, uint64_t idle_us);
 
 /* Disables the fast path (every round reads first); for measurements. */
 void coord_set_fast_path(coord *c, bool on);

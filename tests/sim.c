@@ -779,6 +779,8 @@ static void member_start(sim *s, sim_member *me)
     coord_set_coalescing(me->coord, s->cfg.coalescing);
     if (s->cfg.pipeline)
         coord_set_pipeline(me->coord, s->cfg.pipeline);
+    if (s->cfg.coord_idle_us)
+        coord_set_idle(me->coord, s->cfg.coord_idle_us);
     /* A new incarnation, durable before the recovery says anything. */
     if (!me->incn)
         sim_incarnated(me, 0);
@@ -847,6 +849,25 @@ static void sim_add_coord_stats(sim *s, const coord *c)
     r->timeouts += st.timeouts;
     r->fetches += st.fetches;
     r->ids += st.ids;
+    r->evictions += st.evictions;
+    r->late_replies += st.late_replies;
+}
+
+/* The run went quiet (no event left): every sequence has been idle past
+ * its coordinator's idle time, so none may still be held. */
+static void sim_check_held(sim *s)
+{
+    for (int i = 0; i < s->cfg.n; i++) {
+        sim_member *me = &s->m[i];
+        if (!me->up || !me->coord)
+            continue;
+        coord_stats st;
+        coord_get_stats(me->coord, &st);
+        s->res->held_end += st.held;
+        if (st.held > 0)
+            sim_fail(s, "member %d: its coordinator still holds %llu sequence(s) after the run "
+                     "went quiet", i, (unsigned long long)st.held);
+    }
 }
 
 /* The process dies: pending raises never complete, requests it
@@ -2640,6 +2661,8 @@ int sim_run(const sim_cfg *cfg, sim_result *res)
     sim_replace_schedule(s);
     sim_loop(s);
     res->end_us = s->now;
+    if (!s->halted && s->nheap == 0)
+        sim_check_held(s);
     sim_check(s);
     sim_replace_check(s);
     sim_teardown(s);

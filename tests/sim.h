@@ -34,7 +34,9 @@
  * that lost its data never ends as committed, a committed member was
  * prepared for that id and its table is empty, an initialized member stays
  * in its cluster, and every member is initialized with the one id init
- * committed (a stray id is only ever prepared, never committed).
+ * committed (a stray id is only ever prepared, never committed). When the
+ * run has gone quiet, no coordinator still holds a sequence: each was idle
+ * past its idle time and dropped (coord.h).
  */
 #ifndef SEQD_TEST_SIM_H
 #define SEQD_TEST_SIM_H
@@ -124,6 +126,8 @@ typedef struct sim_cfg {
     bool replace_second;     /* after the first switch completed, a second one (E+1 -> E+2) */
     bool early_vote;         /* mutation: NEW votes, empty, once 1 other recorded */
     bool ignore_epoch;       /* mutation: acceptors answer every epoch */
+    uint64_t coord_idle_us;  /* coordinators drop a sequence idle this long
+                                (coord_set_idle); 0 = their default */
 } sim_cfg;
 
 typedef struct sim_result {
@@ -161,6 +165,10 @@ typedef struct sim_result {
      * recorder crashes, records lost to a crash */
     uint64_t switches, switches_done, switches_lost, sw_records, sw_reverts, sw_learned;
     uint64_t epoch_refusals, old_exits, sw_crashes, sw_records_lost, early_votes;
+    /* coordinators' state: sequences dropped, replies that found no phase
+     * in flight, and sequences still held once the run went quiet (every
+     * sequence is idle then, and must have been dropped: 0) */
+    uint64_t evictions, late_replies, held_end;
 } sim_result;
 
 /* Defaults: R = 10 ms, 300 ms of load from 6 clients on 2 names, deadline

@@ -106,6 +106,7 @@ def main():
             "seqd_sequences_past_alarm": "gauge", "seqd_headroom_min_ratio": "gauge",
             "seqd_fetch_duration_seconds": "histogram", "seqd_round_duration_seconds": "histogram",
             "seqd_fsync_duration_seconds": "histogram",
+            "seqd_coord_sequences_held": "gauge", "seqd_coord_evictions": "counter",
         }
         for fam, t in want_types.items():
             check(types.get(fam) == t, "family %s is %r, want %s" % (fam, types.get(fam), t))
@@ -140,6 +141,8 @@ def main():
         check(fsyncs >= 6, "fsync histogram count %s after 6 rounds with --fsync always" % fsyncs)
         check(delta("seqd_fsyncs_total") > 0, "fsyncs_total did not move")
         check(val(after, "seqd_sequences") >= 1, "no sequence held")
+        # "orders" was in use a moment ago: well within the idle time (5 s).
+        check(val(after, "seqd_coord_sequences_held") >= 1, "the coordinator holds no sequence")
 
         # Past the alarm (half of 2^64): counted, named, and the least headroom.
         big = 2**63 + 5

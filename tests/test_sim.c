@@ -71,6 +71,9 @@ static void test_sim_add(sim_result *sum, const sim_result *r)
     sum->floors += r->floors;
     sum->floors_ok += r->floors_ok;
     sum->reads_ok += r->reads_ok;
+    sum->evictions += r->evictions;
+    sum->late_replies += r->late_replies;
+    sum->held_end += r->held_end;
     test_sim_add_restores(sum, r);
 }
 
@@ -986,4 +989,53 @@ Test(sim, replace_ignore_epoch_is_caught, .timeout = 60)
 {
     test_sim_replace_mutant("acceptors ignoring epochs", 46000, shape_ignore_epoch);
     test_sim_replace("replace_ignore_epoch_is_caught", 46000, 100, shape_ignore_epoch_safe);
+}
+
+/* Bounded coordinator state (quorum/coord.h): coordinators drop a sequence
+ * 1 us after it went idle, so nearly every fetch meets a fresh state that
+ * reads first, while member-to-member messages are held up to 5R or
+ * duplicated, so that many replies arrive after their round ended and its
+ * sequence was dropped and created again. Under every fault of
+ * shape_faults, with floors and reads, the usual checks hold (no ID twice,
+ * real-time order, every request ended by its deadline) and, once the run
+ * is quiet, no coordinator holds a sequence (sim.c, sim_check_held). */
+static void shape_eviction(sim_cfg *c, int n, uint64_t seed)
+{
+    shape_faults(c, n, seed);
+    c->coord_idle_us = 1;
+    c->slow_ppm = 5000;
+    c->dup_ppm = 20000;
+    c->floor_ppm = 50000;
+    c->read_ppm = 50000;
+}
+
+Test(sim, eviction_with_late_replies, .timeout = 120)
+{
+    for (int n = 3; n <= 5; n += 2) {
+        sim_result t = {0};
+        int ran = test_sim_batch("eviction_with_late_replies", n, 16000, n == 3 ? 1000 : 500,
+                                 shape_eviction, &t);
+        test_sim_log_faults(n, ran, &t);
+        cr_log_info("n=%d: %" PRIu64 " evictions, %" PRIu64 " late replies ignored, %" PRIu64
+                    " fetches ok", n, t.evictions, t.late_replies, t.ok);
+        cr_assert(t.held_end == 0);
+        cr_assert(t.ok > 0 && t.crashes > 0);
+        cr_assert(t.evictions > t.ok / 4, "n=%d: only %" PRIu64 " evictions for %" PRIu64
+                  " fetches", n, t.evictions, t.ok);
+        cr_assert(t.late_replies > t.evictions / 4, "n=%d: only %" PRIu64 " late replies", n,
+                  t.late_replies);
+    }
+}
+
+/* With the default idle time (max(5 s, 4R)) a sequence in use is never
+ * dropped between its fetches, and the quiet end drops them all. */
+Test(sim, default_idle_drops_after_quiet, .timeout = 60)
+{
+    sim_result t = {0};
+    test_sim_batch("default_idle_drops_after_quiet", 3, 15000, 50, shape_quiet, &t);
+    cr_assert(t.held_end == 0 && t.ok > 0);
+    /* No faults, so one coordinator per member: each (member, name) pair is
+     * dropped once, at the quiet end, never between fetches. */
+    cr_assert(t.evictions > 0 && t.evictions <= 50 * 3 * 2,
+              "%" PRIu64 " evictions in 50 runs of 3 members and at most 2 names", t.evictions);
 }
