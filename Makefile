@@ -356,6 +356,11 @@ test: test-metrics
 test-http-api: $(BIN)
 	SEQD_BIN=$(CURDIR)/$(BIN) /usr/bin/python3 tests/test_http_api.py
 test: test-http-api
+# A member under `prlimit --nofile=64` with far more connections than that
+# held open: it neither dies nor spins on accept, and serves again after.
+test-nofile: $(BIN)
+	SEQD_BIN=$(CURDIR)/$(BIN) /usr/bin/python3 tests/test_nofile.py
+test: test-nofile
 # ---- end install ----
 
 # ---- deb: the Debian packages (debian/), and lintian on them ----
