@@ -201,7 +201,9 @@ static const cmd_entry commands[] = {
      "                  [--exhaustion-alarm SHARE] [--client-token-file PATH]\n",
      "Runs one member. The member set is --listen plus --peers (the other members);\n"
      "every member must be given the same set and the same --round-timeout.\n"
-     "It logs to stderr; SIGHUP is logged and ignored (there is no file to reopen).\n",
+     "It logs to stderr; SIGHUP is logged and ignored (there is no file to reopen).\n"
+     "SIGUSR2 compacts the log (at the next write): a new segment starts with the\n"
+     "whole table, and the old ones go.\n",
      serve_options, 23, NULL, false, false},
     {"init", cmd_init, "create a new cluster, once",
      "init [--servers HOST:PORT,...] [--secret-file PATH] [--timeout MS]\n",
@@ -655,6 +657,18 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
         member_log(running, MLOG_INFO, "SIGHUP: nothing to reopen, logs go to stderr");
 }
 
+/* SIGUSR2: compact the log at the next append (storage/log.h), e.g. to
+ * measure what a compaction costs the fetches (bench/bench_scale.c). */
+static void on_sigusr2(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    if (!running)
+        return;
+    log_compact(arg);
+    member_log(running, MLOG_INFO, "SIGUSR2: compacting the log at the next write");
+}
+
 /* The one place that splits and checks a HOST:PORT list, so that moving
  * that parsing into its own module touches nothing else here. Tokens point
  * into buf. */
@@ -967,9 +981,11 @@ static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
     struct event *sigint = evsignal_new(base, SIGINT, on_signal, NULL);
     struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, NULL);
     struct event *sighup = evsignal_new(base, SIGHUP, on_sighup, NULL);
+    struct event *sigusr2 = evsignal_new(base, SIGUSR2, on_sigusr2, log);
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
     event_add(sighup, NULL);
+    event_add(sigusr2, NULL);
     event_base_dispatch(base);
 
     if (member_fatal(running))
@@ -985,6 +1001,7 @@ static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
     event_free(sigint);
     event_free(sigterm);
     event_free(sighup);
+    event_free(sigusr2);
     event_base_free(base);
     fprintf(stderr, "seqd: stopped\n");
     return EXIT_OK;

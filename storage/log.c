@@ -1501,6 +1501,13 @@ int log_replayed_records(const seqlog *l)
     return l->replayed > 0;
 }
 
+void log_compact(seqlog *l)
+{
+    /* The flag a failed switch sets: log_plan_switch takes it at the next
+     * append and queues a switch with a fresh snapshot. */
+    atomic_store(&l->switch_retry, 1);
+}
+
 void log_set_faults(seqlog *l, const log_faults *f)
 {
     pthread_mutex_lock(&l->mu);

@@ -939,3 +939,41 @@ Test(log, fsync_never_mode, .timeout = 20)
     tl_rm(dir);
     free(dir);
 }
+
+/* log_compact (serve's SIGUSR2): the next append switches segments although
+ * the first is nearly empty; the old segment goes and replay gives the same
+ * values. */
+Test(log, compact_on_request, .timeout = 30)
+{
+    char *dir = tl_mkdtemp();
+    table *t = table_new();
+    seqlog *l = tl_open(dir, t, 1u << 20, 0);
+    tl_ack a = { 0 };
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(log_append(l, "k", 1, (uint64_t)i + 2, tl_ack_cb, &a), 0);
+    cr_assert_eq(log_append(l, "other", 5, 7, tl_ack_cb, &a), 0);
+    cr_assert_eq(log_flush(l), 0);
+    log_stats st;
+    log_get_stats(l, &st);
+    cr_assert_eq(st.compactions, 0);
+    log_compact(l);
+    log_get_stats(l, &st);
+    cr_assert_eq(st.compactions, 0, "nothing before the next append");
+    cr_assert_eq(log_append(l, "k", 1, 500, tl_ack_cb, &a), 0);
+    cr_assert_eq(log_flush(l), 0);
+    log_get_stats(l, &st);
+    cr_assert_eq(st.compactions, 1);
+    cr_assert_eq(a.calls, 102);
+    cr_assert_eq(a.err, 0);
+    cr_assert_eq(tl_count_segments(dir), 1);
+    log_close(l);
+    table_free(t);
+    t = table_new();
+    l = tl_open(dir, t, 1u << 20, 0);
+    cr_assert_eq(table_get(t, "k", 1), 500);
+    cr_assert_eq(table_get(t, "other", 5), 7);
+    log_close(l);
+    table_free(t);
+    tl_rm(dir);
+    free(dir);
+}
