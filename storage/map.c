@@ -30,6 +30,7 @@
 #include "map.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -54,6 +55,8 @@ struct map {
     uint32_t *slots;       /* tag | entry index + 1; 0 = empty */
     size_t nslots;         /* 2^k, k <= 32 */
     uint32_t imask;        /* the low k bits: index + 1 */
+    uint32_t *next;        /* while growing: the index at twice the size, being filled */
+    size_t moved;          /* entries 0..moved-1 are in next */
     char **chunks;         /* the arena; the last one is being filled */
     size_t nchunks, capchunks;
     size_t used;           /* bytes used in the last chunk */
@@ -125,6 +128,7 @@ void map_free(map *m)
     free(m->values);
     free(m->refs);
     free(m->slots);
+    free(m->next);
     free(m);
 }
 
@@ -158,29 +162,74 @@ static size_t map_find_slot(const map *m, const char *name, uint8_t len, uint64_
     }
 }
 
-/* Doubles the index, rehashing every name; O(count), amortized O(1) per
- * insert. */
-static int map_grow_slots(map *m)
+/* Growth is incremental. Rehashing 8M names in one go held the loop for
+ * 2.3 s (and a member holds two such maps: the table and the
+ * coordinator's), long enough for every fetch in flight to time out
+ * (bench-scale, 10M sequences). So once the index is 3/8 full a second one
+ * of twice the size is allocated (calloc: its pages come as they are
+ * written) and every insert moves MAP_MOVE_STEP entries, in insertion
+ * order, into it; lookups and inserts keep using the old index, which
+ * holds every entry, until the new one holds them all too and replaces
+ * it. Moving 8 per insert from 3/8 full, the move is done by 3/8 * 8/7 =
+ * 3/7 < 1/2 full, so the old index never passes half full; should it get
+ * there anyway, the rest is moved at once. Memory: both indexes during
+ * the move, as before. */
+#define MAP_MOVE_STEP 8u
+
+static void map_place(uint32_t *slots, size_t n, uint64_t h, uint32_t v)
 {
+    size_t mask = n - 1, i = (size_t)h & mask;
+    while (slots[i])
+        i = (i + 1) & mask;
+    slots[i] = map_tag(h, map_imask(n)) | v;
+}
+
+static int map_grow_start(map *m)
+{
+    assert(!m->next);
     size_t n = m->nslots * 2;
-    uint32_t *slots = calloc(n, sizeof *slots);
-    if (!slots)
+    m->next = calloc(n, sizeof *m->next);
+    if (!m->next)
         return -1;
-    map_hint(slots, n * sizeof *slots);
-    size_t mask = n - 1;
-    uint32_t imask = map_imask(n);
-    for (size_t k = 0; k < m->count; k++) {
-        const char *p = map_at(m, m->refs[k]);
-        uint64_t h = map_hash(p + 1, (uint8_t)p[0]);
-        size_t i = (size_t)h & mask;
-        while (slots[i])
-            i = (i + 1) & mask;
-        slots[i] = map_tag(h, imask) | (uint32_t)(k + 1);
+    map_hint(m->next, n * sizeof *m->next);
+    m->moved = 0;
+    return 0;
+}
+
+/* Moves up to k entries into the next index; once all are there, it
+ * replaces the current one. */
+static void map_grow_step(map *m, size_t k)
+{
+    assert(m->next && m->moved <= m->count);
+    size_t n = m->nslots * 2;
+    for (; k > 0 && m->moved < m->count; k--, m->moved++) {
+        const char *p = map_at(m, m->refs[m->moved]);
+        map_place(m->next, n, map_hash(p + 1, (uint8_t)p[0]), (uint32_t)(m->moved + 1));
     }
+    if (m->moved < m->count)
+        return;
     free(m->slots);
-    m->slots = slots;
+    m->slots = m->next;
+    m->next = NULL;
     m->nslots = n;
-    m->imask = imask;
+    m->imask = map_imask(n);
+}
+
+/* Before an insert: the index has room for one more entry (-1 on OOM). */
+static int map_make_room(map *m)
+{
+    if (m->next) {
+        if ((m->count + 1) * 2 > m->nslots)
+            map_grow_step(m, SIZE_MAX);   /* cannot happen (see above); safe anyway */
+        return 0;
+    }
+    if ((m->count + 1) * 8 > m->nslots * 3 && m->nslots * 2 <= (1ull << 32) && map_grow_start(m) == 0)
+        return 0;
+    if ((m->count + 1) * 2 <= m->nslots)
+        return 0;   /* growth starts again at the next insert */
+    if (map_grow_start(m) < 0)
+        return -1;
+    map_grow_step(m, SIZE_MAX);
     return 0;
 }
 
@@ -253,11 +302,11 @@ int map_insert(map *m, const char *name, uint8_t len, uint64_t init, size_t *at)
     }
     if (m->count == MAP_MAX_COUNT)
         return -1;
-    if ((m->count + 1) * 2 > m->nslots) {
-        if (map_grow_slots(m) < 0)
-            return -1;
+    size_t before = m->nslots;
+    if (map_make_room(m) < 0)
+        return -1;
+    if (m->nslots != before)
         i = map_find_slot(m, name, len, h);
-    }
     uint32_t ref;
     if (map_grow_entries(m) < 0 || map_copy_name(m, name, len, &ref) < 0)
         return -1;   /* a grown index or array, or a chunk left empty, is harmless */
@@ -269,6 +318,8 @@ int map_insert(map *m, const char *name, uint8_t len, uint64_t init, size_t *at)
     m->slots[i] = map_tag(h, m->imask) | (uint32_t)m->count;
     assert(m->count * 2 <= m->nslots);
     *at = m->count - 1;
+    if (m->next)
+        map_grow_step(m, MAP_MOVE_STEP);   /* the new entry too, in its turn */
     return 1;
 }
 
