@@ -143,6 +143,17 @@ bench-peers: check-deps $(BIN) $(BENCH_CLUSTER) $(PEER_DRIVER)
 	SEQD_BIN=$(CURDIR)/$(BIN) BENCH_BIN=$(CURDIR)/$(BENCH_CLUSTER) PEER_DRIVER=$(CURDIR)/$(PEER_DRIVER) \
 	  BENCH_DIR=$(CURDIR)/$(BUILD)/bench-data bash bench/peers.sh
 
+# Issue 13's scale figures (bench/bench_scale.c): 1M and 10M sequences,
+# 1,000 and 10,000 connections, on three fresh --fsync always members.
+# SCALE_SEQUENCES / SCALE_CONNECTIONS choose the sizes ("0" skips a part):
+# `make bench-scale SCALE_SEQUENCES=100000 SCALE_CONNECTIONS=1000` for a
+# quick look. The 10M case takes many minutes and ~6 GiB of disk.
+.PHONY: bench-scale
+BENCH_SCALE := $(BUILD)/bench/bench_scale
+bench-scale: check-deps $(BIN) $(BENCH_SCALE)
+	$(if $(SCALE_SEQUENCES),SCALE_SEQUENCES="$(SCALE_SEQUENCES)") $(if $(SCALE_CONNECTIONS),SCALE_CONNECTIONS="$(SCALE_CONNECTIONS)") \
+	  $(BENCH_SCALE) --seqd ./$(BIN) --dir $(BUILD)/bench-data/scale
+
 # Redis, PostgreSQL and etcd from Debian packages (redis-benchmark, pgbench
 # and etcdctl come with them); nothing is installed when they are present.
 # The packages do not start their own services here (no init system); if a
@@ -356,6 +367,11 @@ test: test-metrics
 test-http-api: $(BIN)
 	SEQD_BIN=$(CURDIR)/$(BIN) /usr/bin/python3 tests/test_http_api.py
 test: test-http-api
+# A member under `prlimit --nofile=64` with far more connections than that
+# held open: it neither dies nor spins on accept, and serves again after.
+test-nofile: $(BIN)
+	SEQD_BIN=$(CURDIR)/$(BIN) /usr/bin/python3 tests/test_nofile.py
+test: test-nofile
 # ---- end install ----
 
 # ---- deb: the Debian packages (debian/), and lintian on them ----

@@ -210,7 +210,9 @@ static const cmd_entry commands[] = {
      "                  [--replaces HOST:PORT [--force-replace]]\n",
      "Runs one member. The member set is --listen plus --peers (the other members);\n"
      "every member must be given the same set and the same --round-timeout.\n"
-     "It logs to stderr; SIGHUP is logged and ignored (there is no file to reopen).\n",
+     "It logs to stderr; SIGHUP is logged and ignored (there is no file to reopen).\n"
+     "SIGUSR2 compacts the log (at the next write): a new segment starts with the\n"
+     "whole table, and the old ones go.\n",
      serve_options, 23, NULL, false, false},
     {"init", cmd_init, "create a new cluster, once",
      "init [--servers HOST:PORT,...] [--secret-file PATH] [--timeout MS]\n",
@@ -666,6 +668,18 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
         member_log(running, MLOG_INFO, "SIGHUP: nothing to reopen, logs go to stderr");
 }
 
+/* SIGUSR2: compact the log at the next append (storage/log.h), e.g. to
+ * measure what a compaction costs the fetches (bench/bench_scale.c). */
+static void on_sigusr2(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    if (!running)
+        return;
+    log_compact(arg);
+    member_log(running, MLOG_INFO, "SIGUSR2: compacting the log at the next write");
+}
+
 /* The one place that splits and checks a HOST:PORT list, so that moving
  * that parsing into its own module touches nothing else here. Tokens point
  * into buf. */
@@ -1047,6 +1061,49 @@ static void serve_notify_recovering(const serve_plan *p)
     serve_notify(state);
 }
 
+/* As many descriptors as the hard limit allows: each client connection
+ * takes one (front_bin caps connections below the limit). Raised before
+ * anything is opened; said once the member can log (serve_say_nofile). */
+static struct {
+    rlim_t before, after;
+    int err;               /* setrlimit's errno, 0 if it worked or was not needed */
+} serve_nofile;
+
+static void serve_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    serve_nofile.before = serve_nofile.after = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            serve_nofile.after = rl.rlim_cur;
+        else
+            serve_nofile.err = errno;
+    }
+}
+
+/* Info when the limit was raised; a warning when it stays below what the
+ * connection cap wants (front_bin_max_conns then says how many clients). */
+static void serve_say_nofile(void)
+{
+    if (serve_nofile.after == 0)
+        return;   /* getrlimit failed: nothing known */
+    size_t conns = front_bin_max_conns(running_front);
+    if (serve_nofile.after > serve_nofile.before)
+        member_log(running, MLOG_INFO, "raised the open-file limit (RLIMIT_NOFILE) from %llu to its hard limit %llu",
+                   (unsigned long long)serve_nofile.before, (unsigned long long)serve_nofile.after);
+    if (serve_nofile.err)
+        member_log(running, MLOG_WARN, "cannot raise the open-file limit above %llu: %s",
+                   (unsigned long long)serve_nofile.after, strerror(serve_nofile.err));
+    if (serve_nofile.after != RLIM_INFINITY && serve_nofile.after < FRONT_BIN_WANT_NOFILE)
+        member_log(running, MLOG_WARN,
+                   "open-file limit %llu (hard limit) is below %u: at most %zu client connections "
+                   "(raise it: ulimit -Hn, or LimitNOFILE= in the systemd unit)",
+                   (unsigned long long)serve_nofile.after, (unsigned)FRONT_BIN_WANT_NOFILE, conns);
+}
+
 /* The one place that creates and drives the member (core/member.h) and its
  * binary front end, until SIGINT/SIGTERM stops them. */
 static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
@@ -1072,6 +1129,7 @@ static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
         fprintf(stderr, "seqd: %s\n", err);
         return EXIT_FAIL;
     }
+    serve_say_nofile();
     if (o->http) {
         static char admin_token[2 * SEQD_MAC_LEN + 1];
         front_http_opts ho = {.insecure = o->insecure, .client_token = p->client_token};
@@ -1094,9 +1152,11 @@ static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
     struct event *sigint = evsignal_new(base, SIGINT, on_signal, NULL);
     struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, NULL);
     struct event *sighup = evsignal_new(base, SIGHUP, on_sighup, NULL);
+    struct event *sigusr2 = evsignal_new(base, SIGUSR2, on_sigusr2, log);
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
     event_add(sighup, NULL);
+    event_add(sigusr2, NULL);
     event_base_dispatch(base);
 
     if (member_fatal(running))
@@ -1112,21 +1172,12 @@ static int serve_run(const opts *o, serve_plan *p, seqlog *log, table *t)
     event_free(sigint);
     event_free(sigterm);
     event_free(sighup);
+    event_free(sigusr2);
     event_base_free(base);
     fprintf(stderr, "seqd: stopped\n");
     return EXIT_OK;
 }
 
-/* As many descriptors as the hard limit allows: each client connection
- * takes one (front_bin caps connections below the limit). */
-static void serve_raise_nofile(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
 
 static int cmd_serve(const opts *o, const cmd_entry *cmd)
 {

@@ -596,6 +596,11 @@ front_bin *front_bin_new(struct event_base *base, member *m, const char *addr,
     return f;
 }
 
+size_t front_bin_max_conns(const front_bin *f)
+{
+    return f->max_conns;
+}
+
 void front_bin_stop(front_bin *f)
 {
     if (f->listener) {

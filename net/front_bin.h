@@ -39,6 +39,12 @@ front_bin *front_bin_new(struct event_base *base, struct member *m, const char *
                          const struct auth_secret *secret, bool insecure, const char *client_token,
                          char *err, size_t errlen);
 void front_bin_stop(front_bin *f);
+/* The cap on open connections: 20,000, or less when RLIMIT_NOFILE (as it
+ * was at front_bin_new) leaves fewer descriptors (128 are kept back for
+ * peers and the log); past it a new connection is closed at once. Below
+ * FRONT_BIN_WANT_NOFILE descriptors serve warns (the unit asks for 65536). */
+#define FRONT_BIN_WANT_NOFILE 20000u
+size_t front_bin_max_conns(const front_bin *f);
 void front_bin_free(front_bin *f);
 
 #endif

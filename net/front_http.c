@@ -11,6 +11,9 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <errno.h>
+#include <time.h>
 
 #include "../core/headroom.h"
 #include "../core/histogram.h"
@@ -28,6 +31,9 @@ struct front_http {
     http_seq *seq;                      /* /v1/sequences/ */
     void **conns;                       /* connections that sent a request (a set) */
     size_t nconns, conns_cap;           /* conns_cap: a power of two, > 2x the cap */
+    struct evconnlistener *lev;         /* sock's listener, NULL once stopped */
+    struct event *resume;               /* re-enables accept after EMFILE */
+    uint64_t emfile_logged_ms;
 };
 
 static void http_reply(struct evhttp_request *req, int code, const char *reason, const char *type,
@@ -352,6 +358,67 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
     http_text(req, 404, "Not Found", "not found");
 }
 
+/* ---- accept failures ------------------------------------------------------ */
+
+/* evhttp sets no error callback on its listener: when accept() fails with
+ * EMFILE the pending connection stays in the backlog, the level-triggered
+ * listener fires again at once, and libevent's default warns on every
+ * pass — one core at 100% and a log line per microsecond (measured: 12M
+ * lines in 2 s, tests/test_nofile.py). As on the binary port
+ * (net/front_bin.c): pause accepting for 100 ms, say so once a second. The
+ * callback gets evhttp's pointer, not ours, so the front ends (one per
+ * member, a few in a test process) are found by their listener. */
+#define HTTP_FRONTS_MAX 16
+static front_http *http_fronts[HTTP_FRONTS_MAX];
+
+static void http_fronts_set(front_http *f, bool on)
+{
+    for (size_t i = 0; i < HTTP_FRONTS_MAX; i++) {
+        if (on ? http_fronts[i] == NULL : http_fronts[i] == f) {
+            http_fronts[i] = on ? f : NULL;
+            return;
+        }
+    }
+    assert(!on);   /* more than HTTP_FRONTS_MAX front ends in one process */
+}
+
+static uint64_t http_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void http_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    front_http *f = arg;
+    if (f->lev)
+        evconnlistener_enable(f->lev);
+}
+
+static void http_accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+    (void)arg;   /* evhttp's */
+    int e = EVUTIL_SOCKET_ERROR();
+    front_http *f = NULL;
+    for (size_t i = 0; i < HTTP_FRONTS_MAX && !f; i++)
+        if (http_fronts[i] && http_fronts[i]->lev == lev)
+            f = http_fronts[i];
+    evconnlistener_disable(lev);
+    if (!f)
+        return;   /* cannot happen: every listener is registered while it lives */
+    uint64_t now = http_now_ms();
+    if (now - f->emfile_logged_ms >= 1000) {
+        member_log(f->m, MLOG_WARN, "HTTP accept failed: %s (%zu connections with a request open); "
+                   "pausing accepts for 100 ms", strerror(e), f->nconns);
+        f->emfile_logged_ms = now;
+    }
+    struct timeval tv = {0, 100000};
+    evtimer_add(f->resume, &tv);
+}
+
 front_http *front_http_new(struct event_base *base, member *m, const char *addr,
                            const front_http_opts *opts, char *err, size_t errlen)
 {
@@ -394,12 +461,24 @@ front_http *front_http_new(struct event_base *base, member *m, const char *addr,
         front_http_free(f);
         return NULL;
     }
+    f->resume = evtimer_new(base, http_resume_cb, f);
+    if (!f->resume) {
+        snprintf(err, errlen, "out of memory");
+        front_http_free(f);
+        return NULL;
+    }
+    f->lev = evhttp_bound_socket_get_listener(f->sock);
+    http_fronts_set(f, true);
+    evconnlistener_set_error_cb(f->lev, http_accept_error_cb);
     return f;
 }
 
 void front_http_stop(front_http *f)
 {
     if (f && f->sock) {
+        if (f->resume)
+            evtimer_del(f->resume);
+        f->lev = NULL;
         evhttp_del_accept_socket(f->http, f->sock);
         f->sock = NULL;
     }
@@ -412,6 +491,10 @@ void front_http_free(front_http *f)
 {
     if (!f)
         return;
+    http_fronts_set(f, false);
+    f->lev = NULL;
+    if (f->resume)
+        event_free(f->resume);
     http_seq_free(f->seq);
     evhttp_free(f->http);
     free(f->conns);

@@ -56,8 +56,13 @@
  * with EIO, log_poll and log_append return -EIO.
  *
  * COMPACTION. When the current segment would pass 75% (estimated on the loop
- * thread, which never underestimates), log_append serializes the whole table
- * (point P) and queues a "switch" before the record. The sync thread then
+ * thread, which never underestimates), or log_compact asked, appends build
+ * a snapshot of the whole table, a step per append (log_plan_switch: a
+ * fuzzy snapshot plus a copy of every record appended meanwhile, so that
+ * no value is lost and no append waits for a 10M-entry table to be
+ * encoded); once it is complete and the sync thread has the next segment
+ * prepared, the append at hand (point P) queues a "switch" before its
+ * record. The sync thread then
  * (1) has already written and synced everything queued before P, (2) creates
  * segment seqno+1 (zero-filled in idle time ahead of need once the current
  * one is half full), (3) writes the snapshot plus the batch queued after P
@@ -118,6 +123,15 @@ enum log_item_kind {
     LOG_ITEM_SWITCH     /* snapshot at P; start a new segment */
 };
 
+/* The incremental snapshot of a compaction (loop thread). */
+enum log_dump_state {
+    LOG_DUMP_IDLE,
+    LOG_DUMP_RUNNING,   /* encoding the table, LOG_DUMP_STEP entries an append */
+    LOG_DUMP_WAITING    /* encoded; waiting for the sync thread to prepare the segment */
+};
+#define LOG_DUMP_STEP 4096u
+#define LOG_REC_MAX (LOG_REC_HDR + LOG_PAYLOAD_MAX)
+
 typedef struct log_buf {
     uint8_t *data;
     size_t len, cap;
@@ -174,6 +188,9 @@ struct seqlog {
     /* shared flags */
     atomic_int fatal;          /* an fdatasync failed */
     atomic_int switch_retry;   /* a switch failed: the loop queues another */
+    atomic_int compact_req;    /* log_compact: switch at the next append */
+    atomic_size_t prep_want;   /* loop -> sync thread: prepare the next segment this big */
+    atomic_size_t prep_have;   /* sync thread -> loop: the next segment is ready, this big */
     _Atomic(const log_fsync_observer *) fsync_obs;
     atomic_uint_fast64_t st_appends, st_fsyncs, st_writes, st_bytes, st_compactions,
         st_write_errors;
@@ -185,6 +202,11 @@ struct seqlog {
     log_cb *cbs;               /* ring, index ticket & (cb_cap - 1) */
     size_t cb_cap;
     size_t est_used, est_size; /* the newest segment, as queued */
+    enum log_dump_state dump_state;
+    log_buf dump;              /* the snapshot being built (see COMPACTION) */
+    size_t dump_next;          /* the next table entry to encode */
+    size_t dump_size;          /* LOG_DUMP_WAITING: the new segment's size */
+    int dump_nowait;           /* after a failed switch: no waiting for preparation */
     uint64_t replayed;
     int in_poll, closing;
     log_result *res_local;
@@ -487,6 +509,7 @@ static void log_go_fatal(seqlog *l)
 
 static void log_prep_discard(seqlog *l)
 {
+    atomic_store(&l->prep_have, 0);
     if (l->prep_fd < 0)
         return;
     char name[LOG_NAME_LEN + 8];
@@ -582,13 +605,22 @@ static int log_prep_ready(const seqlog *l)
 
 /* Idle-time work: once the current segment is half full, zero-fill its
  * successor a chunk at a time so a switch costs only the snapshot write. */
+/* The size the next segment is prepared to: the current one's, or what a
+ * finished snapshot asks for (prep_want, from the loop). */
+static size_t log_prep_target(const seqlog *l)
+{
+    size_t want = l->seg_size > l->seg_default ? l->seg_size : l->seg_default;
+    size_t asked = atomic_load(&l->prep_want);
+    return asked > want ? asked : want;
+}
+
 static int log_prep_wanted(const seqlog *l)
 {
     if (l->prep_failed || atomic_load(&l->fatal))
         return 0;
-    if (l->seg_off < l->seg_size / 2)
+    if (l->seg_off < l->seg_size / 2 && atomic_load(&l->prep_want) == 0)
         return 0;
-    return !log_prep_ready(l) || l->prep_seq != l->seg_seq + 1;
+    return !log_prep_ready(l) || l->prep_seq != l->seg_seq + 1 || l->prep_size < log_prep_target(l);
 }
 
 static void log_prep_idle_step(seqlog *l)
@@ -598,8 +630,8 @@ static void log_prep_idle_step(seqlog *l)
         log_prep_discard(l);
     if (l->prep_fd < 0)
         e = log_prep_start(l, l->seg_seq + 1);
-    if (!e && l->prep_size == 0)
-        e = log_prep_extend(l, l->seg_size > l->seg_default ? l->seg_size : l->seg_default);
+    if (!e)
+        e = log_prep_extend(l, log_prep_target(l));
     if (!e)
         e = log_prep_step(l);
     if (e) {
@@ -608,6 +640,8 @@ static void log_prep_idle_step(seqlog *l)
         log_prep_discard(l);
         l->prep_failed = 1;
     }
+    /* What the loop waits for before it queues a switch (LOG_DUMP_WAITING). */
+    atomic_store(&l->prep_have, log_prep_ready(l) && l->prep_seq == l->seg_seq + 1 ? l->prep_size : 0);
 }
 
 /* Creates segment seq of at least size bytes under its final name, durable
@@ -772,6 +806,7 @@ static void log_do_switch(seqlog *l, log_item *sw, log_item *r)
     l->seg_fd = fd;
     l->seg_seq = seq;
     l->seg_size = size;
+    atomic_store(&l->prep_have, 0);   /* that preparation is this segment now */
     l->seg_off = LOG_HDR + total;
     l->dirty_end = 0;
     if (r)
@@ -1063,6 +1098,7 @@ static void log_destroy(seqlog *l)
     free(l->res_local);
     free(l->cbs);
     free(l->old_segs);
+    free(l->dump.data);
     free(l->zeros);
     free(l->dir);
     if (l->meta)
@@ -1210,37 +1246,6 @@ static int log_cb_grow(seqlog *l)
     return 0;
 }
 
-/* The whole table as set records: the start of a new segment. O(table) on
- * the loop thread, once per segment; each segment is at least 4x its
- * snapshot, so that is amortized O(1) per append. */
-static int log_snapshot_table(const table *t, uint8_t kind, log_buf *b)
-{
-    size_t n = table_count(t);
-    for (size_t i = 0; i < n; i++) {
-        const char *name;
-        uint8_t len;
-        uint64_t v;
-        table_entry(t, i, &name, &len, &v);
-        if (log_buf_reserve(b, log_rec_size(len)) < 0)
-            return -1;
-        log_encode(b, kind, name, len, v);
-    }
-    return 0;
-}
-
-/* The table, the meta table and the position as of P (every ticket handed
- * out so far is written before the snapshot is). */
-static int log_snapshot(seqlog *l, log_buf *b)
-{
-    if (l->pos_key_len && l->next_ticket > l->pos_base &&
-        table_raise(l->meta, l->pos_key, l->pos_key_len, l->next_ticket - l->pos_base) < 0)
-        return -1;
-    return log_snapshot_table(l->t, LOG_KIND_SET, b) < 0 ||
-                   log_snapshot_table(l->meta, LOG_KIND_META, b) < 0
-               ? -1
-               : 0;
-}
-
 static log_item *log_item_get(seqlog *l, enum log_item_kind kind)
 {
     log_item *it = l->spare;
@@ -1265,27 +1270,118 @@ static void log_enqueue(seqlog *l, log_item *it)
     l->q_tail = it;
 }
 
-/* When the newest segment (as queued) would pass 3/4 full with a record of
- * rsz bytes, or a switch failed: the snapshot for a new segment, taken at
- * point P (the table already includes the record's value), in *snap, and
- * the new segment's size. Returns that size, 0 if no switch is due, or -1
- * on OOM (switch_retry kept as it was). */
-static long log_plan_switch(seqlog *l, size_t rsz, log_buf *snap)
+/* Entries [from, to) of a table as records of `kind`. */
+static int log_snapshot_range(const table *t, uint8_t kind, size_t from, size_t to, log_buf *b)
 {
-    int retry = atomic_exchange(&l->switch_retry, 0);
-    if (!retry && l->est_used + rsz <= l->est_size / 4 * 3)
-        return 0;
-    if (log_snapshot(l, snap) < 0) {
-        free(snap->data);
-        snap->data = NULL;
-        atomic_store(&l->switch_retry, retry);
-        return -1;
+    for (size_t i = from; i < to; i++) {
+        const char *name;
+        uint8_t len;
+        uint64_t v;
+        table_entry(t, i, &name, &len, &v);
+        if (log_buf_reserve(b, log_rec_size(len)) < 0)
+            return -1;
+        log_encode(b, kind, name, len, v);
     }
-    size_t new_size = 4 * (snap->len + rsz) + LOG_HDR;
-    new_size = (new_size + 4095) / 4096 * 4096;
-    if (new_size < l->seg_default)
-        new_size = l->seg_default;
-    return (long)new_size;
+    return 0;
+}
+
+/* The end of a snapshot: the meta table and the position as of the point
+ * the switch is queued at (every ticket handed out so far is written
+ * before the snapshot is). */
+static int log_snapshot_meta(seqlog *l, log_buf *b)
+{
+    if (l->pos_key_len && l->next_ticket > l->pos_base &&
+        table_raise(l->meta, l->pos_key, l->pos_key_len, l->next_ticket - l->pos_base) < 0)
+        return -1;
+    return log_snapshot_range(l->meta, LOG_KIND_META, 0, table_count(l->meta), b);
+}
+
+static void log_dump_abort(seqlog *l)
+{
+    free(l->dump.data);
+    l->dump = (log_buf){ 0 };
+    l->dump_state = LOG_DUMP_IDLE;
+    atomic_store(&l->prep_want, 0);
+    atomic_store(&l->switch_retry, 1);   /* start over at the next append */
+}
+
+/* Room left in the newest segment as queued. */
+static size_t log_room(const seqlog *l)
+{
+    return l->est_size > l->est_used ? l->est_size - l->est_used : 0;
+}
+
+/* One step of the snapshot for a compaction, run by every append while one
+ * is due. A snapshot of 10M entries (300 MB) took the loop ~0.5 s in one
+ * go, and every fetch waited; now it is built LOG_DUMP_STEP entries an
+ * append while the records keep going to the current segment. It is fuzzy:
+ * an entry encoded early may be raised later. So every record appended
+ * while it is built is also added to it (kind, name and value as
+ * appended): replay takes the maximum, so the snapshot plus those copies
+ * holds, per entry, at least every value appended before the switch, and
+ * the switch item is queued ahead of the record whose append finishes it
+ * (point P), so every record after P goes to the new segment as before.
+ * If room in the current segment runs short, the rest is encoded at once.
+ * Once encoded, the switch waits (records still copied) until the sync
+ * thread has zero-filled a segment big enough (prep_want / prep_have), so
+ * that the switch never zero-fills hundreds of MB while batches wait —
+ * unless room runs short, or after a failed switch.
+ * Returns the new segment's size when the switch is to be queued now (snap
+ * then holds the snapshot, the caller's), 0 if not, -1 on OOM (the
+ * compaction is then started over at a later append). */
+static long log_plan_switch(seqlog *l, uint8_t kind, const char *name, uint8_t len, uint64_t value,
+                            size_t rsz, log_buf *snap)
+{
+    const size_t margin = 2 * (size_t)LOG_REC_MAX + 2 * rsz;
+    if (l->dump_state == LOG_DUMP_IDLE) {
+        int retry = atomic_exchange(&l->switch_retry, 0);
+        int asked = atomic_exchange(&l->compact_req, 0);
+        if (!retry && !asked && l->est_used + rsz <= l->est_size / 4 * 3)
+            return 0;
+        l->dump_state = LOG_DUMP_RUNNING;
+        l->dump_next = 0;
+        l->dump_nowait = retry;
+        assert(l->dump.len == 0);
+    } else {
+        if (log_buf_reserve(&l->dump, log_rec_size(len)) < 0)
+            goto oom;
+        log_encode(&l->dump, kind, name, len, value);
+    }
+    if (l->dump_state == LOG_DUMP_RUNNING) {
+        size_t n = table_count(l->t), left = n - l->dump_next;
+        /* Appends still needed at LOG_DUMP_STEP entries each, and what they
+         * may write meanwhile (a record and a position record each). */
+        size_t need = (left / LOG_DUMP_STEP + 1) * margin;
+        size_t to = log_room(l) < need + margin || left <= LOG_DUMP_STEP ? n : l->dump_next + LOG_DUMP_STEP;
+        if (log_snapshot_range(l->t, LOG_KIND_SET, l->dump_next, to, &l->dump) < 0)
+            goto oom;
+        l->dump_next = to;
+        if (to < n)
+            return 0;
+        if (log_snapshot_meta(l, &l->dump) < 0)
+            goto oom;
+        size_t new_size = 4 * (l->dump.len + rsz) + LOG_HDR;
+        new_size = (new_size + 4095) / 4096 * 4096;
+        l->dump_size = new_size < l->seg_default ? l->seg_default : new_size;
+        l->dump_state = LOG_DUMP_WAITING;
+        atomic_store(&l->prep_want, l->dump_size);
+    }
+    assert(l->dump_state == LOG_DUMP_WAITING);
+    /* The new segment is 4x the snapshot, so it has room for the copies
+     * that accumulate while waiting. */
+    if (!l->dump_nowait && atomic_load(&l->prep_have) < l->dump_size && log_room(l) >= 4 * margin &&
+        l->dump.len + rsz < l->dump_size / 2)
+        return 0;
+    *snap = l->dump;
+    l->dump = (log_buf){ 0 };
+    l->dump_state = LOG_DUMP_IDLE;
+    atomic_store(&l->prep_want, 0);
+    size_t size = 4 * (snap->len + rsz) + LOG_HDR;
+    size = (size + 4095) / 4096 * 4096;
+    return (long)(size > l->dump_size ? size : l->dump_size);
+oom:
+    log_dump_abort(l);
+    return -1;
 }
 
 /* Under mu: queues the record (after a switch item holding snap when
@@ -1356,7 +1452,8 @@ static int log_append_kind(seqlog *l, uint8_t kind, const char *name, uint8_t le
     if (l->next_ticket - l->polled + 1 > l->cb_cap && log_cb_grow(l) < 0)
         return -ENOMEM;
     log_buf snap = { 0 };
-    long planned = log_plan_switch(l, log_rec_size(len) + log_rec_size(l->pos_key_len), &snap);
+    long planned = log_plan_switch(l, kind, name, len, value, log_rec_size(len) + log_rec_size(l->pos_key_len),
+                                   &snap);
     if (planned < 0)
         return -ENOMEM;
     size_t new_size = (size_t)planned;
@@ -1499,6 +1596,13 @@ void log_close(seqlog *l)
 int log_replayed_records(const seqlog *l)
 {
     return l->replayed > 0;
+}
+
+void log_compact(seqlog *l)
+{
+    /* log_plan_switch takes it at the next append (none is started while
+     * one is being built already). */
+    atomic_store(&l->compact_req, 1);
 }
 
 void log_set_faults(seqlog *l, const log_faults *f)

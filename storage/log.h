@@ -114,6 +114,11 @@ int log_flush(seqlog *l);
 /* True if replay found at least one record. */
 int log_replayed_records(const seqlog *l);
 
+/* Asks for a compaction: the next append switches segments as if the
+ * current one were full (operators and bench/bench_scale.c, through serve's
+ * SIGUSR2). Loop thread. */
+void log_compact(seqlog *l);
+
 void log_set_faults(seqlog *l, const log_faults *f);
 void log_get_stats(const seqlog *l, log_stats *s);
 

@@ -13,6 +13,9 @@
  *   about it is the caller's policy (quorum/qmem.h aborts, the table
  *   returns the error).
  * - Lookups are O(1) expected (xxhash, linear probing, at most half full).
+ * - Memory: about 32..40 bytes an entry for 8-byte names (map.c says
+ *   where they go). At most 2^31 entries and 16 GiB of names: past that
+ *   map_insert returns -1 as for OOM.
  */
 #ifndef SEQD_MAP_H
 #define SEQD_MAP_H

@@ -939,3 +939,129 @@ Test(log, fsync_never_mode, .timeout = 20)
     tl_rm(dir);
     free(dir);
 }
+
+/* log_compact (serve's SIGUSR2): a later append switches segments although
+ * the first is nearly empty (the next one builds the snapshot; the switch
+ * waits until the sync thread has prepared the new segment); the old
+ * segment goes and replay gives the same values. */
+Test(log, compact_on_request, .timeout = 30)
+{
+    char *dir = tl_mkdtemp();
+    table *t = table_new();
+    seqlog *l = tl_open(dir, t, 1u << 20, 0);
+    tl_ack a = { 0 };
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(log_append(l, "k", 1, (uint64_t)i + 2, tl_ack_cb, &a), 0);
+    cr_assert_eq(log_append(l, "other", 5, 7, tl_ack_cb, &a), 0);
+    cr_assert_eq(log_flush(l), 0);
+    log_stats st;
+    log_get_stats(l, &st);
+    cr_assert_eq(st.compactions, 0);
+    log_compact(l);
+    log_get_stats(l, &st);
+    cr_assert_eq(st.compactions, 0, "nothing before the next append");
+    int calls = 101;
+    double end = tl_now() + 10;
+    do {
+        cr_assert_eq(log_append(l, "k", 1, 500 + (uint64_t)calls, tl_ack_cb, &a), 0);
+        cr_assert_eq(log_flush(l), 0);
+        calls++;
+        /* the sync thread counts the switch and retires the old segment
+         * just after it completes the batch that log_flush waited for */
+        log_get_stats(l, &st);
+        if (st.compactions < 1)
+            tl_wait(l, 5);
+    } while ((st.compactions < 1 || tl_count_segments(dir) != 1) && tl_now() < end);
+    cr_assert_eq(a.calls, calls);
+    cr_assert_eq(a.err, 0);
+    cr_assert_eq(st.compactions, 1);
+    cr_assert_eq(tl_count_segments(dir), 1);
+    log_close(l);
+    table_free(t);
+    t = table_new();
+    l = tl_open(dir, t, 1u << 20, 0);
+    cr_assert_eq(table_get(t, "k", 1), 500 + (uint64_t)calls - 1);
+    cr_assert_eq(table_get(t, "other", 5), 7);
+    log_close(l);
+    table_free(t);
+    tl_rm(dir);
+    free(dir);
+}
+
+/* A table bigger than one snapshot step (storage/log.c LOG_DUMP_STEP): the
+ * snapshot is built over several appends while records keep raising
+ * entries it has encoded already; after the switches, replay must still
+ * give every entry its largest value (the copies appended to the snapshot
+ * carry them). */
+Test(log, incremental_snapshot_keeps_raises, .timeout = 60)
+{
+    enum { NAMES = 20000, RAISES = 200000 };
+    char *dir = tl_mkdtemp();
+    table *t = table_new();
+    seqlog *l = tl_open(dir, t, 1u << 20, 0);
+    static uint64_t want[NAMES];
+    tl_ack a = { 0 };
+    char name[32];
+    for (int i = 0; i < NAMES; i++) {
+        int n = tl_name(name, sizeof name, "n", i);
+        want[i] = 2;
+        cr_assert_eq(log_append(l, name, (uint8_t)n, want[i], tl_ack_cb, &a), 0);
+    }
+    for (int r = 0; r < RAISES; r++) {
+        /* mostly low indexes: encoded early in every snapshot */
+        int i = r % 3 ? (int)(((unsigned)r * 7919u) % 64u) : (int)(((unsigned)r * 7919u) % NAMES);
+        int n = tl_name(name, sizeof name, "n", i);
+        want[i] += 1 + (uint64_t)(r % 5);
+        cr_assert_eq(log_append(l, name, (uint8_t)n, want[i], tl_ack_cb, &a), 0);
+        if (r % 1000 == 0)
+            tl_wait(l, 0);
+    }
+    cr_assert_eq(log_flush(l), 0);
+    log_stats st;
+    double end = tl_now() + 5;   /* counted just after the completion */
+    do
+        log_get_stats(l, &st);
+    while (st.compactions < 2 && tl_now() < end);
+    cr_assert_geq(st.compactions, 2, "compactions: %llu", (unsigned long long)st.compactions);
+    /* And deterministically: a compaction asked for, whose first step
+     * encodes entries 0..LOG_DUMP_STEP-1; entries 1..99 are raised once
+     * each right after (they are encoded already) and never again, while
+     * appends to the last entries drive the snapshot to its switch. */
+    uint64_t before = st.compactions;
+    log_compact(l);
+    for (int i = 0; i < 100; i++) {
+        int n = tl_name(name, sizeof name, "n", i);
+        want[i] += 1000;
+        cr_assert_eq(log_append(l, name, (uint8_t)n, want[i], tl_ack_cb, &a), 0);
+    }
+    int extra = 0;
+    end = tl_now() + 10;
+    do {
+        int i = NAMES - 1 - extra % 100;
+        int n = tl_name(name, sizeof name, "n", i);
+        want[i] += 1;
+        cr_assert_eq(log_append(l, name, (uint8_t)n, want[i], tl_ack_cb, &a), 0);
+        extra++;
+        if (extra % 64 == 0) {
+            cr_assert_eq(log_flush(l), 0);
+            log_get_stats(l, &st);
+        }
+    } while (st.compactions == before && tl_now() < end);
+    cr_assert_gt(st.compactions, before);
+    cr_assert_eq(log_flush(l), 0);
+    cr_assert_eq(a.err, 0);
+    cr_assert_eq(a.calls, NAMES + RAISES + 100 + extra);
+    log_close(l);
+    table_free(t);
+    t = table_new();
+    l = tl_open(dir, t, 1u << 20, 0);
+    cr_assert_eq(table_count(t), NAMES);
+    for (int i = 0; i < NAMES; i++) {
+        int n = tl_name(name, sizeof name, "n", i);
+        cr_assert_eq(table_get(t, name, (uint8_t)n), want[i], "n%d", i);
+    }
+    log_close(l);
+    table_free(t);
+    tl_rm(dir);
+    free(dir);
+}
