@@ -122,6 +122,10 @@ typedef struct sim_member {
     size_t nlog, caplog;
     size_t inc_start;           /* log index where the latest incarnation began */
     size_t prev_inc_start;      /* ... and the one before it (restored backups) */
+    uint64_t lost_inc;          /* its log lost the records of incarnations up to
+                                   this counter while it was not initialized (a
+                                   wipe or roll-back with no table to lose): 0 if
+                                   none (see sim_lost_records) */
     bool restored;              /* restored from a backup, not yet recovered */
     bool must_catch;            /* ... from before an incarnation that became
                                    ready: DESIGN.md §3 says that is caught */
@@ -643,6 +647,12 @@ static void sim_fsync(sim *s, sim_member *me, uint32_t gen)
     }
 }
 
+static uint64_t disk_meta_get(const sim_member *me, const char *key)
+{
+    long i = map_find(me->disk_meta, key, (uint8_t)strlen(key));
+    return i < 0 ? 0 : map_value(me->disk_meta, (size_t)i);
+}
+
 /* Memory after a restart: what the disk holds, in its order. */
 static map *disk_to_mem(const map *disk)
 {
@@ -710,6 +720,8 @@ static void sim_recovered(void *arg, int err, bool committed, const struct seqd_
         sim_fail(s, "member %d was restored from a backup older than an incarnation that became "
                  "ready, and recovered without a rollback verdict", me->idx);
     me->restored = me->must_catch = false;
+    if (me->lost_inc && disk_meta_get(me, "rbk") >= me->lost_inc)
+        me->lost_inc = 0;   /* marked for them all, and recovered since */
     me->ready_inc_start = me->inc_start;
     if (!s->have_cluster) {
         /* Only the mutation founds a cluster that init never committed. */
@@ -1161,7 +1173,8 @@ static int sim_nodata(const sim *s)
         return 0;
     int k = 0;
     for (int i = 0; i < s->cfg.n; i++)
-        k += !s->m[s->owner[i]].initialized || s->m[s->owner[i]].lacking;
+        k += !s->m[s->owner[i]].initialized || s->m[s->owner[i]].lacking ||
+             s->m[s->owner[i]].lost_inc != 0;
     return k + sim_replace_nodata(s);
 }
 
@@ -1202,6 +1215,25 @@ static void sim_clean_stop(sim *s, sim_member *me)
     s->res->clean_stops++;
 }
 
+/* A member that is not initialized loses no state with its log, but the
+ * incarnation records its peers hold of it now name incarnations its log
+ * does not hold (or holds only up to a lower position). Whenever one of
+ * those records reaches it — maybe only after init committed it, when no
+ * recovery read checked them — it is marked rolled back (quorum/
+ * incarnation.h), and it is without state from then until a recovery
+ * completes: for the fault model it counts as without data until a
+ * verdict covered every lost incarnation (its rbk) and it recovered since.
+ * Uncounted, a real roll-back of another member beside it made two of
+ * three members without state, which no recovery can get past (three_
+ * members_faults seed 6953514237). If no verdict ever comes it stays
+ * counted: conservative, it only keeps later wipes and roll-backs away. */
+static void sim_lost_records(sim_member *me)
+{
+    uint64_t k = disk_meta_get(me, "inc");
+    if (!me->initialized && k > me->lost_inc)
+        me->lost_inc = k;
+}
+
 static void sim_crash(sim *s, int i, enum sim_crash how, uint64_t down_us)
 {
     sim_member *me = &s->m[i];
@@ -1210,6 +1242,7 @@ static void sim_crash(sim *s, int i, enum sim_crash how, uint64_t down_us)
     member_stop(s, me);
     s->res->crashes++;
     if (how == CRASH_WIPE) {
+        sim_lost_records(me);
         disk_wipe(me);
         /* Before a cluster exists a wipe loses nothing: init prepares the
          * member again (or, once COMMIT reached others, it recovers). */
@@ -1223,6 +1256,7 @@ static void sim_crash(sim *s, int i, enum sim_crash how, uint64_t down_us)
         }
     } else if (how == CRASH_ROLLBACK && me->nlog > 0) {
         size_t k = (size_t)sim_between(s, 1, me->nlog < 20 ? me->nlog : 20);
+        sim_lost_records(me);
         disk_rollback(me, me->nlog - k);
         /* Lost state only if it had any: a prepared member's log holds
          * only incarnation records (its bootstrap state is apart). */
