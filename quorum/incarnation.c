@@ -186,6 +186,21 @@ int inc_begin(incarn *c, uint64_t above, q_done_fn done, void *arg)
     uint64_t k = (held > above ? held : above) + 1;
     if (k <= c->counter)
         k = c->counter + 1;
+    /* Never a counter whose nonce the log holds already. "inc" and "n.k"
+     * are two records, and a failed write (ENOSPC) can fail the first and
+     * not the second (they may land in different batches). Such a k was
+     * never said to a peer: inc_batch_apply takes it only when both are
+     * durable. But after a restart "inc" says k-1, and reusing k would
+     * max-merge a second nonce into "n.k": the log would then hold for k
+     * a nonce other than the one this member said, and every later read
+     * would bring a false "another nonce" verdict — marked, it stops
+     * counting, and with one member wiped beside it a 3-member cluster
+     * waits for ever (simulator, three_members_faults seed 5146016438).
+     * Safe: skipping only raises the counter, and "above every one held"
+     * is all the rollback checks need of it; a skipped k is held by no
+     * peer's record, so no check ever looks it up. */
+    while (meta(c, "n.%" PRIu64, k) != 0)
+        k++;
     uint64_t nonce;
     do
         nonce = c->env.random(c->env.ctx);
@@ -296,15 +311,31 @@ bool inc_observe(incarn *c, int slot, const struct seqd_inc *theirs)
         if (theirs->counter < p->counter ||
             (theirs->counter == p->counter && p->nonce != 0))
             return false;
-        if (p->counter && p->pos > p->durable_pos)   /* keep the old one's last position */
-            inc_put(c, NULL, p->pos, "r%d.p%" PRIu64, slot, p->counter);
-        p->prev = p->counter;
-        p->counter = theirs->counter;
-        p->nonce = theirs->nonce;
-        p->pos = theirs->pos;
-        p->durable_pos = 0;
-        c->dirty = true;
-        return true;
+        if (theirs->counter == p->counter) {
+            /* The recorded counter with nonce 0: a record torn between its
+             * keys (a failed write lost "r<s>.n<c>"), now told its nonce.
+             * The same incarnation, not a new one: prev stays. Taking it
+             * for a new one set prev = counter, and inc_recorded_before
+             * then answered this very incarnation, nonce 0, as the one
+             * "recorded before" it: a false rollback verdict on a member
+             * that lost nothing (simulator, three_members_faults seed
+             * 2467051839). Safe: the old code took this nonce too; what
+             * this member knows of the peer is unchanged but for prev,
+             * which now stays true. Its position is checked as for any
+             * record below (behind it: not counted). */
+            p->nonce = theirs->nonce;
+            c->dirty = true;
+        } else {
+            if (p->counter && p->pos > p->durable_pos)   /* keep the old one's last position */
+                inc_put(c, NULL, p->pos, "r%d.p%" PRIu64, slot, p->counter);
+            p->prev = p->counter;
+            p->counter = theirs->counter;
+            p->nonce = theirs->nonce;
+            p->pos = theirs->pos;
+            p->durable_pos = 0;
+            c->dirty = true;
+            return true;
+        }
     }
     if (theirs->pos < p->pos)
         return false;
@@ -325,9 +356,12 @@ void inc_flush(incarn *c)
         if (s == c->env.self || p->counter == 0)
             continue;
         bool newer = meta(c, "r%d.c", s) < p->counter;   /* seen, not recorded yet */
-        if (!newer && p->pos == p->durable_pos)
+        /* ... or recorded torn, its nonce learned since (inc_observe) */
+        bool torn = !newer && p->nonce != 0 &&
+                    meta(c, "r%d.n%" PRIu64, s, p->counter) == 0;
+        if (!newer && !torn && p->pos == p->durable_pos)
             continue;
-        if (newer) {
+        if (newer || torn) {
             if (p->prev)
                 inc_put(c, NULL, p->prev, "r%d.prev", s);
             inc_put(c, NULL, p->nonce, "r%d.n%" PRIu64, s, p->counter);
@@ -358,7 +392,9 @@ bool inc_shows_rollback(const incarn *c, const struct seqd_inc *rec, char *why, 
     if (rec->counter == 0 || rec->counter <= meta(c, "rbk"))
         return false;
     if (rec->counter >= c->counter) {
-        if (rec->counter == c->counter && rec->nonce == c->nonce)
+        /* This incarnation, or its record torn (nonce 0: unknown, not a
+         * mismatch, as below and in inc_is_stale). */
+        if (rec->counter == c->counter && (rec->nonce == c->nonce || rec->nonce == 0))
             return false;
         snprintf(why, whylen, "a peer recorded incarnation %" PRIu64 " of this member; its log "
                  "holds only up to %" PRIu64, rec->counter, c->counter - 1);

@@ -124,11 +124,14 @@ struct recovery {
     uint32_t verifiers;             /* bit per member whose records agreed */
     bool verified, marking, count_unverified, clean, must_clear;
     int mark_pending;
+    bool mark_failed;               /* a write of the verdict failed: again at the next tick */
+    uint64_t mark_named;            /* the counter the verdict named */
 };
 
 _Static_assert(SEQD_MAX_MEMBERS <= 32, "verifiers is a 32-bit mask");
 
 static void rec_tick(void *arg);
+static void rec_mark_retry(recovery *r);
 static void rec_finish(recovery *r, bool committed);
 
 static int rec_need_with_state(const recovery *r)
@@ -205,6 +208,7 @@ static void rec_wait_tick(void *arg)
 {
     recovery *r = arg;
     r->timer = NULL;
+    rec_mark_retry(r);
     if (++r->wait_ticks >= 2) {
         rec_begin_read(r);
         return;
@@ -222,6 +226,7 @@ static void rec_tick(void *arg)
     recovery *r = arg;
     r->timer = NULL;
     assert(r->phase == REC_READ);   /* rec_finish stops this timer */
+    rec_mark_retry(r);
     for (int i = 0; i < r->env.n; i++) {
         rec_member *m = &r->m[i];
         if (i == r->env.self || m->st == RM_COMPLETE)
@@ -411,6 +416,7 @@ static void rec_set_verified(recovery *r, bool v)
 }
 
 static void rec_marked(void *arg, int err);
+static void rec_mark_writes(recovery *r);
 
 /* The verdict: this member's log is behind what a peer recorded of it. */
 static void rec_rolled_back(recovery *r, const struct seqd_inc *rec, const char *why)
@@ -421,23 +427,53 @@ static void rec_rolled_back(recovery *r, const struct seqd_inc *rec, const char 
     rec_set_verified(r, false);
     if (r->hooks.rolled_back)
         r->hooks.rolled_back(r->arg, why);
+    r->mark_named = rec->counter;
+    rec_mark_writes(r);
+}
+
+static void rec_mark_writes(recovery *r)
+{
+    assert(r->marking && r->mark_pending == 0);
     r->mark_pending = 2;   /* the mark and the new incarnation, both durable */
-    if (inc_mark(r->inc, rec->counter, rec_marked, r) < 0)
+    r->mark_failed = false;
+    if (inc_mark(r->inc, r->mark_named, rec_marked, r) < 0)
         rec_marked(r, -1);
-    if (inc_begin(r->inc, rec->counter, rec_marked, r) < 0)
+    if (inc_begin(r->inc, r->mark_named, rec_marked, r) < 0)
         rec_marked(r, -1);
 }
 
+/* The 2R wait's and the read's ticks: a verdict whose writes failed is
+ * written again (every R, while the store fails). */
+static void rec_mark_retry(recovery *r)
+{
+    if (r->marking && r->mark_failed && r->mark_pending == 0)
+        rec_mark_writes(r);
+}
+
 /* Both durable: read again from the start, as the new incarnation (its
- * sources record it before they answer). A failed write is retried by the
- * next verdict, which the next answer brings. */
+ * sources record it before they answer). A failed write (ENOSPC) keeps the
+ * member marking, reading nothing, until a tick has written them all
+ * again: the mark, rbk and the new incarnation are each needed durably
+ * before it reads on. Going on without them, as this once did, (i) left a
+ * lost rbk, so that after a restart a peer that still held the repaired
+ * incarnation's record brought a second, false verdict — with one member
+ * wiped beside it, a 3-member cluster waited for ever (simulator,
+ * three_members_faults seed 7584326586); (ii) left a lost mark beside a
+ * durable rbk, so that a crash before the recovery completed came back
+ * unmarked: records up to rbk say nothing, those of its new incarnation
+ * agree, and it was verified and counted with the table the verdict had
+ * found behind. Safe: retrying only delays the read; while marking, this
+ * member asks nobody (rec_ask, rec_probe) and is not verified. */
 static void rec_marked(void *arg, int err)
 {
     recovery *r = arg;
-    (void)err;
     assert(r->marking && r->mark_pending > 0);
+    if (err)
+        r->mark_failed = true;
     if (--r->mark_pending > 0)
         return;
+    if (r->mark_failed)
+        return;   /* rec_mark_retry, at the next tick */
     r->marking = false;
     r->verifiers = 0;
     /* Answers to what the old incarnation asked are not this one's. */

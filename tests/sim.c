@@ -122,6 +122,10 @@ typedef struct sim_member {
     size_t nlog, caplog;
     size_t inc_start;           /* log index where the latest incarnation began */
     size_t prev_inc_start;      /* ... and the one before it (restored backups) */
+    uint64_t lost_inc;          /* its log lost the records of incarnations up to
+                                   this counter while it was not initialized (a
+                                   wipe or roll-back with no table to lose): 0 if
+                                   none (see sim_lost_records) */
     bool restored;              /* restored from a backup, not yet recovered */
     bool must_catch;            /* ... from before an incarnation that became
                                    ready: DESIGN.md §3 says that is caught */
@@ -643,6 +647,12 @@ static void sim_fsync(sim *s, sim_member *me, uint32_t gen)
     }
 }
 
+static uint64_t disk_meta_get(const sim_member *me, const char *key)
+{
+    long i = map_find(me->disk_meta, key, (uint8_t)strlen(key));
+    return i < 0 ? 0 : map_value(me->disk_meta, (size_t)i);
+}
+
 /* Memory after a restart: what the disk holds, in its order. */
 static map *disk_to_mem(const map *disk)
 {
@@ -710,6 +720,11 @@ static void sim_recovered(void *arg, int err, bool committed, const struct seqd_
         sim_fail(s, "member %d was restored from a backup older than an incarnation that became "
                  "ready, and recovered without a rollback verdict", me->idx);
     me->restored = me->must_catch = false;
+    /* A full read has checked N-Q+1 others' records of it (as `lacking`
+     * trusts for an initialized member), or a verdict covered them all. */
+    if (me->lost_inc && ((!committed && !(me->rec && recovery_clean(me->rec))) ||
+                         disk_meta_get(me, "rbk") >= me->lost_inc))
+        me->lost_inc = 0;
     me->ready_inc_start = me->inc_start;
     if (!s->have_cluster) {
         /* Only the mutation founds a cluster that init never committed. */
@@ -1165,6 +1180,20 @@ static int sim_nodata(const sim *s)
     return k + sim_replace_nodata(s);
 }
 
+/* What a new fault may add to: sim_nodata, and the members that will be
+ * marked rolled back at their next read for records lost before init
+ * (sim_lost_records). Those serve, and count, until then; only the fault
+ * generator must not take them for members with data. */
+static int sim_nodata_faults(const sim *s)
+{
+    int k = sim_nodata(s);
+    if (s->founded)
+        for (int i = 0; i < s->cfg.n; i++)
+            k += s->m[s->owner[i]].initialized && !s->m[s->owner[i]].lacking &&
+                 s->m[s->owner[i]].lost_inc != 0;
+    return k;
+}
+
 static int sim_pick_up(sim *s)
 {
     int up[SIM_PROCS], k = 0;
@@ -1202,6 +1231,26 @@ static void sim_clean_stop(sim *s, sim_member *me)
     s->res->clean_stops++;
 }
 
+/* A member that is not initialized loses no state with its log, but the
+ * incarnation records its peers hold of it now name incarnations its log
+ * does not hold (or holds only up to a lower position). Whenever one of
+ * those records reaches it — maybe only after init committed it, when no
+ * recovery read checked them — it is marked rolled back (quorum/
+ * incarnation.h), and it is without state from then until a recovery
+ * completes. For the fault model it counts as without data until a
+ * recovery that read N-Q+1 others completed (not init's COMMIT, not a
+ * clean stop: neither reads a record), as a rolled-back initialized
+ * member does (`lacking`), or until a verdict covered every lost
+ * incarnation (its rbk). Uncounted, a real roll-back of another member
+ * beside it made two of three members without state, which no recovery
+ * can get past (three_members_faults seed 6953514237). */
+static void sim_lost_records(sim_member *me)
+{
+    uint64_t k = disk_meta_get(me, "inc");
+    if (!me->initialized && k > me->lost_inc)
+        me->lost_inc = k;
+}
+
 static void sim_crash(sim *s, int i, enum sim_crash how, uint64_t down_us)
 {
     sim_member *me = &s->m[i];
@@ -1210,6 +1259,7 @@ static void sim_crash(sim *s, int i, enum sim_crash how, uint64_t down_us)
     member_stop(s, me);
     s->res->crashes++;
     if (how == CRASH_WIPE) {
+        sim_lost_records(me);
         disk_wipe(me);
         /* Before a cluster exists a wipe loses nothing: init prepares the
          * member again (or, once COMMIT reached others, it recovers). */
@@ -1223,6 +1273,7 @@ static void sim_crash(sim *s, int i, enum sim_crash how, uint64_t down_us)
         }
     } else if (how == CRASH_ROLLBACK && me->nlog > 0) {
         size_t k = (size_t)sim_between(s, 1, me->nlog < 20 ? me->nlog : 20);
+        sim_lost_records(me);
         disk_rollback(me, me->nlog - k);
         /* Lost state only if it had any: a prepared member's log holds
          * only incarnation records (its bootstrap state is apart). */
@@ -1254,14 +1305,14 @@ static void sim_fault(sim *s)
         s->m[i].last_stall_end = s->m[i].stall_until;
         s->res->stalls++;
     } else if (roll < 72) {
-        if (sim_nodata(s) + 1 <= slack && s->m[i].initialized && !s->m[i].lacking)
+        if (sim_nodata_faults(s) + 1 <= slack && s->m[i].initialized && !s->m[i].lacking)
             sim_crash(s, i, CRASH_WIPE, sim_between(s, 0, 3 * R));
         else
             sim_crash(s, i, CRASH_PLAIN, sim_between(s, 0, 3 * R));
     } else if (roll < 80) {
         /* two at once, where the fault model allows it (N >= 5) */
         int j = sim_pick_up(s);
-        if (j >= 0 && j != i && sim_nodata(s) + 2 <= slack && s->m[i].initialized &&
+        if (j >= 0 && j != i && sim_nodata_faults(s) + 2 <= slack && s->m[i].initialized &&
             s->m[j].initialized) {
             sim_crash(s, i, CRASH_WIPE, sim_between(s, 0, 3 * R));
             sim_crash(s, j, CRASH_WIPE, sim_between(s, 0, 3 * R));
@@ -1270,7 +1321,7 @@ static void sim_fault(sim *s)
     } else if (roll < 90) {
         /* A rolled-back member still has state and counts in others'
          * recoveries, so it is safe only while nobody else lacks data. */
-        if (sim_nodata(s) == 0 && n >= 2)
+        if (sim_nodata_faults(s) == 0 && n >= 2)
             sim_crash(s, i, CRASH_ROLLBACK, sim_between(s, 0, 3 * R));
         else
             sim_crash(s, i, CRASH_PLAIN, sim_between(s, 0, 3 * R));
@@ -1409,7 +1460,7 @@ static void on_init_commit(sim *s)
     for (int i = 0; i < n; i++)
         all_ready &= s->m[i].up && !s->m[i].dying &&
                      (s->m[i].prepared || s->m[i].initialized) && seqd_cid_eq(&s->m[i].cid, x);
-    if (s->cfg.init_wipe && all_ready && sim_nodata(s) == 0 && slack >= 1 && !s->cfg.bringup_attack &&
+    if (s->cfg.init_wipe && all_ready && sim_nodata_faults(s) == 0 && slack >= 1 && !s->cfg.bringup_attack &&
         (sim_rand(s) & 1)) {
         int cand[SEQD_MAX_MEMBERS], k = 0;
         for (int i = 0; i < n; i++)
@@ -1512,7 +1563,7 @@ static void on_restore(sim *s)
 {
     int n = s->cfg.n, slack = n - q_quorum(n);
     int i = sim_pick_up(s);
-    if (i < 0 || sim_nodata(s) + 1 > slack)
+    if (i < 0 || sim_nodata_faults(s) + 1 > slack)
         return;
     sim_member *me = &s->m[i];
     if (!me->initialized || me->lacking || !me->ready || me->nlog == 0)
