@@ -60,15 +60,19 @@ one() { name=$1; [ -z "$ARGS" ] || want "$name" || return 0; run "$@"; }
 one switch5-wipe        hold switch.pml "$SW" "-m100000 -w27" -DN=5 -DRACE=0 -DMAXWIPE=1
 one switch5-slot-wide   hold switch.pml "$SW -DHC4" "-m100000 -w28" -DN=5 -DRACE=1 -DHMAX=2 -DMAXCRASH=2 -DMAXWIPE=1
 one switch5-slots-wide  hold switch.pml "$SW -DHC4" "-m100000 -w28" -DN=5 -DRACE=2 -DHMAX=2 -DMAXCRASH=2 -DMAXWIPE=1
-one switch5-drop-order  hold switch.pml "$SW" "-m1000000 -w27" -DN=5 -DRACE=1 -DDROP=3
+one switch5-drop-order  hold switch.pml "$SW -DHC4" "-m1000000 -w28" -DN=5 -DRACE=1 -DDROP=3
 one switch5-drop-stale  fail switch.pml "$SW" "-m1000000 -w27" -DN=5 -DRACE=1 -DDROP=1 -DOLD_DEAD
 # replace.pml (messages, two coordinators, the old host coordinating)
 one replace-r1          hold replace.pml "$RP -DHC4" "-E -m400000 -w28" -DROUNDS=1
 one replace-race-r1     hold replace.pml "$RP -DHC4" "-E -m400000 -w28" -DROUNDS=1 -DRACE
+one replace-race-r1-bitstate hold replace.pml "$RP -DBITSTATE" "-E -m400000 -w34 -k3" -DROUNDS=1 -DRACE
 one replace-no-epoch    fail replace.pml "$RP" "-E -m400000 -w26" -DROUNDS=1 -DNO_EPOCH
 one replace-early-vote  fail replace.pml "$RP" "-E -m400000 -w26" -DROUNDS=1 -DEARLY_VOTE
 # replace5.pml unfocused (no -DFOCUS, no -DSCRIPT), with the fix
 one replace5-fix-hc4    hold replace5.pml "$RP -DHC4" "-E -m400000 -w28" -DFIX
 one replace5-fix-bitstate hold replace5.pml "$RP -DBITSTATE" "-E -m1000000 -w34 -k3" -DFIX
-one replace5-unfocused-bug fail replace5.pml "$RP" "-E -m400000 -w26"
+# without -DFIX, unfocused: the read-from-recorders hole (found by the focused
+# search in run.sh and by switch.pml -DN=5 -DMAXWIPE=1 -DREAD_RECORDERS)
+one replace5-unfocused-bug fail replace5.pml "$RP -DHC4" "-E -m400000 -w28"
+one replace5-unfocused-bug-bitstate fail replace5.pml "$RP -DBITSTATE" "-E -m1000000 -w34 -k3"
 exit $status
