@@ -6,6 +6,14 @@
 #     about 35 s, 0.95 GB);
 #   rollback.pml -DCOUNT_UNVERIFIED        must fail (the restored-backups
 #     attack, under a second).
+#   switch.pml (member replacement: two switches racing, power loss,
+#     wipes; N = 3 and 5): the design's rules hold, each mutation and the
+#     stale-view drop rule (-DDROP=1) fail, each probe is reached;
+#   replace.pml / replace5.pml (shared/model's models of DESIGN.md §6): the
+#     quick variants (one-recorder and record-twice mutations fail; the
+#     focused five-member search fails as first written, holds with -DFIX).
+#   (all the replacement runs: about 70 s of CPU and < 1 GB at a time.)
+# The long replacement runs are in run_long.sh.
 # With --all also: bootstrap -DLATE_PREPARE must fail, -DSTRICT -DRELAXED
 # must hold (about 90 s, 0.8 GB); rollback with MAXCRASH=3 (bitstate, see
 # README.md: not yet run to completion).
@@ -34,11 +42,13 @@ check() {
         echo "FAIL $name: gcc failed: $(head -1 "$d/gcc.out")"; status=1; return
     fi
     # shellcheck disable=SC2086
+    t0=$(date +%s)
     (cd "$d" && ./pan ${PANFLAGS:--m100000} >pan.out 2>&1)
+    secs=$(( $(date +%s) - t0 ))
     errors=$(sed -n 's/.*errors: \([0-9][0-9]*\).*/\1/p' "$d/pan.out" | head -1)
     stored=$(sed -n 's/^ *\([0-9][0-9.e+]*\) states, stored.*/\1/p' "$d/pan.out" | head -1)
     depth=$(sed -n 's/.*depth reached \([0-9][0-9]*\).*/\1/p' "$d/pan.out" | head -1)
-    summary="errors: ${errors:-?}, states stored: ${stored:-?}, depth reached: ${depth:-?}"
+    summary="errors: ${errors:-?}, states stored: ${stored:-?}, depth reached: ${depth:-?}, ${secs} s"
     if [ -z "$errors" ]; then
         echo "FAIL $name: pan gave no result"; tail -5 "$d/pan.out"; status=1; return
     fi
@@ -61,6 +71,34 @@ check hold safe
 check fail relaxed -DRELAXED
 MODEL=rollback.pml CFLAGS_PAN="-DSAFETY -DCOLLAPSE" check hold rollback -DMAXCRASH=2
 MODEL=rollback.pml CFLAGS_PAN="-DSAFETY" check fail rollback-count-unverified -DCOUNT_UNVERIFIED
+
+# Member replacement (README.md, "SPIN models of member replacement").
+sw() { MODEL=switch.pml CFLAGS_PAN="-DSAFETY" PANFLAGS="-m100000 -w26" check "$@"; }
+sw hold switch3-one     -DRACE=0 -DHMAX=2 -DMAXCRASH=2
+sw hold switch3-slot    -DRACE=1 -DHMAX=2 -DMAXCRASH=3
+sw hold switch3-slots   -DRACE=2 -DHMAX=2 -DMAXCRASH=3
+sw hold switch3-olddies -DRACE=1 -DHMAX=2 -DMAXCRASH=3 -DOLD_DIES
+sw hold switch3-drop-now   -DRACE=1 -DHMAX=2 -DMAXCRASH=2 -DDROP=2
+sw hold switch3-drop-order -DRACE=1 -DHMAX=2 -DMAXCRASH=2 -DDROP=3
+sw hold switch3-slots-drop-order -DRACE=2 -DHMAX=2 -DMAXCRASH=2 -DDROP=3
+sw hold switch5-slot    -DN=5 -DRACE=1
+sw hold switch5-slots   -DN=5 -DRACE=2
+sw fail switch3-early-vote  -DRACE=0 -DEARLY_VOTE
+sw fail switch3-any-epoch   -DRACE=0 -DANY_EPOCH
+sw fail switch3-one-switch  -DRACE=1 -DONE_SWITCH
+sw fail switch3-no-one      -DRACE=1 -DNO_ONE
+sw fail switch3-unsynced    -DRACE=1 -DUNSYNCED
+sw fail switch3-drop-stale  -DRACE=1 -DDROP=1
+sw fail switch3-drop-stale-olddead -DRACE=1 -DDROP=1 -DOLD_DEAD -DHMAX=2 -DMAXCRASH=2
+sw fail switch5-read-recorders -DN=5 -DRACE=0 -DMAXWIPE=1 -DREAD_RECORDERS
+for p in 1 2 3 5; do sw fail "switch3-probe$p" -DRACE=1 -DHMAX=2 -DMAXCRASH=2 -DPROBE=$p; done
+sw fail switch5-probe4 -DN=5 -DRACE=1 -DPROBE=4
+rp() { CFLAGS_PAN="-w -DSAFETY -DVECTORSZ=2048" PANFLAGS="-E -m400000 -w24" check "$@"; }
+MODEL=replace.pml rp fail replace-one-switch -DROUNDS=1 -DONE_SWITCH
+MODEL=replace.pml rp fail replace-race-no-one -DROUNDS=1 -DRACE -DNO_ONE
+MODEL=replace5.pml rp fail replace5-focus-script -DFOCUS -DSCRIPT
+MODEL=replace5.pml rp hold replace5-focus-script-fix -DFOCUS -DSCRIPT -DFIX
+
 if [ "${1:-}" = --all ]; then
     check fail late-prepare -DLATE_PREPARE
     check hold strict-relaxed -DSTRICT -DRELAXED
