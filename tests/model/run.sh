@@ -81,6 +81,9 @@ sw hold switch3-olddies -DRACE=1 -DHMAX=2 -DMAXCRASH=3 -DOLD_DIES
 sw hold switch3-drop-now   -DRACE=1 -DHMAX=2 -DMAXCRASH=2 -DDROP=2
 sw hold switch3-drop-order -DRACE=1 -DHMAX=2 -DMAXCRASH=2 -DDROP=3
 sw hold switch3-slots-drop-order -DRACE=2 -DHMAX=2 -DMAXCRASH=2 -DDROP=3
+sw hold switch3-drop-host       -DRACE=1 -DHMAX=2 -DMAXCRASH=2 -DDROP=4
+sw hold switch3-slots-drop-host -DRACE=2 -DHMAX=2 -DMAXCRASH=2 -DDROP=4
+sw fail switch3-drop-host-late  -DRACE=1 -DHMAX=2 -DMAXCRASH=2 -DDROP=4 -DGIVEUP_LATE
 sw hold switch5-slot    -DN=5 -DRACE=1
 sw hold switch5-slots   -DN=5 -DRACE=2
 sw fail switch3-early-vote  -DRACE=0 -DEARLY_VOTE

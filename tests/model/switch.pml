@@ -52,6 +52,12 @@
  *     E; s's new host may then exit. DROP=1: what it saw is accumulated, one
  *     peer per step (a view that may be stale); DROP=2: the current state,
  *     atomically.
+ *   - -DDROP=4: seqd's rule (client/replace.c, quorum/epoch.h): only a
+ *     switch's new host drops it, and only after it gave up without having
+ *     completed, so it never votes: giveup(s) may happen at any moment
+ *     before s completes (an over-approximation of "the count says it can
+ *     no longer complete"), and from then on any holder of s may drop it.
+ *     Its mutation -DGIVEUP_LATE lets a host give up after s completed.
  * Safety: no value committed twice (assert at every commit), and at most
  * one of two switches from the same epoch completes.
  *
@@ -168,6 +174,7 @@ byte obs[H];              /* DROP=1: bit j: j seen holding another switch */
 byte recd[3];             /* bit i: i answered "recorded s" to s's new host */
 bool done[3];             /* s completed */
 bool dropped[3];
+bool gaveup[3];              /* DROP=4 */
 byte crashes, wipes;
 byte committed;           /* bit h: [h, h+1) committed */
 /* ghosts of the probes only (PROBE=1, 2, 3) */
@@ -301,6 +308,9 @@ inline dies(i) {             /* -DOLD_DIES: an old host dies for good */
   d_step { !gone[i] -> printf("old host %d dies\n", i); gone[i] = 1; up[i] = 0; ready[i] = 0 }
 }
 
+#if DROP == 4
+#define DROPOK(i) (gaveup[ep[i]])
+#endif
 #if DROP == 1 || DROP == 3
 inline obsv(i, j) {
   d_step { i < N && up[i] && ep[i] != 0 && up[j] && ep[j] != 0 && ep[j] != ep[i] &&
@@ -311,7 +321,7 @@ inline obsv(i, j) {
 #else
 #define DROPOK(i) (PC(obs[i]) > Q - 2)
 #endif
-#else
+#elif DROP != 4
 #define DROPOK(i) (cnt > Q - 2)
 #endif
 inline drop(i) {
@@ -328,6 +338,15 @@ inline drop(i) {
     :: else -> skip
     fi;
     cnt = 0 }
+}
+#ifdef GIVEUP_LATE
+#define GIVEUP_OK(s) 1           /* mutation: a host may give up (and its switch be dropped) after it completed */
+#else
+#define GIVEUP_OK(s) (!done[s])
+#endif
+inline giveup(s) {           /* DROP=4: s's new host gives up before s completed */
+  d_step { GIVEUP_OK(s) && !gaveup[s] && !gone[NEWH(s)] -> printf("new host %d gives up\n", NEWH(s));
+           gaveup[s] = 1; gone[NEWH(s)] = 1; up[NEWH(s)] = 0; ready[NEWH(s)] = 0 }
 }
 inline leave(s) {            /* a dropped switch's new host exits */
   d_step { dropped[s] && !gone[NEWH(s)] -> printf("new host %d exits\n", NEWH(s)); gone[NEWH(s)] = 1; up[NEWH(s)] = 0; ready[NEWH(s)] = 0 }
@@ -395,7 +414,10 @@ end:
   :: dies(SB)
 #endif
 #endif
-#if DROP
+#if DROP == 4
+  MEMS(DROPS, 0)
+  :: giveup(1) :: giveup(2)
+#elif DROP
   MEMS(DROPS, 0)
   :: leave(1) :: leave(2)
 #if DROP == 1 || DROP == 3
