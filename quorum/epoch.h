@@ -30,11 +30,19 @@
  *   drawn from the N members share one (2(N-Q+1) = N+1 for odd N), and a
  *   member records one switch per epoch;
  * - a switch that cannot complete any more (more than (N-1)-(N-Q+1) of the
- *   others hold another set) may be dropped by its recorders (epoch_revert)
- *   and they are back at E: safe because an incomplete switch never had a
- *   quorum at E+1 — its recorders number fewer than N-Q+1 = Q (odd N) and
- *   its new member does not vote before completion — so nothing was
- *   committed at E+1.
+ *   others hold another set) is dropped — but only by its new host, which
+ *   decides it from one count and then never votes: it asks its holders to
+ *   go back to E (epoch_revert) and exits. Members never drop on their own
+ *   view: that view goes stale (the holders of the other switch may have
+ *   dropped it meanwhile), and tests/model/switch.pml -DDROP=1 finds IDs
+ *   handed out twice with §6's rule read that way. Why the host's rule is
+ *   safe: every vote ever given at E+1 of a dropped switch came from a
+ *   member of both sets (its new host never voted), and any quorum of E
+ *   has at least Q-1 such members; Q + (Q-1) = N > N-1 of them, so a round
+ *   committed at E+1 and one at E after the drop share a member, whose cur
+ *   (one table, whatever the epoch) made the later one start above the
+ *   earlier (switch.pml -DDROP=4 holds; its mutation -DGIVEUP_LATE, a host
+ *   giving up after it completed, is caught).
  * Pure: no I/O, no clock; the member makes the records durable.
  */
 #ifndef SEQD_EPOCH_H
