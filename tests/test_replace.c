@@ -84,6 +84,40 @@ static void *rp_fetch_loop(void *arg)
     return NULL;
 }
 
+/* RP_CLIENTS fetch loops over `servers`, every fetch in one history. */
+typedef struct rp_load {
+    history *h;
+    atomic_bool stop;
+    rp_worker ws[RP_CLIENTS];
+    pthread_t th[RP_CLIENTS];
+    char servers[PROCS_MAX * 32 + 1];
+} rp_load;
+
+static void rp_load_start(rp_load *l, const char *servers)
+{
+    l->h = history_new();
+    atomic_init(&l->stop, false);
+    snprintf(l->servers, sizeof l->servers, "%s", servers);
+    for (int k = 0; k < RP_CLIENTS; k++) {
+        /* client k starts at member k */
+        l->ws[k] = (rp_worker){.h = l->h, .id = (uint32_t)k, .servers = l->servers, .stop = &l->stop};
+        cr_assert_eq(pthread_create(&l->th[k], NULL, rp_fetch_loop, &l->ws[k]), 0);
+    }
+}
+
+/* Stops the loops and holds every ID they got to the contract. */
+static void rp_load_check(rp_load *l, size_t min_ok)
+{
+    char why[8192];
+    atomic_store(&l->stop, true);
+    for (int k = 0; k < RP_CLIENTS; k++)
+        pthread_join(l->th[k], NULL);
+    history_report r;
+    cr_assert(procs_history_check(l->h, &r, why, sizeof why), "%s", why);
+    cr_assert_geq(r.ok, min_ok, "only %zu fetches succeeded", (size_t)r.ok);
+    history_free(l->h);
+}
+
 static uint64_t rp_epoch(int i)
 {
     struct seqd_status st;
@@ -117,14 +151,10 @@ Test(replace, under_load, .timeout = 180, .fini = rp_fini)
     char all[sizeof rp_pc->servers + 40], why[8192];
     snprintf(all, sizeof all, "%s,%s", rp_pc->servers, spare->addr);
 
-    history *h = history_new();
-    atomic_bool stop = false;
-    rp_worker ws[RP_CLIENTS];
-    pthread_t th[RP_CLIENTS];
-    for (int k = 0; k < RP_CLIENTS; k++) {
-        ws[k] = (rp_worker){.h = h, .id = (uint32_t)k, .servers = all, .stop = &stop};
-        cr_assert_eq(pthread_create(&th[k], NULL, rp_fetch_loop, &ws[k]), 0);
-    }
+    static rp_load load;
+    rp_load_start(&load, all);
+    history *h = load.h;
+    rp_worker *ws = load.ws;
     rp_wait_progress(ws, 50, "before the replacement");
 
     /* The host of slot 2 dies for good; the spare takes its slot. */
@@ -175,13 +205,7 @@ Test(replace, under_load, .timeout = 180, .fini = rp_fini)
     cr_assert_eq(procs_stop(rp_pc, 1, 10000), 0);
     rp_wait_progress(ws, 50, "with member 1 stopped (quorum = member 0 + the new member)");
 
-    atomic_store(&stop, true);
-    for (int k = 0; k < RP_CLIENTS; k++)
-        pthread_join(th[k], NULL);
-    history_report r;
-    cr_assert(procs_history_check(h, &r, why, sizeof why), "%s", why);
-    cr_assert_gt(r.ok, 200, "only %zu fetches succeeded", (size_t)r.ok);
-    history_free(h);
+    rp_load_check(&load, 200);
 }
 
 Test(replace, refusals, .timeout = 120, .fini = rp_fini)
@@ -236,15 +260,10 @@ Test(replace, forced_while_alive, .timeout = 180, .fini = rp_fini)
     procs_member *old = &rp_pc->m[2], *spare = &rp_pc->m[3];
     char all[sizeof rp_pc->servers + 40], why[8192], replaces[64];
     snprintf(all, sizeof all, "%s,%s", rp_pc->servers, spare->addr);
-    history *h = history_new();
-    atomic_bool stop = false;
-    rp_worker ws[RP_CLIENTS];
-    pthread_t th[RP_CLIENTS];
-    for (int k = 0; k < RP_CLIENTS; k++) {
-        /* client k starts at member k: member 2 coordinates for client 2 */
-        ws[k] = (rp_worker){.h = h, .id = (uint32_t)k, .servers = all, .stop = &stop};
-        cr_assert_eq(pthread_create(&th[k], NULL, rp_fetch_loop, &ws[k]), 0);
-    }
+    static rp_load load;
+    rp_load_start(&load, all);
+    history *h = load.h;
+    rp_worker *ws = load.ws;
     rp_wait_progress(ws, 50, "before the pause");
     procs_pause(rp_pc, 2);
     procs_crash(h, "member 2 paused (cut off, alive)");
@@ -275,11 +294,7 @@ Test(replace, forced_while_alive, .timeout = 180, .fini = rp_fini)
     procs_crash(h, "old host exited");
     cr_assert_eq(procs_stop(rp_pc, 1, 10000), 0);   /* lean on the new member */
     rp_wait_progress(ws, 50, "with member 1 stopped");
-    atomic_store(&stop, true);
-    for (int k = 0; k < RP_CLIENTS; k++)
-        pthread_join(th[k], NULL);
-    cr_assert(procs_history_check(h, NULL, why, sizeof why), "%s", why);
-    history_free(h);
+    rp_load_check(&load, 100);
 }
 
 Test(replace, racing, .timeout = 180, .fini = rp_fini)
@@ -292,14 +307,10 @@ Test(replace, racing, .timeout = 180, .fini = rp_fini)
     cr_assert(procs_wait_ready(rp_pc, RP_READY_MS, why, sizeof why), "%s", why);
     char all[sizeof rp_pc->servers + 80], replaces[64];
     snprintf(all, sizeof all, "%s,%s,%s", rp_pc->servers, rp_pc->m[3].addr, rp_pc->m[4].addr);
-    history *h = history_new();
-    atomic_bool stop = false;
-    rp_worker ws[RP_CLIENTS];
-    pthread_t th[RP_CLIENTS];
-    for (int k = 0; k < RP_CLIENTS; k++) {
-        ws[k] = (rp_worker){.h = h, .id = (uint32_t)k, .servers = all, .stop = &stop};
-        cr_assert_eq(pthread_create(&th[k], NULL, rp_fetch_loop, &ws[k]), 0);
-    }
+    static rp_load load;
+    rp_load_start(&load, all);
+    history *h = load.h;
+    rp_worker *ws = load.ws;
     rp_wait_progress(ws, 50, "before the race");
     procs_kill(rp_pc, 2);
     procs_crash(h, "member 2 killed");
@@ -344,10 +355,6 @@ Test(replace, racing, .timeout = 180, .fini = rp_fini)
     cr_assert_eq(e0, (uint64_t)served, "epoch %llu with %d switches completed\n%s",
                  (unsigned long long)e0, served, logs);
     rp_wait_progress(ws, 50, "after the race");
-    atomic_store(&stop, true);
-    for (int k = 0; k < RP_CLIENTS; k++)
-        pthread_join(th[k], NULL);
-    cr_assert(procs_history_check(h, NULL, why, sizeof why), "%s", why);
     cr_log_info("racing: %d served, %d gave up", served, gave_up);
-    history_free(h);
+    rp_load_check(&load, 100);
 }
