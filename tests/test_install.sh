@@ -104,9 +104,13 @@ cc $cflags -o "$tmp/prog" tests/install/prog.c $($pc --libs seqd) $(pkg-config -
 cc $cflags -o "$tmp/prog-static" tests/install/prog.c \
     $($pc --static --libs seqd | sed 's/-lseqd\b/-l:libseqd.a/') ||
     fail "building against the installed libseqd.a"
-LD_LIBRARY_PATH=$dest/usr/lib ldd "$tmp/prog" | grep -q "libseqd.so.0 => $dest/usr/lib/libseqd.so.0" ||
+# ldd's output taken whole first: `ldd | grep -q` under pipefail fails when
+# grep's early exit kills ldd with SIGPIPE (a flake seen in CI).
+libs=$(LD_LIBRARY_PATH=$dest/usr/lib ldd "$tmp/prog")
+grep -q "libseqd.so.0 => $dest/usr/lib/libseqd.so.0" <<<"$libs" ||
     fail "prog does not load the installed libseqd.so.0"
-! ldd "$tmp/prog-static" | grep -q libseqd || fail "prog-static still needs libseqd.so"
+libs=$(ldd "$tmp/prog-static")
+! grep -q libseqd <<<"$libs" || fail "prog-static still needs libseqd.so"
 ok "prog.c builds from <seqd/client.h> + pkg-config seqd (shared and static, -pedantic -DNDEBUG)"
 
 [ -x "$LISTEN_TOOL" ] || fail "$LISTEN_TOOL missing (make tools)"
@@ -167,7 +171,7 @@ for cmd in $commands; do
     section=$(awk -v h=".SS \"seqd $cmd\"" '$0 == h {on = 1; next} on && /^\.S[SH] / {exit} on' "$man1")
     [ -n "$section" ] || fail "seqd.1 has no section for '$cmd'"
     for opt in $("$seqd" "$cmd" --help | grep -oE -- '--[a-z][a-z-]*' | sort -u); do
-        printf '%s\n' "$section" | grep -qF -- "\\fB${opt//-/\\-}\\fR" ||
+        grep -qF -- "\\fB${opt//-/\\-}\\fR" <<<"$section" ||
             fail "seqd.1 does not describe $cmd $opt"
         n=$((n + 1))
     done
