@@ -96,6 +96,7 @@
 
 #include <event2/event.h>
 
+#include "spawn.h"
 #include "../client/client.h"
 #include "../client/client_async.h"
 #include "../client/stream.h"
@@ -279,30 +280,15 @@ static pid_t bench_spawn(const bench_opts *o, const bench_cluster *bc, int i)
             continue;
         bench_list_add(peers, sizeof peers, bc->addr[k]);
     }
-    pid_t parent = getpid();
-    pid_t pid = fork();
+    const char *argv[16] = { o->seqd, "serve", "--listen", bc->addr[i], "--data", data,
+                             "--peers", peers, "--fsync", bc->fsync, NULL };
+    if (bc->secret) {
+        argv[10] = "--secret-file";
+        argv[11] = o->secret_path;
+    }
+    pid_t pid = bench_fork_logged(logf, (char *const *)argv);
     if (pid < 0)
         bench_die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || nul < 0)
-            _exit(1);
-        dup2(nul, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        const char *argv[16] = { o->seqd, "serve", "--listen", bc->addr[i], "--data", data,
-                                 "--peers", peers, "--fsync", bc->fsync, NULL };
-        if (bc->secret) {
-            argv[10] = "--secret-file";
-            argv[11] = o->secret_path;
-        }
-        execv(o->seqd, (char *const *)argv);
-        _exit(127);
-    }
     return pid;
 }
 

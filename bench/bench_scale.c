@@ -64,6 +64,7 @@
 
 #include <event2/event.h>
 
+#include "spawn.h"
 #include "../client/client.h"
 #include "../client/client_async.h"
 
@@ -234,26 +235,11 @@ static pid_t sc_spawn(const sc_opts *o, const sc_cluster *c, int i)
         size_t len = strlen(peers);
         snprintf(peers + len, sizeof peers - len, "%s%s", len ? "," : "", c->addr[k]);
     }
-    pid_t parent = getpid();
-    pid_t pid = fork();
+    const char *argv[] = { o->seqd, "serve", "--listen", c->addr[i], "--data", data,
+                           "--peers", peers, "--fsync", "always", NULL };
+    pid_t pid = bench_fork_logged(logf, (char *const *)argv);
     if (pid < 0)
         sc_die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || nul < 0)
-            _exit(1);
-        dup2(nul, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        const char *argv[] = { o->seqd, "serve", "--listen", c->addr[i], "--data", data,
-                               "--peers", peers, "--fsync", "always", NULL };
-        execv(o->seqd, (char *const *)argv);
-        _exit(127);
-    }
     sc_pids[i] = pid;
     return pid;
 }
